@@ -1,0 +1,48 @@
+# The two commands: `make run` (set up, then the main job) and `make test` (set up, then
+# every test). Both are idempotent: stamps make a second run skip what is done.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# First Python >= 3.12 found: $PYTHON, python3.13/3.12 on PATH, then pyenv's.
+PYTHON ?= $(shell for p in python3.13 python3.12 \
+	$$(pyenv prefix 3.13 2>/dev/null)/bin/python3.13 $$(pyenv prefix 3.12.1 2>/dev/null)/bin/python3.12 \
+	$$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& { command -v $$p; break; }; done)
+
+.PHONY: setup setup-test run test lint bench clean-var
+.DEFAULT_GOAL := run
+
+setup: $(BIN)/.installed node_modules/.installed
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found; set PYTHON=/path/to/python3.12" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Debian packages the tests need; installed only when missing.
+setup-test: setup
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+run: setup
+	$(BIN)/stream0d demo
+
+test: setup-test
+	$(BIN)/python -m pytest
+	$(BIN)/ruff check stream0d_nb tests bench
+	$(BIN)/mypy
+
+lint: setup
+	$(BIN)/ruff check stream0d_nb tests bench
+	$(BIN)/ruff format --check stream0d_nb tests bench
+	$(BIN)/mypy
+
+bench: setup-test
+	$(BIN)/python bench/bench_store.py

@@ -1,0 +1,250 @@
+"""Pydantic models shared by every layer: datasets, channels, ingest options and reports.
+
+No I/O here. Durations are pandas-style strings (``1s``, ``5min``, ``1h``) validated into
+nanoseconds so that grids are exact integer arithmetic.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DATASET_ID_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+# Channel names become Zarr node names: no '/', no leading '.', no '__' prefix, printable.
+CHANNEL_NAME_RE = re.compile(r"^(?![.])(?!__)[^/\x00-\x1f]{1,128}$")
+
+
+def parse_duration_ns(text: str, *, what: str = "duration") -> int:
+    """Parse a duration such as ``5min`` or ``1h`` into whole nanoseconds (> 0)."""
+    try:
+        td = pd.Timedelta(text)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{what} {text!r} is not a duration (try '1s', '5min', '1h')") from exc
+    if pd.isna(td) or td.value <= 0:
+        raise ValueError(f"{what} {text!r} must be positive")
+    return int(td.value)
+
+
+def format_duration(ns: int) -> str:
+    """The shortest pandas-style text for ``ns`` nanoseconds (``300000000000`` -> ``5min``)."""
+    for unit, size in (("D", 86_400 * 10**9), ("h", 3600 * 10**9), ("min", 60 * 10**9),
+                       ("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns}ns"
+
+
+def check_timezone(tz: str) -> str:
+    """Return ``tz`` if it names an IANA time zone (or UTC)."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Madrid')") from exc
+    return tz
+
+
+class ChannelSpec(BaseModel):
+    """A sensor channel: a float64 variable along time with CF-style metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    units: str = Field("", description="Units understood by pint ('degC', 'bar', '1' for none).")
+    long_name: str = ""
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not CHANNEL_NAME_RE.match(v) or v.strip() != v or v == "time":
+            raise ValueError(
+                f"channel name {v!r} is not allowed (no '/', no leading '.', '__' or spaces, "
+                "not 'time', at most 128 characters)"
+            )
+        return v
+
+    def cf_attrs(self) -> dict[str, object]:
+        """Attributes stored on the Zarr array (CF conventions plus ours)."""
+        return {"units": self.units, "long_name": self.long_name or self.name,
+                "description": self.description, "tags": list(self.tags)}
+
+
+class DatasetSpec(BaseModel):
+    """One production line, plant or building: a regular time grid of channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    interval: str = Field(..., description="Sampling interval, e.g. '1s', '5min', '1h'.")
+    title: str = ""
+    partner: str = ""
+    description: str = ""
+    tz: str = "UTC"
+    channels: list[ChannelSpec] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, v: str) -> str:
+        if not DATASET_ID_RE.match(v) or len(v) > 63:
+            raise ValueError(
+                f"dataset id {v!r} must be a lowercase slug: letters, digits, '-' or '_', "
+                "starting with a letter, at most 63 characters"
+            )
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_ok(cls, v: str) -> str:
+        return format_duration(parse_duration_ns(v, what="interval"))
+
+    @field_validator("tz")
+    @classmethod
+    def _tz_ok(cls, v: str) -> str:
+        return check_timezone(v)
+
+    @property
+    def interval_ns(self) -> int:
+        """The sampling interval in nanoseconds."""
+        return parse_duration_ns(self.interval)
+
+
+DuplicatePolicy = Literal["error", "first", "last", "mean"]
+OffGridPolicy = Literal["error", "nearest", "mean"]
+BadValuePolicy = Literal["error", "missing"]
+AmbiguousPolicy = Literal["error", "earliest", "latest", "infer"]
+NonexistentPolicy = Literal["error", "shift_forward", "shift_backward", "drop"]
+ExistingPolicy = Literal["overwrite", "keep", "error"]
+FileFormat = Literal["auto", "csv", "excel", "parquet", "json"]
+
+
+class IngestOptions(BaseModel):
+    """How to read a file and what to do with each kind of ambiguity.
+
+    Every policy defaults to the safe choice: an error naming file, line, column and value.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: FileFormat = "auto"
+    # -- text layout (CSV/TSV) --
+    delimiter: str | None = Field(None, description="Field separator; detected when None.")
+    decimal: Literal[".", ","] | None = Field(None, description="Decimal mark; detected when None.")
+    encoding: str | None = Field(None, description="Text encoding; detected (BOM, utf-8, cp1252).")
+    skip_rows: int | None = Field(None, ge=0, description="Lines before the header; detected.")
+    units_row: bool | None = Field(None, description="A second header row holds units; detected.")
+    sheet: str | int | None = Field(None, description="Excel sheet name or index (default first).")
+    # -- time --
+    time_column: str | None = Field(None, description="Time column; detected when unambiguous.")
+    date_column: str | None = Field(
+        None, description="Separate date column; time_column then holds the time of day."
+    )
+    time_format: str | None = Field(None, description="strptime format of the time text.")
+    epoch_unit: Literal["s", "ms", "us", "ns"] | None = Field(
+        None, description="Numeric times are epoch counts in this unit."
+    )
+    tz: str | None = Field(None, description="Zone of naive times (default: the dataset's).")
+    utc_offset: str | None = Field(None, description="Fixed offset of naive times, e.g. '+02:00'.")
+    ambiguous: AmbiguousPolicy = "error"
+    nonexistent: NonexistentPolicy = "error"
+    # -- values --
+    missing_values: list[str] = Field(default_factory=list, description="Sentinels, e.g. '-9999'.")
+    columns: list[str] | None = Field(None, description="Only these value columns.")
+    skip_columns: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict, description="Column -> channel name.")
+    units: dict[str, str] = Field(default_factory=dict, description="Channel -> units.")
+    allow_missing_units: bool = False
+    bad_values: BadValuePolicy = "error"
+    # -- grid and merge --
+    duplicates: DuplicatePolicy = "error"
+    off_grid: OffGridPolicy = "error"
+    off_grid_tolerance: str | None = Field(
+        None, description="Distance to the grid accepted under off_grid='error' (default 0)."
+    )
+    on_existing: ExistingPolicy = "overwrite"
+    new_channels: bool = Field(True, description="Create channels the dataset does not have yet.")
+
+    @field_validator("tz")
+    @classmethod
+    def _tz_ok(cls, v: str | None) -> str | None:
+        return None if v is None else check_timezone(v)
+
+    @field_validator("utc_offset")
+    @classmethod
+    def _offset_ok(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not re.fullmatch(r"[+-](?:[01]\d|2[0-3]):?[0-5]\d", v):
+            raise ValueError(f"utc_offset {v!r} must look like '+02:00' or '-0530'")
+        return v
+
+    @field_validator("off_grid_tolerance")
+    @classmethod
+    def _tol_ok(cls, v: str | None) -> str | None:
+        if v is not None and pd.Timedelta(v).value < 0:
+            raise ValueError("off_grid_tolerance must not be negative")
+        return v
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> IngestOptions:
+        if self.tz and self.utc_offset:
+            raise ValueError("give either tz or utc_offset, not both")
+        if self.date_column and not self.time_column:
+            raise ValueError("date_column needs time_column (the time of day)")
+        return self
+
+    def utc_offset_minutes(self) -> int | None:
+        """The fixed offset in minutes east of UTC, if one was given."""
+        if self.utc_offset is None:
+            return None
+        sign = -1 if self.utc_offset[0] == "-" else 1
+        digits = self.utc_offset[1:].replace(":", "")
+        return sign * (int(digits[:2]) * 60 + int(digits[2:]))
+
+
+class IngestReport(BaseModel):
+    """What an ingest did; printed by the CLI and returned by the API."""
+
+    dataset: str
+    source: str
+    checksum: str = ""
+    format: str = ""
+    detected: dict[str, object] = Field(default_factory=dict)
+    channels: list[str] = Field(default_factory=list)
+    new_channels: list[str] = Field(default_factory=list)
+    rows_read: int = 0
+    rows_skipped: int = 0
+    values_read: int = 0
+    values_written: int = 0
+    values_new: int = 0
+    values_changed: int = 0
+    values_unchanged: int = 0
+    values_kept: int = 0
+    values_snapped: int = 0
+    duplicates_dropped: int = 0
+    duplicates_resolved: int = 0
+    bad_cells_missing: int = 0
+    rows_dropped_time: int = 0
+    gaps: int = 0
+    longest_gap: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    commit: str | None = None
+    unchanged: bool = False
+    warnings: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+class CommitInfo(BaseModel):
+    """One entry of a dataset's history."""
+
+    id: str
+    parent: str | None
+    written_at: datetime
+    message: str
+    metadata: dict[str, object] = Field(default_factory=dict)
