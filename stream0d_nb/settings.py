@@ -26,7 +26,8 @@ class Settings(BaseSettings):
         "Default: <home>/datasets.",
     )
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the registry. Default: sqlite:///<home>/registry.sqlite"
+        None,
+        description="SQLAlchemy URL of the registry. Default: sqlite:///<home>/registry.sqlite",
     )
     azure_account: str | None = Field(None, description="Azure storage account name.")
     azure_key: str | None = Field(None, description="Azure storage account key.")

@@ -32,8 +32,14 @@ def parse_duration_ns(text: str, *, what: str = "duration") -> int:
 
 def format_duration(ns: int) -> str:
     """The shortest pandas-style text for ``ns`` nanoseconds (``300000000000`` -> ``5min``)."""
-    for unit, size in (("D", 86_400 * 10**9), ("h", 3600 * 10**9), ("min", 60 * 10**9),
-                       ("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+    for unit, size in (
+        ("D", 86_400 * 10**9),
+        ("h", 3600 * 10**9),
+        ("min", 60 * 10**9),
+        ("s", 10**9),
+        ("ms", 10**6),
+        ("us", 10**3),
+    ):
         if ns % size == 0:
             return f"{ns // size}{unit}"
     return f"{ns}ns"
@@ -44,7 +50,9 @@ def check_timezone(tz: str) -> str:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Madrid')") from exc
+        raise ValueError(
+            f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Madrid')"
+        ) from exc
     return tz
 
 
@@ -71,8 +79,12 @@ class ChannelSpec(BaseModel):
 
     def cf_attrs(self) -> dict[str, object]:
         """Attributes stored on the Zarr array (CF conventions plus ours)."""
-        return {"units": self.units, "long_name": self.long_name or self.name,
-                "description": self.description, "tags": list(self.tags)}
+        return {
+            "units": self.units,
+            "long_name": self.long_name or self.name,
+            "description": self.description,
+            "tags": list(self.tags),
+        }
 
 
 class DatasetSpec(BaseModel):

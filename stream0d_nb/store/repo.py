@@ -1,0 +1,310 @@
+"""One dataset's data: an Icechunk repository of float64 channel arrays on a fixed grid.
+
+Layout (Zarr v3, root group): attribute ``stream0d`` holds the grid (``interval_ns``,
+``chunk_len``) and the extent of stored samples (``start``, ``stop`` grid indices, stop
+exclusive); each channel is a 1-D float64 array (fill NaN, zstd) with CF attributes and
+dimension name ``time``. Arrays always span whole chunks from the epoch, so writes are
+whole-chunk regions and nothing ever shifts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import icechunk as ic
+import numpy as np
+import pandas as pd
+import zarr
+from zarr.codecs import ZstdCodec
+from zarr.core.sync import sync as zsync
+
+from stream0d_nb.errors import (
+    ChannelNotFoundError,
+    DatasetNotFoundError,
+    SnapshotNotFoundError,
+    WriteConflictError,
+)
+from stream0d_nb.settings import Settings
+from stream0d_nb.specs import ChannelSpec, CommitInfo
+from stream0d_nb.store.grid import Grid
+from stream0d_nb.store.storage import Location, icechunk_storage, writer_lock
+
+FORMAT_VERSION = 1
+BRANCH = "main"
+T = TypeVar("T")
+AsOf = str | datetime | pd.Timestamp | None
+
+
+class Snapshot:
+    """A read-only view of a dataset at one snapshot, with its arrays opened once."""
+
+    def __init__(self, session: ic.Session) -> None:
+        self.id = session.snapshot_id
+        self.group = zarr.open_group(store=session.store, mode="r")
+        meta = dict(self.group.attrs["stream0d"])  # type: ignore[arg-type]
+        self.grid = Grid(int(meta["interval_ns"]), int(meta["chunk_len"]))
+        self.start: int | None = meta.get("start")
+        self.stop: int | None = meta.get("stop")
+        self._arrays: dict[str, zarr.Array[Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+        for name, arr in self.group.arrays():
+            self._arrays[name] = arr
+            self.channels[name] = dict(arr.attrs)
+
+    def array(self, name: str) -> zarr.Array[Any]:
+        """The channel's array; ChannelNotFoundError names the channels there are."""
+        try:
+            return self._arrays[name]
+        except KeyError:
+            raise ChannelNotFoundError(
+                f"no channel {name!r}; channels: {', '.join(sorted(self._arrays)) or '(none)'}"
+            ) from None
+
+
+class WriteView:
+    """What a write transaction sees and changes: one writable session on the branch head."""
+
+    def __init__(self, session: ic.Session) -> None:
+        self.session = session
+        self.group = zarr.open_group(store=session.store, mode="r+")
+        self.meta = dict(self.group.attrs["stream0d"])  # type: ignore[arg-type]
+        self.grid = Grid(int(self.meta["interval_ns"]), int(self.meta["chunk_len"]))
+        self.arrays: dict[str, zarr.Array[Any]] = dict(self.group.arrays())
+        self.base_snapshot = session.snapshot_id
+
+    @property
+    def shape(self) -> int:
+        """Current length of every channel array."""
+        return int(self.meta.get("shape", 0))
+
+    def create_channel(self, spec: ChannelSpec) -> zarr.Array[Any]:
+        """Add a channel array (same length as the others)."""
+        arr = self.group.create_array(
+            spec.name,
+            shape=(max(self.shape, self.grid.chunk_len),),
+            chunks=(self.grid.chunk_len,),
+            dtype="float64",
+            fill_value=np.nan,
+            compressors=[ZstdCodec(level=0)],
+            dimension_names=["time"],
+            attributes=spec.cf_attrs(),
+        )
+        self.arrays[spec.name] = arr
+        self._set_shape(max(self.shape, self.grid.chunk_len))
+        return arr
+
+    def update_channel_attrs(self, spec: ChannelSpec) -> None:
+        """Replace a channel's CF attributes."""
+        self.arrays[spec.name].attrs.update(spec.cf_attrs())
+
+    def delete_channel(self, name: str) -> None:
+        """Remove a channel array and its chunks from this version on."""
+        if name not in self.arrays:
+            raise ChannelNotFoundError(f"no channel {name!r}")
+        del self.group[name]
+        del self.arrays[name]
+
+    def ensure_stop(self, stop_index: int) -> None:
+        """Grow every array (whole chunks) so that index ``stop_index - 1`` fits."""
+        need = self.grid.shape_for(stop_index)
+        if need > self.shape:
+            for arr in self.arrays.values():
+                arr.resize((need,))
+            self._set_shape(need)
+
+    def extend_extent(self, start: int, stop: int) -> None:
+        """Widen the recorded extent of stored samples to include ``[start, stop)``."""
+        old_start, old_stop = self.meta.get("start"), self.meta.get("stop")
+        self.meta["start"] = start if old_start is None else min(old_start, start)
+        self.meta["stop"] = stop if old_stop is None else max(old_stop, stop)
+        self.group.attrs["stream0d"] = self.meta
+
+    def _set_shape(self, n: int) -> None:
+        self.meta["shape"] = n
+        self.group.attrs["stream0d"] = self.meta
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Values of ``[start, stop)`` as this session sees them (NaN beyond the array)."""
+        arr = self.arrays[name]
+        out = np.full(stop - start, np.nan)
+        hi = min(stop, arr.shape[0])
+        if hi > start:
+            out[: hi - start] = arr[start:hi]
+        return out
+
+    def write_many(self, start: int, columns: dict[str, np.ndarray]) -> None:
+        """Write equal-length blocks of several channels at ``start``, concurrently.
+
+        Callers pass whole chunks; encoding and storing overlap across channels.
+        """
+        if not columns:
+            return
+
+        async def _all() -> None:
+            await asyncio.gather(
+                *(
+                    self.arrays[name]._async_array.setitem(slice(start, start + len(v)), v)
+                    for name, v in columns.items()
+                )
+            )
+
+        zsync(_all())
+
+
+class DatasetData:
+    """Open handle on one dataset's repository: cached reads, serialised retried writes."""
+
+    def __init__(
+        self, dataset_id: str, loc: Location, settings: Settings, repo: ic.Repository
+    ) -> None:
+        self.dataset_id = dataset_id
+        self.loc = loc
+        self.settings = settings
+        self.repo = repo
+        self._lock = writer_lock(loc, settings)
+        self._thread_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+
+    @classmethod
+    def create(
+        cls, dataset_id: str, interval_ns: int, loc: Location, settings: Settings, actor: str
+    ) -> DatasetData:
+        """Create the repository with its grid, as the first commit."""
+        repo = ic.Repository.create(icechunk_storage(loc, settings))
+        grid = Grid.for_interval(interval_ns)
+        session = repo.writable_session(BRANCH)
+        root = zarr.open_group(store=session.store, mode="w")
+        root.attrs["stream0d"] = {
+            "format": FORMAT_VERSION,
+            "dataset": dataset_id,
+            "epoch": "1970-01-01T00:00:00Z",
+            "interval_ns": grid.interval_ns,
+            "chunk_len": grid.chunk_len,
+            "start": None,
+            "stop": None,
+            "shape": 0,
+        }
+        session.commit(
+            f"create dataset {dataset_id} by {actor}", metadata={"actor": actor, "action": "create"}
+        )
+        return cls(dataset_id, loc, settings, repo)
+
+    @classmethod
+    def open(cls, dataset_id: str, loc: Location, settings: Settings) -> DatasetData:
+        """Open an existing repository."""
+        storage = icechunk_storage(loc, settings)
+        try:
+            repo = ic.Repository.open(storage)
+        except ic.IcechunkError as exc:
+            raise DatasetNotFoundError(
+                f"dataset {dataset_id!r}: no repository at {loc.uri} ({exc})"
+            ) from exc
+        return cls(dataset_id, loc, settings, repo)
+
+    # ---- reading -------------------------------------------------------------------
+    def head(self) -> str:
+        """Snapshot id at the tip of the branch (one small storage read)."""
+        return self.repo.lookup_branch(BRANCH)
+
+    def snapshot(self, as_of: AsOf = None) -> Snapshot:
+        """A cached read-only view at the head, a snapshot id, or a time."""
+        snap_id = self._resolve(as_of)
+        with self._thread_lock:
+            snap = self._snapshots.get(snap_id)
+            if snap is not None:
+                self._snapshots.move_to_end(snap_id)
+                return snap
+        snap = Snapshot(self.repo.readonly_session(snapshot_id=snap_id))
+        with self._thread_lock:
+            self._snapshots[snap_id] = snap
+            while len(self._snapshots) > 4:
+                self._snapshots.popitem(last=False)
+        return snap
+
+    def _resolve(self, as_of: AsOf) -> str:
+        if as_of is None:
+            return self.head()
+        if isinstance(as_of, str):
+            try:
+                self.repo.lookup_snapshot(as_of)
+                return as_of
+            except (ic.IcechunkError, ValueError):
+                pass
+            try:
+                when = pd.Timestamp(as_of)
+            except ValueError:
+                raise SnapshotNotFoundError(
+                    f"as_of {as_of!r} is neither a snapshot id of {self.dataset_id!r} nor a time"
+                ) from None
+        else:
+            when = pd.Timestamp(as_of)
+        if when.tzinfo is None:
+            when = when.tz_localize("UTC")
+        for info in self.repo.ancestry(branch=BRANCH):
+            if info.written_at <= when:
+                return info.id
+        raise SnapshotNotFoundError(
+            f"dataset {self.dataset_id!r} did not exist at {when.isoformat()}"
+        )
+
+    def history(self, limit: int | None = None) -> list[CommitInfo]:
+        """Commits of the branch, newest first."""
+        out = []
+        for info in self.repo.ancestry(branch=BRANCH):
+            out.append(
+                CommitInfo(
+                    id=info.id,
+                    parent=info.parent_id,
+                    written_at=info.written_at,
+                    message=info.message,
+                    metadata=dict(info.metadata or {}),
+                )
+            )
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    # ---- writing -------------------------------------------------------------------
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        with self._write_lock, self._lock or nullcontext():
+            yield
+
+    def transact(
+        self,
+        work: Callable[[WriteView], T],
+        message: Callable[[T], str | None],
+        metadata: Callable[[T], dict[str, Any]],
+        retries: int = 5,
+    ) -> tuple[T, str | None]:
+        """Run ``work`` on a fresh session at the head and commit it; redo it on conflict.
+
+        ``message`` returns None when there is nothing to commit. On a conflict the whole
+        ``work`` is redone on the new head (never resolved chunk-wise, which would lose the
+        other writer's values: DESIGN §2), at most ``retries`` times.
+        """
+        last: Exception | None = None
+        with self._writer():
+            for _ in range(retries + 1):
+                session = self.repo.writable_session(BRANCH)
+                result = work(WriteView(session))
+                msg = message(result)
+                if msg is None or not session.has_uncommitted_changes:
+                    return result, None
+                try:
+                    meta = {"at": datetime.now(UTC).isoformat(), **metadata(result)}
+                    snap = session.commit(msg, metadata=meta)
+                    return result, snap
+                except ic.ConflictError as exc:
+                    last = exc
+        raise WriteConflictError(
+            f"dataset {self.dataset_id!r}: other writers kept changing the same data; "
+            f"gave up after {retries + 1} attempts ({last})"
+        )

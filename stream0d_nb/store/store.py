@@ -1,0 +1,550 @@
+"""The store: datasets (registry rows + Icechunk repositories), ingest, reads, history.
+
+This is the one object the CLI, the API and notebooks use to reach data. It keeps opened
+repositories cached (reads reuse opened arrays until the branch head moves) and records
+every change in the registry's audit log.
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pydantic
+import xarray as xr
+
+from stream0d_nb.errors import (
+    ChannelNotFoundError,
+    ConfirmationRequiredError,
+    DatasetExistsError,
+    IngestError,
+    Location,
+    Stream0dError,
+    ValidationError,
+)
+from stream0d_nb.ingest.frames import frame_source
+from stream0d_nb.ingest.types import Source, SourceInfo
+from stream0d_nb.settings import Settings
+from stream0d_nb.specs import (
+    ChannelSpec,
+    CommitInfo,
+    DatasetSpec,
+    IngestOptions,
+    IngestReport,
+    format_duration,
+)
+from stream0d_nb.store import reader
+from stream0d_nb.store.registry import DatasetRecord, Registry
+from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
+from stream0d_nb.store.storage import dataset_location, delete_location, parse_root
+from stream0d_nb.store.writer import Staging, WriteStats, apply
+from stream0d_nb.units import check_units, conversion
+
+Progress = Callable[[int, int], None]
+STAGING_BUDGET = 1 << 30
+
+
+def _sha256(path: Path, out: dict[str, str]) -> None:
+    with path.open("rb") as fh:
+        out["sha256"] = hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class Store:
+    """Datasets of one installation: registry in SQL, data in Icechunk repositories."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry(self.settings.resolved_database_url())
+        self.root = parse_root(self.settings.resolved_storage_url())
+        self._data: dict[str, DatasetData] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Release the registry's connections."""
+        self.registry.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def actor(self, actor: str | None) -> str:
+        """Who is acting: explicit, else settings, else the OS user."""
+        return actor or self.settings.user or getpass.getuser()
+
+    # ---- datasets ------------------------------------------------------------------
+    def create_dataset(self, spec: DatasetSpec, actor: str | None = None) -> DatasetRecord:
+        """Create a dataset: its repository (first commit) and its registry row."""
+        who = self.actor(actor)
+        if any(r.spec.id == spec.id for r in self.registry.list_datasets()):
+            raise DatasetExistsError(f"dataset {spec.id!r} exists already")
+        loc = dataset_location(self.root, spec.id)
+        try:
+            data = DatasetData.create(spec.id, spec.interval_ns, loc, self.settings, who)
+        except Exception as exc:
+            raise DatasetExistsError(
+                f"dataset {spec.id!r}: storage at {loc.uri} is not empty ({exc}); "
+                "delete it or choose another id"
+            ) from exc
+        try:
+            record = self.registry.create_dataset(
+                spec.model_copy(update={"channels": []}), loc.uri, who
+            )
+        except BaseException:
+            delete_location(loc, self.settings)
+            raise
+        with self._lock:
+            self._data[spec.id] = data
+        if spec.channels:
+            self.set_channels(spec.id, spec.channels, actor=who)
+            record = self.registry.get_dataset(spec.id)
+        return record
+
+    def get_dataset(self, dataset_id: str) -> DatasetRecord:
+        """The registry record of a dataset (DatasetNotFoundError if absent)."""
+        return self.registry.get_dataset(dataset_id)
+
+    def list_datasets(self, partner: str | None = None) -> list[DatasetRecord]:
+        """Every dataset, or those of one partner."""
+        return self.registry.list_datasets(partner)
+
+    def data(self, dataset_id: str) -> DatasetData:
+        """The opened repository of a dataset (cached)."""
+        with self._lock:
+            d = self._data.get(dataset_id)
+        if d is not None:
+            return d
+        rec = self.registry.get_dataset(dataset_id)
+        d = DatasetData.open(dataset_id, parse_root(rec.storage_uri), self.settings)
+        with self._lock:
+            self._data.setdefault(dataset_id, d)
+            return self._data[dataset_id]
+
+    def delete_dataset(self, dataset_id: str, confirm: str | None, actor: str | None = None) -> int:
+        """Delete a dataset and all its data; ``confirm`` must repeat the dataset id."""
+        rec = self.registry.get_dataset(dataset_id)
+        if confirm != dataset_id:
+            raise ConfirmationRequiredError(
+                f"deleting dataset {dataset_id!r} removes all its data and history: "
+                f"confirm by repeating its id (--confirm {dataset_id})"
+            )
+        data = self.data(dataset_id)
+        head = data.head()
+        with self._lock:
+            self._data.pop(dataset_id, None)
+        n = delete_location(data.loc, self.settings)
+        self.registry.delete_dataset(
+            dataset_id,
+            self.actor(actor),
+            detail={"storage": rec.storage_uri, "last_snapshot": head, "objects": n},
+        )
+        return n
+
+    # ---- channels ------------------------------------------------------------------
+    def channels(self, dataset_id: str, as_of: AsOf = None) -> list[ChannelSpec]:
+        """Channels as stored (in the data, so ``as_of`` shows past channel sets)."""
+        snap = self.data(dataset_id).snapshot(as_of)
+        return [_spec_from_attrs(name, attrs) for name, attrs in snap.channels.items()]
+
+    def set_channels(
+        self, dataset_id: str, specs: list[ChannelSpec], actor: str | None = None
+    ) -> str | None:
+        """Create channels or update their metadata (units of a channel with data are fixed)."""
+        who = self.actor(actor)
+        for s in specs:
+            check_units(s.units, s.name)
+
+        def work(view: WriteView) -> list[str]:
+            changed = []
+            for s in specs:
+                if s.name not in view.arrays:
+                    view.create_channel(s)
+                    changed.append(f"+{s.name}")
+                    continue
+                old = _spec_from_attrs(s.name, dict(view.arrays[s.name].attrs))
+                if old == s:
+                    continue
+                if old.units != s.units and view.meta.get("start") is not None:
+                    raise ValidationError(
+                        f"channel {s.name!r} holds data in {old.units!r}; its units cannot change "
+                        f"to {s.units!r} (create a derived channel to convert)"
+                    )
+                view.update_channel_attrs(s)
+                changed.append(f"~{s.name}")
+            return changed
+
+        changed, snap = self.data(dataset_id).transact(
+            work,
+            lambda ch: f"set channels {', '.join(ch)} by {who}" if ch else None,
+            lambda ch: {"actor": who, "action": "channels", "changed": ch},
+        )
+        if changed:
+            self.registry.upsert_channels(dataset_id, specs, who)
+        return snap
+
+    def delete_channel(
+        self, dataset_id: str, name: str, confirm: str | None, actor: str | None = None
+    ) -> str | None:
+        """Delete a channel from the current version on (history keeps it); confirm repeats its name."""
+        who = self.actor(actor)
+        data = self.data(dataset_id)
+        if name not in data.snapshot().channels:
+            raise ChannelNotFoundError(f"dataset {dataset_id!r} has no channel {name!r}")
+        if confirm != name:
+            raise ConfirmationRequiredError(
+                f"deleting channel {name!r} of {dataset_id!r}: confirm by repeating its name (--confirm {name!r})"
+            )
+        _, snap = data.transact(
+            lambda v: v.delete_channel(name),
+            lambda _: f"delete channel {name} by {who}",
+            lambda _: {"actor": who, "action": "delete-channel", "channel": name},
+        )
+        try:
+            self.registry.delete_channel(dataset_id, name, who)
+        except ChannelNotFoundError:
+            self.registry.audit(
+                who, "channel.delete", dataset_id, {"channel": name, "snapshot": snap}
+            )
+        return snap
+
+    # ---- writing -------------------------------------------------------------------
+    def ingest(
+        self,
+        dataset_id: str,
+        path: str | Path,
+        options: IngestOptions | None = None,
+        actor: str | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Ingest a file (CSV, Excel, Parquet, JSON) as one commit; bad input stores nothing."""
+        from stream0d_nb.ingest import open_source
+
+        p = Path(path)
+        if not p.is_file():
+            raise IngestError(f"{path}: no such file")
+        opts = options or IngestOptions()
+        rec = self.registry.get_dataset(dataset_id)
+        digest: dict[str, str] = {}
+        hasher = threading.Thread(target=_sha256, args=(p, digest), daemon=True)
+        hasher.start()
+
+        def checksum() -> str:
+            hasher.join()
+            return digest.get("sha256", "")
+
+        return self._write(
+            rec,
+            lambda: open_source(p, opts, default_tz=rec.spec.tz),
+            opts,
+            self.actor(actor),
+            p.name,
+            checksum,
+            progress,
+        )
+
+    def write(
+        self,
+        dataset_id: str,
+        frame: pd.DataFrame | xr.Dataset,
+        actor: str | None = None,
+        source: str = "python",
+        units: dict[str, str] | None = None,
+        options: IngestOptions | None = None,
+    ) -> IngestReport:
+        """Write in-memory data (time index, one column per channel) through the ingest path."""
+        rec = self.registry.get_dataset(dataset_id)
+        df = frame.to_dataframe() if isinstance(frame, xr.Dataset) else frame
+        if isinstance(frame, xr.Dataset):
+            units = {
+                **{
+                    str(k): str(v.attrs["units"])
+                    for k, v in frame.data_vars.items()
+                    if "units" in v.attrs
+                },
+                **(units or {}),
+            }
+        opts = options or IngestOptions()
+        return self._write(
+            rec,
+            lambda: frame_source(df, source, rec.spec.tz, units),
+            opts,
+            self.actor(actor),
+            source,
+            lambda: "",
+            None,
+        )
+
+    def _write(
+        self,
+        rec: DatasetRecord,
+        open_source: Callable[[], Source],
+        opts: IngestOptions,
+        who: str,
+        source_name: str,
+        checksum: Callable[[], str],
+        progress: Progress | None,
+    ) -> IngestReport:
+        t0 = time.perf_counter()
+        data = self.data(rec.spec.id)
+        spill = self.settings.home / "tmp"
+        spill.mkdir(parents=True, exist_ok=True)
+
+        def work(view: WriteView) -> tuple[Source, WriteStats, list[ChannelSpec]]:
+            source = open_source()
+            transforms, new_specs = _plan_channels(source.info, opts, view)
+            staging = Staging(
+                view.grid,
+                source.info.channels,
+                opts,
+                source.info.file,
+                transforms,
+                STAGING_BUDGET,
+                spill,
+            )
+            try:
+                for batch in source.batches():
+                    staging.add(batch)
+                    if progress is not None:
+                        progress(batch.bytes_read, source.info.bytes_total)
+                for spec in new_specs:
+                    view.create_channel(spec)
+                stats = apply(view, staging, opts.on_existing, source.info.file)
+            finally:
+                staging.close()
+            return source, stats, new_specs
+
+        def message(r: tuple[Source, WriteStats, list[ChannelSpec]]) -> str | None:
+            _, st, new = r
+            if st.values_written == 0 and not new:
+                return None
+            span = ""
+            if st.start is not None and st.stop is not None:
+                g = view_grid(data)
+                span = f", {g.time_of(st.start).isoformat()}..{g.time_of(st.stop - 1).isoformat()}"
+            digest = checksum()
+            return (
+                f"ingest {source_name}{f' (sha256 {digest[:12]})' if digest else ''} by {who}: "
+                f"{st.values_written:,} values ({st.values_new:,} new, {st.values_changed:,} changed) "
+                f"in {len(st.channels_written)} channels{span}"
+            )
+
+        def metadata(r: tuple[Source, WriteStats, list[ChannelSpec]]) -> dict[str, Any]:
+            _, st, new = r
+            return {
+                "actor": who,
+                "action": "ingest",
+                "source": source_name,
+                "sha256": checksum(),
+                "values_written": st.values_written,
+                "values_new": st.values_new,
+                "values_changed": st.values_changed,
+                "new_channels": [s.name for s in new],
+                "options": opts.model_dump(exclude_defaults=True),
+            }
+
+        (source, stats, new_specs), snap = data.transact(work, message, metadata)
+        report = _report(rec.spec.id, source_name, checksum(), source, stats, new_specs, snap, data)
+        if snap is None:
+            report.commit = data.head()
+        if new_specs:
+            self.registry.upsert_channels(rec.spec.id, new_specs, who)
+        if snap is not None:
+            self.registry.audit(
+                who,
+                "ingest",
+                rec.spec.id,
+                {
+                    "source": source_name,
+                    "sha256": report.checksum,
+                    "snapshot": snap,
+                    "values_written": stats.values_written,
+                },
+            )
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
+
+    # ---- reading -------------------------------------------------------------------
+    def read(
+        self,
+        dataset_id: str,
+        channels: list[str] | None = None,
+        start: object | None = None,
+        end: object | None = None,
+        every: str | None = None,
+        how: str = "mean",
+        as_of: AsOf = None,
+    ) -> xr.Dataset:
+        """Channels over ``[start, end)`` (default: all stored), optionally aggregated."""
+        data = self.data(dataset_id)
+        snap = data.snapshot(as_of)
+        if channels is not None:
+            unknown = [c for c in channels if c not in snap.channels]
+            if unknown:
+                hints = {c: difflib.get_close_matches(c, list(snap.channels), 1) for c in unknown}
+                raise ChannelNotFoundError(
+                    f"dataset {dataset_id!r} has no channel "
+                    + ", ".join(
+                        f"{c!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                        for c, h in hints.items()
+                    )
+                )
+        tz = self._tz(dataset_id)
+        return reader.read(snap, dataset_id, channels, start, end, every, how, tz)
+
+    def _tz(self, dataset_id: str) -> str:
+        return self.registry.get_dataset(dataset_id).spec.tz
+
+    def history(self, dataset_id: str, limit: int | None = None) -> list[CommitInfo]:
+        """The dataset's commits, newest first."""
+        return self.data(dataset_id).history(limit)
+
+    def summary(self, dataset_id: str) -> dict[str, Any]:
+        """What is stored: extent, channels, counts of commits (for `dataset show`)."""
+        data = self.data(dataset_id)
+        snap = data.snapshot()
+        g = snap.grid
+        return {
+            "snapshot": snap.id,
+            "start": None if snap.start is None else g.time_of(snap.start),
+            "end": None if snap.stop is None else g.time_of(snap.stop - 1),
+            "samples": 0 if snap.start is None or snap.stop is None else snap.stop - snap.start,
+            "chunk": format_duration(g.chunk_len * g.interval_ns),
+            "channels": [_spec_from_attrs(n, a) for n, a in snap.channels.items()],
+            "commits": len(data.history()),
+        }
+
+
+def view_grid(data: DatasetData):  # type: ignore[no-untyped-def]
+    """The grid of a dataset (constant for its life)."""
+    return data.snapshot().grid
+
+
+def _spec_from_attrs(name: str, attrs: dict[str, Any]) -> ChannelSpec:
+    return ChannelSpec(
+        name=name,
+        units=str(attrs.get("units", "")),
+        long_name=str(attrs.get("long_name", "")) if attrs.get("long_name") != name else "",
+        description=str(attrs.get("description", "")),
+        tags=list(attrs.get("tags", [])),
+    )
+
+
+def _plan_channels(
+    info: SourceInfo, opts: IngestOptions, view: WriteView
+) -> tuple[dict[str, tuple[float, float]], list[ChannelSpec]]:
+    """Unit conversions for known channels and specs of new ones; refuses what is unclear."""
+    transforms: dict[str, tuple[float, float]] = {}
+    new: list[ChannelSpec] = []
+    no_units: list[str] = []
+    unknown: list[str] = []
+    for ch in info.channels:
+        col = info.columns.get(ch, ch)
+        declared = opts.units.get(ch) or opts.units.get(col) or info.units.get(ch)
+        where = Location(info.file, None, col)
+        if ch in view.arrays:
+            stored = str(view.arrays[ch].attrs.get("units", ""))
+            if declared is not None and declared != stored:
+                try:
+                    conv = conversion(declared, stored)
+                except ValidationError as exc:
+                    raise IngestError(
+                        f"{info.file}: channel {ch!r} is stored in {stored!r} but the "
+                        f"file gives {declared!r}: {exc}",
+                        [where],
+                    ) from None
+                if conv is not None:
+                    transforms[ch] = conv
+            continue
+        if not opts.new_channels:
+            unknown.append(ch)
+            continue
+        if declared is None and not opts.allow_missing_units:
+            no_units.append(ch)
+            continue
+        try:
+            check_units(declared or "", ch)
+            new.append(
+                ChannelSpec(name=ch, units=declared or "", long_name="" if col == ch else col)
+            )
+        except (pydantic.ValidationError, Stream0dError) as exc:
+            msg = exc.errors()[0]["msg"] if isinstance(exc, pydantic.ValidationError) else str(exc)
+            raise IngestError(
+                f"{info.file}: column {col!r} cannot be a channel: {msg}", [where]
+            ) from None
+    if unknown:
+        known = list(view.arrays)
+        hints = [
+            f"{c!r}"
+            + (
+                f" (did you mean {m[0]!r}?)"
+                if (m := difflib.get_close_matches(c, known, 1))
+                else ""
+            )
+            for c in unknown
+        ]
+        raise IngestError(
+            f"{info.file}: the dataset has no channels {', '.join(hints)} and new channels "
+            "are not allowed here (rename, skip them, or allow new channels)",
+            [Location(info.file, None, info.columns.get(c, c)) for c in unknown],
+        )
+    if no_units:
+        raise IngestError(
+            f"{info.file}: no units for new channels {', '.join(map(repr, no_units))}: declare them with "
+            f"--unit NAME=UNIT (e.g. --unit {no_units[0]!r}=degC; 1 for dimensionless) "
+            "or pass --allow-missing-units",
+            [Location(info.file, None, info.columns.get(c, c)) for c in no_units],
+        )
+    return transforms, new
+
+
+def _report(
+    dataset_id: str,
+    source_name: str,
+    checksum: str,
+    source: Source,
+    stats: WriteStats,
+    new_specs: list[ChannelSpec],
+    snap: str | None,
+    data: DatasetData,
+) -> IngestReport:
+    grid = data.snapshot().grid
+    c = source.counters
+    return IngestReport(
+        dataset=dataset_id,
+        source=source_name,
+        checksum=checksum,
+        format=source.info.format,
+        detected=dict(source.info.detected),
+        channels=list(source.info.channels),
+        new_channels=[s.name for s in new_specs],
+        rows_read=c.rows_read,
+        rows_skipped=c.rows_skipped,
+        values_read=stats.values_read,
+        values_written=stats.values_written,
+        values_new=stats.values_new,
+        values_changed=stats.values_changed,
+        values_unchanged=stats.values_unchanged,
+        values_kept=stats.values_kept,
+        values_snapped=stats.values_snapped,
+        duplicates_dropped=stats.duplicates_dropped,
+        duplicates_resolved=stats.duplicates_resolved,
+        bad_cells_missing=c.bad_cells_missing,
+        rows_dropped_time=c.rows_dropped_time,
+        gaps=stats.gaps,
+        longest_gap=format_duration(stats.longest_gap * grid.interval_ns)
+        if stats.longest_gap
+        else None,
+        start=None if stats.start is None else grid.time_of(stats.start).to_pydatetime(),
+        end=None if stats.stop is None else grid.time_of(stats.stop - 1).to_pydatetime(),
+        commit=snap,
+        unchanged=snap is None,
+    )

@@ -1,0 +1,394 @@
+"""Put raw batches on a dataset's grid and merge them into stored chunks.
+
+``Staging`` applies the grid policies (off-grid times, duplicate timestamps) to batches as
+they stream in, keeping whole chunk buffers in memory up to a budget and spilling the
+rest to disk, so files of any size are read in bounded memory. ``apply`` then merges the
+staged chunks with what is stored (``on_existing`` policy) inside one write session and
+writes only the chunks whose values changed, which makes re-ingesting a file a no-op.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.ingest.types import RawBatch
+from stream0d_nb.specs import IngestOptions, parse_duration_ns
+from stream0d_nb.store.grid import Grid
+from stream0d_nb.store.repo import WriteView
+
+MAX_LOCATIONS = 10
+RUN_CHUNKS = 16
+F8 = npt.NDArray[np.float64]
+
+
+@dataclass
+class WriteStats:
+    """Counts of one write, turned into the ingest report."""
+
+    values_read: int = 0
+    values_written: int = 0
+    values_new: int = 0
+    values_changed: int = 0
+    values_unchanged: int = 0
+    values_kept: int = 0
+    values_snapped: int = 0
+    duplicates_dropped: int = 0
+    duplicates_resolved: int = 0
+    gaps: int = 0
+    longest_gap: int = 0
+    """Longest gap in grid steps (missing samples + 1)."""
+    start: int | None = None
+    stop: int | None = None
+    channels_written: list[str] = field(default_factory=list)
+
+
+class ChunkBuf:
+    """Staged values of one chunk: values, how many file samples hit each cell, first line."""
+
+    __slots__ = ("count", "line", "values")
+
+    def __init__(self, length: int, nch: int) -> None:
+        # Channel-major so that each channel's values are contiguous.
+        self.values: F8 = np.full((nch, length), np.nan)
+        self.count = np.zeros((nch, length), dtype=np.uint16)
+        self.line = np.zeros(length, dtype=np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the buffer."""
+        return self.values.nbytes + self.count.nbytes + self.line.nbytes
+
+
+class Staging:
+    """Gridded, de-duplicated values of one input, chunk by chunk, in bounded memory."""
+
+    def __init__(
+        self,
+        grid: Grid,
+        channels: list[str],
+        options: IngestOptions,
+        file: str,
+        transforms: dict[str, tuple[float, float]] | None = None,
+        memory_budget: int = 1 << 30,
+        spill_dir: Path | None = None,
+    ) -> None:
+        self.grid = grid
+        self.channels = channels
+        self.options = options
+        self.file = file
+        self.transforms = transforms or {}
+        self.tolerance = (
+            parse_duration_ns(options.off_grid_tolerance, what="off_grid_tolerance")
+            if options.off_grid_tolerance and options.off_grid_tolerance.strip("0") not in ("s", "")
+            else 0
+        )
+        self.mean = options.duplicates == "mean" or options.off_grid == "mean"
+        self.memory_budget = memory_budget
+        self._spill_parent = spill_dir
+        self._spill: tempfile.TemporaryDirectory[str] | None = None
+        self.bufs: dict[int, ChunkBuf] = {}
+        self.spilled: dict[int, Path] = {}
+        self.stats = WriteStats()
+
+    # ---- adding ----------------------------------------------------------------------
+    def add(self, batch: RawBatch) -> None:
+        """Place one batch on the grid, applying the off-grid and duplicate policies."""
+        n = len(batch.times)
+        if n == 0:
+            return
+        idx, off = self.grid.snap(batch.times)
+        self._check_grid(batch, idx, off)
+        self.stats.values_snapped += int(np.count_nonzero(off)) * len(self.channels)
+        cols = [self._column(batch, name) for name in self.channels]
+        lines = batch.lines
+        if n > 1 and not np.all(idx[1:] >= idx[:-1]):
+            order = np.argsort(idx, kind="stable")
+            idx, lines = idx[order], lines[order]
+            cols = [c[order] for c in cols]
+        self.stats.values_read += sum(int(np.count_nonzero(~np.isnan(c))) for c in cols)
+        length = self.grid.chunk_len
+        chunk_ids = idx // length
+        bounds = np.flatnonzero(chunk_ids[1:] != chunk_ids[:-1]) + 1
+        starts = np.r_[0, bounds]
+        stops = np.r_[bounds, n]
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            c = int(chunk_ids[a])
+            self._add_segment(c, idx[a:b] - c * length, lines[a:b], [col[a:b] for col in cols])
+
+    def _column(self, batch: RawBatch, name: str) -> F8:
+        col = np.asarray(batch.values[name], dtype=np.float64)
+        if name in self.transforms:
+            scale, offset = self.transforms[name]
+            col = col * scale + offset
+        return col
+
+    def _check_grid(
+        self, batch: RawBatch, idx: npt.NDArray[np.int64], off: npt.NDArray[np.int64]
+    ) -> None:
+        if idx.size and idx.min() < 0:
+            k = int(np.argmax(idx < 0))
+            raise IngestError(
+                f"{self.file}: times before 1970-01-01 cannot be stored",
+                [
+                    Location(
+                        self.file, int(batch.lines[k]), None, str(self.grid.time_of(int(idx[k])))
+                    )
+                ],
+            )
+        if self.options.off_grid != "error":
+            return
+        bad = np.flatnonzero(np.abs(off) > self.tolerance)
+        if bad.size:
+            interval = self.grid.interval_ns / 1e9
+            locs = [
+                Location(
+                    self.file,
+                    int(batch.lines[k]),
+                    None,
+                    f"{np.datetime64(int(batch.times[k]), 'ns')} is {off[k] / 1e9:+g} s from the "
+                    f"grid point {np.datetime64(int(idx[k]) * self.grid.interval_ns, 'ns')}",
+                )
+                for k in bad[:MAX_LOCATIONS]
+            ]
+            raise IngestError(
+                f"{self.file}: {bad.size} times in this part of the file are off the dataset's "
+                f"{interval:g} s grid. Use --off-grid nearest (snap) or mean (average samples "
+                f"per grid point), or --off-grid-tolerance to accept small offsets.",
+                locs,
+            )
+
+    def _buf(self, c: int) -> ChunkBuf:
+        buf = self.bufs.get(c)
+        if buf is not None:
+            return buf
+        path = self.spilled.pop(c, None)
+        buf = ChunkBuf(self.grid.chunk_len, len(self.channels))
+        if path is not None:
+            with np.load(path) as z:
+                buf.values[:], buf.count[:], buf.line[:] = z["values"], z["count"], z["line"]
+            path.unlink()
+        self._make_room(c, buf.nbytes)
+        self.bufs[c] = buf
+        return buf
+
+    def _make_room(self, current: int, need: int) -> None:
+        held = sum(b.nbytes for b in self.bufs.values())
+        # Spill chunks the (mostly sorted) stream has passed first, then any others.
+        for c in sorted(self.bufs, key=lambda k: (k >= current, k)):
+            if held + need <= self.memory_budget:
+                break
+            if self._spill is None:
+                self._spill = tempfile.TemporaryDirectory(
+                    prefix="stream0d-stage-", dir=self._spill_parent
+                )
+            buf = self.bufs.pop(c)
+            path = Path(self._spill.name) / f"{c}.npz"
+            np.savez(path, values=buf.values, count=buf.count, line=buf.line)
+            self.spilled[c] = path
+            held -= buf.nbytes
+
+    def _add_segment(
+        self, c: int, pos: npt.NDArray[np.int64], lines: npt.NDArray[np.int64], cols: list[F8]
+    ) -> None:
+        buf = self._buf(c)
+        first = np.r_[True, pos[1:] != pos[:-1]]
+        upos = pos[first]
+        buf.line[upos] = np.where(buf.line[upos] == 0, lines[first], buf.line[upos])
+        dup_within = not bool(first.all())
+        p0, p1 = int(pos[0]), int(pos[-1]) + 1
+        contiguous = not dup_within and p1 - p0 == pos.size
+        for j, v in enumerate(cols):
+            if contiguous and not buf.count[j, p0:p1].any():
+                buf.values[j, p0:p1] = v
+                buf.count[j, p0:p1] = ~np.isnan(v)
+                continue
+            m = ~np.isnan(v)
+            if not m.any():
+                continue
+            p, x, ln = pos[m], v[m], lines[m]
+            if not dup_within and not buf.count[j, p].any():
+                buf.values[j, p] = x
+                buf.count[j, p] = 1
+                continue
+            self._merge_duplicates(c, buf, j, p, x, ln)
+
+    def _merge_duplicates(
+        self,
+        c: int,
+        buf: ChunkBuf,
+        j: int,
+        p: npt.NDArray[np.int64],
+        x: F8,
+        ln: npt.NDArray[np.int64],
+    ) -> None:
+        starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+        ends = np.r_[starts[1:], p.size]
+        u = p[starts]
+        cnt = ends - starts
+        ec = buf.count[j, u].astype(np.int64)
+        ev = buf.values[j, u]
+        has_prev = ec > 0
+        gmin = np.minimum.reduceat(x, starts)
+        gmax = np.maximum.reduceat(x, starts)
+        equal = (gmin == gmax) & (~has_prev | (ev == gmin))
+        extra = cnt - 1 + has_prev
+        policy = self.options.duplicates
+        if self.mean:
+            gsum = np.add.reduceat(x, starts)
+            newv = (np.where(has_prev, ev * ec, 0.0) + gsum) / (ec + cnt)
+        elif policy == "last":
+            newv = x[ends - 1]
+        else:
+            newv = np.where(has_prev, ev, x[starts])
+            if policy == "error" and not equal.all():
+                self._raise_conflicts(c, buf, j, u, starts, ends, has_prev, ev, x, ln, ~equal)
+        self.stats.duplicates_dropped += int(extra[equal].sum())
+        self.stats.duplicates_resolved += int(extra[~equal].sum())
+        buf.values[j, u] = newv
+        buf.count[j, u] = np.minimum(ec + cnt, np.iinfo(np.uint16).max)
+
+    def _raise_conflicts(
+        self,
+        c: int,
+        buf: ChunkBuf,
+        j: int,
+        u: npt.NDArray[np.int64],
+        starts: npt.NDArray[np.int64],
+        ends: npt.NDArray[np.int64],
+        has_prev: npt.NDArray[np.bool_],
+        ev: F8,
+        x: F8,
+        ln: npt.NDArray[np.int64],
+        conflict: npt.NDArray[np.bool_],
+    ) -> None:
+        name = self.channels[j]
+        locs, details = [], []
+        for k in np.flatnonzero(conflict)[:MAX_LOCATIONS]:
+            group = x[starts[k] : ends[k]]
+            ref = ev[k] if has_prev[k] else group[0]
+            ref_line = int(buf.line[u[k]]) if has_prev[k] else int(ln[starts[k]])
+            other = int(np.argmax(group != ref))
+            when = self.grid.time_of(c * self.grid.chunk_len + int(u[k]))
+            locs.append(
+                Location(self.file, int(ln[starts[k] + other]), name, repr(float(group[other])))
+            )
+            details.append(
+                f"{when.isoformat()}: line {ref_line} has {float(ref)!r}, "
+                f"line {int(ln[starts[k] + other])} has {float(group[other])!r}"
+            )
+        raise IngestError(
+            f"{self.file}: duplicate timestamps with different values in channel {name!r} "
+            f"(first: {details[0]}). Nothing was stored. Choose how to resolve them with "
+            f"--duplicates first|last|mean.",
+            locs,
+        )
+
+    # ---- reading back ------------------------------------------------------------------
+    def chunk_ids(self) -> list[int]:
+        """Every staged chunk, ascending."""
+        return sorted({*self.bufs, *self.spilled})
+
+    def runs(self) -> Iterator[tuple[int, list[ChunkBuf]]]:
+        """Consecutive staged chunks in groups of at most ``RUN_CHUNKS`` (first chunk, bufs)."""
+        ids = self.chunk_ids()
+        i = 0
+        while i < len(ids):
+            run = [ids[i]]
+            while (
+                i + len(run) < len(ids)
+                and len(run) < RUN_CHUNKS
+                and ids[i + len(run)] == run[-1] + 1
+            ):
+                run.append(ids[i + len(run)])
+            yield run[0], [self._buf(c) for c in run]
+            for c in run:
+                self.bufs.pop(c, None)
+            i += len(run)
+
+    def close(self) -> None:
+        """Drop buffers and spill files."""
+        self.bufs.clear()
+        self.spilled.clear()
+        if self._spill is not None:
+            self._spill.cleanup()
+            self._spill = None
+
+
+def apply(view: WriteView, staging: Staging, on_existing: str, file: str) -> WriteStats:
+    """Merge staged chunks into the session; write only chunks whose values change."""
+    stats = staging.stats
+    grid = staging.grid
+    length = grid.chunk_len
+    ids = staging.chunk_ids()
+    if not ids:
+        return stats
+    view.ensure_stop((ids[-1] + 1) * length)
+    ext_start, ext_stop = view.meta.get("start"), view.meta.get("stop")
+    written: set[str] = set()
+    prev_row: int | None = None
+    first_row: int | None = None
+    for c0, bufs in staging.runs():
+        base = c0 * length
+        span = len(bufs) * length
+        lines = np.concatenate([b.line for b in bufs])
+        maybe_stored = ext_start is not None and base < ext_stop and base + span > ext_start
+        any_hit = np.zeros(span, dtype=bool)
+        writes: dict[str, F8] = {}
+        for j, name in enumerate(staging.channels):
+            hit = np.concatenate([b.count[j] for b in bufs]) > 0
+            if not hit.any():
+                continue
+            any_hit |= hit
+            new = np.concatenate([b.values[j] for b in bufs])
+            if not maybe_stored:  # nothing stored here: every staged value is new
+                stats.values_new += int(hit.sum())
+                writes[name] = new
+                continue
+            old = view.read(name, base, base + span)
+            missing = np.isnan(old)
+            same = hit & (old == new)
+            is_new = hit & missing
+            changed = hit & ~missing & ~same
+            if changed.any() and on_existing == "error":
+                ks = np.flatnonzero(changed)[:MAX_LOCATIONS]
+                when = grid.time_of(base + int(ks[0])).isoformat()
+                raise IngestError(
+                    f"{file}: {int(changed.sum())} values in channel {name!r} differ from stored "
+                    f"ones (on_existing='error'); first at {when}: stored {old[ks[0]]!r}, "
+                    f"file {new[ks[0]]!r}. Nothing was stored.",
+                    [Location(file, int(lines[k]), name, repr(float(new[k]))) for k in ks],
+                )
+            write = is_new if on_existing == "keep" else is_new | changed
+            stats.values_unchanged += int(same.sum())
+            stats.values_new += int(is_new.sum())
+            if on_existing == "keep":
+                stats.values_kept += int(changed.sum())
+            else:
+                stats.values_changed += int(changed.sum())
+            if write.any():
+                writes[name] = np.where(write, new, old)
+        view.write_many(base, writes)
+        written.update(writes)
+        rows = np.flatnonzero(any_hit) + base
+        if rows.size:
+            if first_row is None:
+                first_row = int(rows[0])
+            steps = np.diff(rows) if prev_row is None else np.diff(np.r_[prev_row, rows])
+            gaps = steps[steps > 1]
+            stats.gaps += int(gaps.size)
+            if gaps.size:
+                stats.longest_gap = max(stats.longest_gap, int(gaps.max()))
+            prev_row = int(rows[-1])
+    stats.values_written = stats.values_new + stats.values_changed
+    stats.start, stats.stop = first_row, (None if prev_row is None else prev_row + 1)
+    stats.channels_written = [c for c in staging.channels if c in written]
+    if written and first_row is not None and prev_row is not None:
+        view.extend_extent(first_row, prev_row + 1)
+    return stats
