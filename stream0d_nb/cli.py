@@ -1,0 +1,581 @@
+"""The ``stream0d`` command: datasets, ingest, read, export, history and the demo.
+
+Every subcommand has ``--help``. Errors print one line (plus the offending places) and
+exit 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import pydantic
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stream0d_nb.errors import Stream0dError
+from stream0d_nb.settings import Settings
+from stream0d_nb.specs import ChannelSpec, DatasetSpec, IngestOptions, IngestReport
+from stream0d_nb.store import Store
+
+app = typer.Typer(
+    help="stream0d: manufacturing sensor datasets on Icechunk/Zarr. "
+    "Store location: --home, $STREAM0D_HOME or ./var.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+dataset_app = typer.Typer(help="Create, list, show and delete datasets.", no_args_is_help=True)
+channel_app = typer.Typer(help="List, describe and delete channels.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(channel_app, name="channel")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+STATE: dict[str, Any] = {"debug": False, "home": None, "user": None}
+
+
+@app.callback()
+def _main(
+    home: Annotated[
+        Path | None, typer.Option(help="Store folder (default $STREAM0D_HOME or ./var).")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Who is acting (recorded in commits).")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks on errors.")] = False,
+) -> None:
+    STATE.update(home=home, user=user, debug=debug)
+
+
+def settings() -> Settings:
+    """Settings from the environment, with --home and --user applied."""
+    s = Settings()
+    upd: dict[str, Any] = {}
+    if STATE["home"] is not None:
+        upd["home"] = STATE["home"]
+    if STATE["user"]:
+        upd["user"] = STATE["user"]
+    return s.model_copy(update=upd) if upd else s
+
+
+def store() -> Store:
+    """The store for this invocation."""
+    return Store(settings())
+
+
+def fail(message: str) -> NoReturn:
+    """Print an error and exit 1."""
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    outd: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            fail(f"{what} {item!r} must look like NAME=VALUE")
+        k, v = item.split("=", 1)
+        outd[k.strip()] = v.strip()
+    return outd
+
+
+# ---- datasets ----------------------------------------------------------------------
+@dataset_app.command("create")
+def dataset_create(
+    dataset_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Lowercase slug, e.g. plant-a-line1.")
+    ],
+    interval: Annotated[str, typer.Option(help="Sampling interval: 1s, 5min, 1h ...")],
+    tz: Annotated[str, typer.Option(help="Time zone of naive times in files (IANA name).")] = "UTC",
+    title: Annotated[str, typer.Option()] = "",
+    partner: Annotated[str, typer.Option(help="Owner partner (JupyterHub group).")] = "",
+    description: Annotated[str, typer.Option()] = "",
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Declare a channel NAME=UNITS (repeatable).")
+    ] = None,
+) -> None:
+    """Create an empty dataset."""
+    chans = [ChannelSpec(name=k, units=v) for k, v in _pairs(channel, "--channel").items()]
+    spec = DatasetSpec(
+        id=dataset_id,
+        interval=interval,
+        tz=tz,
+        title=title,
+        partner=partner,
+        description=description,
+        channels=chans,
+    )
+    with store() as st:
+        rec = st.create_dataset(spec)
+    out.print(
+        f"created dataset {rec.spec.id} (interval {rec.spec.interval}, tz {rec.spec.tz}) at {rec.storage_uri}"
+    )
+
+
+@dataset_app.command("list")
+def dataset_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's datasets.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List datasets."""
+    with store() as st:
+        recs = st.list_datasets(partner)
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in recs]))
+        return
+    if not recs:
+        out.print(
+            "no datasets yet: try `stream0d dataset create ID --interval 1s` or `stream0d demo`"
+        )
+        return
+    t = Table("id", "title", "partner", "interval", "tz", "channels", "created")
+    for r in recs:
+        t.add_row(
+            r.spec.id,
+            r.spec.title,
+            r.spec.partner,
+            r.spec.interval,
+            r.spec.tz,
+            str(len(r.spec.channels)),
+            f"{r.created_at:%Y-%m-%d %H:%M} by {r.created_by}",
+        )
+    out.print(t)
+
+
+@dataset_app.command("show")
+def dataset_show(
+    dataset_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a dataset: metadata, stored time span, channels, latest commits."""
+    with store() as st:
+        rec = st.get_dataset(dataset_id)
+        summ = st.summary(dataset_id)
+        hist = st.history(dataset_id, limit=5)
+    if as_json:
+        payload = {
+            **rec.model_dump(mode="json"),
+            "stored": {
+                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in summ.items()
+                if k != "channels"
+            },
+            "channels": [c.model_dump() for c in summ["channels"]],
+        }
+        out.print_json(json.dumps(payload, default=str))
+        return
+    s = rec.spec
+    out.print(f"[bold]{s.id}[/]  {s.title}", markup=True)
+    out.print(
+        f"  partner {s.partner or '-'} · interval {s.interval} · tz {s.tz} · chunks of {summ['chunk']}"
+    )
+    out.print(f"  storage {rec.storage_uri}")
+    span = f"{summ['start']} .. {summ['end']}" if summ["start"] is not None else "no data yet"
+    out.print(
+        f"  stored  {span} ({summ['samples']:,} grid steps) · {summ['commits']} commits · head {summ['snapshot']}"
+    )
+    t = Table("channel", "units", "long name", "description", "tags")
+    for c in summ["channels"]:
+        t.add_row(c.name, c.units, c.long_name, c.description, ", ".join(c.tags))
+    out.print(t)
+    out.print("latest commits:")
+    for h in hist:
+        out.print(f"  {h.id}  {h.written_at:%Y-%m-%d %H:%M:%S}  {h.message}")
+
+
+@dataset_app.command("delete")
+def dataset_delete(
+    dataset_id: Annotated[str, typer.Argument(metavar="ID")],
+    confirm: Annotated[str | None, typer.Option(help="Repeat the dataset id to confirm.")] = None,
+) -> None:
+    """Delete a dataset with all its data and history (needs --confirm ID)."""
+    with store() as st:
+        n = st.delete_dataset(dataset_id, confirm)
+    out.print(f"deleted dataset {dataset_id} ({n} objects removed); the audit log keeps the record")
+
+
+# ---- channels ------------------------------------------------------------------------
+@channel_app.command("list")
+def channel_list(dataset_id: Annotated[str, typer.Argument(metavar="DATASET")]) -> None:
+    """List a dataset's channels."""
+    with store() as st:
+        chans = st.channels(dataset_id)
+    t = Table("channel", "units", "long name", "description", "tags")
+    for c in chans:
+        t.add_row(c.name, c.units, c.long_name, c.description, ", ".join(c.tags))
+    out.print(t)
+
+
+@channel_app.command("set")
+def channel_set(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    name: Annotated[str, typer.Argument()],
+    units: Annotated[str | None, typer.Option(help="Units (pint names: degC, bar, 1 ...).")] = None,
+    long_name: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag (repeatable; replaces tags).")] = None,
+) -> None:
+    """Create a channel or change its description, long name, tags (units only while empty)."""
+    with store() as st:
+        current = {c.name: c for c in st.channels(dataset_id)}
+        base = current.get(name) or ChannelSpec(name=name, units=units or "")
+        upd = {
+            k: v
+            for k, v in {
+                "units": units,
+                "long_name": long_name,
+                "description": description,
+                "tags": tag,
+            }.items()
+            if v is not None
+        }
+        snap = st.set_channels(dataset_id, [base.model_copy(update=upd)])
+    out.print(f"channel {name} saved" + (f" in commit {snap}" if snap else " (no change)"))
+
+
+@channel_app.command("delete")
+def channel_delete(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    name: Annotated[str, typer.Argument()],
+    confirm: Annotated[str | None, typer.Option(help="Repeat the channel name to confirm.")] = None,
+) -> None:
+    """Delete a channel from now on (history keeps its data; needs --confirm NAME)."""
+    with store() as st:
+        snap = st.delete_channel(dataset_id, name, confirm)
+    out.print(f"deleted channel {name} of {dataset_id} in commit {snap}")
+
+
+# ---- ingest ----------------------------------------------------------------------------
+def print_report(r: IngestReport) -> None:
+    """Human summary of an ingest."""
+    head = "unchanged: every value was already stored" if r.unchanged else f"commit {r.commit}"
+    out.print(f"[bold]{r.source}[/] -> {r.dataset}: {head}", markup=True)
+    span = (
+        f"{r.start:%Y-%m-%d %H:%M:%S} .. {r.end:%Y-%m-%d %H:%M:%S} UTC"
+        if r.start and r.end
+        else "-"
+    )
+    out.print(f"  rows read {r.rows_read:,} (skipped {r.rows_skipped:,}) · time span {span}")
+    out.print(
+        f"  values: {r.values_read:,} read, {r.values_written:,} written ({r.values_new:,} new, "
+        f"{r.values_changed:,} changed), {r.values_unchanged:,} unchanged, {r.values_kept:,} kept"
+    )
+    out.print(
+        f"  snapped {r.values_snapped:,} · duplicates dropped {r.duplicates_dropped:,}, resolved "
+        f"{r.duplicates_resolved:,} · bad cells as missing {r.bad_cells_missing:,} · "
+        f"gaps {r.gaps:,}" + (f" (longest {r.longest_gap})" if r.longest_gap else "")
+    )
+    if r.new_channels:
+        out.print(f"  new channels: {', '.join(r.new_channels)}")
+    det = ", ".join(f"{k}={v!r}" for k, v in r.detected.items())
+    if det:
+        out.print(f"  detected: {det}")
+    for w in r.warnings:
+        out.print(f"  [yellow]warning:[/] {w}", markup=True)
+    out.print(f"  took {r.seconds:.2f} s")
+
+
+@app.command("ingest")
+def ingest(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    file: Annotated[Path, typer.Argument(help="CSV/TSV, Excel (.xlsx), Parquet or JSON file.")],
+    format: Annotated[str, typer.Option(help="auto, csv, excel, parquet, json.")] = "auto",
+    delimiter: Annotated[str | None, typer.Option(help="Field separator (detected).")] = None,
+    decimal: Annotated[str | None, typer.Option(help="Decimal mark . or , (detected).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding (detected).")] = None,
+    skip_rows: Annotated[
+        int | None, typer.Option(help="Metadata lines before the header (detected).")
+    ] = None,
+    units_row: Annotated[
+        bool | None,
+        typer.Option(
+            "--units-row/--no-units-row", help="Second header row holds units (detected)."
+        ),
+    ] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name.")] = None,
+    time_column: Annotated[
+        str | None, typer.Option(help="Time column (detected when unambiguous).")
+    ] = None,
+    date_column: Annotated[
+        str | None, typer.Option(help="Separate date column (time column = time of day).")
+    ] = None,
+    time_format: Annotated[str | None, typer.Option(help="strptime format of times.")] = None,
+    epoch_unit: Annotated[
+        str | None, typer.Option(help="Times are epoch numbers in s, ms, us or ns.")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="Zone of naive times (default: the dataset's).")
+    ] = None,
+    utc_offset: Annotated[
+        str | None, typer.Option(help="Fixed offset of naive times, e.g. +02:00.")
+    ] = None,
+    ambiguous: Annotated[
+        str, typer.Option(help="DST repeated hour: error, earliest, latest, infer.")
+    ] = "error",
+    nonexistent: Annotated[
+        str, typer.Option(help="DST skipped hour: error, shift_forward, shift_backward, drop.")
+    ] = "error",
+    missing: Annotated[
+        list[str] | None, typer.Option(help="Missing-value sentinel, e.g. -9999 (repeatable).")
+    ] = None,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Only these value columns (repeatable).")
+    ] = None,
+    skip_column: Annotated[
+        list[str] | None, typer.Option(help="Column to ignore (repeatable).")
+    ] = None,
+    rename: Annotated[list[str] | None, typer.Option(help="COLUMN=CHANNEL (repeatable).")] = None,
+    unit: Annotated[list[str] | None, typer.Option(help="CHANNEL=UNITS (repeatable).")] = None,
+    allow_missing_units: Annotated[
+        bool, typer.Option(help="Create channels without units.")
+    ] = False,
+    bad_values: Annotated[str, typer.Option(help="Unparseable cells: error or missing.")] = "error",
+    duplicates: Annotated[
+        str, typer.Option(help="Same time, different values: error, first, last, mean.")
+    ] = "error",
+    off_grid: Annotated[
+        str, typer.Option(help="Times off the grid: error, nearest, mean.")
+    ] = "error",
+    off_grid_tolerance: Annotated[
+        str | None, typer.Option(help="Accepted distance to the grid, e.g. 100ms.")
+    ] = None,
+    on_existing: Annotated[
+        str, typer.Option(help="Values already stored: overwrite, keep, error.")
+    ] = "overwrite",
+    new_channels: Annotated[
+        bool,
+        typer.Option("--new-channels/--no-new-channels", help="Create channels the dataset lacks."),
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Ingest a file as one commit. Bad input stores nothing and names file, line, column."""
+    opts = IngestOptions(
+        format=format,
+        delimiter=delimiter,
+        decimal=decimal,
+        encoding=encoding,  # type: ignore[arg-type]
+        skip_rows=skip_rows,
+        units_row=units_row,
+        sheet=int(sheet) if sheet is not None and sheet.isdigit() else sheet,
+        time_column=time_column,
+        date_column=date_column,
+        time_format=time_format,
+        epoch_unit=epoch_unit,
+        tz=tz,
+        utc_offset=utc_offset,  # type: ignore[arg-type]
+        ambiguous=ambiguous,
+        nonexistent=nonexistent,
+        missing_values=missing or [],  # type: ignore[arg-type]
+        columns=column,
+        skip_columns=skip_column or [],
+        rename=_pairs(rename, "--rename"),
+        units=_pairs(unit, "--unit"),
+        allow_missing_units=allow_missing_units,
+        bad_values=bad_values,
+        duplicates=duplicates,
+        off_grid=off_grid,  # type: ignore[arg-type]
+        off_grid_tolerance=off_grid_tolerance,
+        on_existing=on_existing,  # type: ignore[arg-type]
+        new_channels=new_channels,
+    )
+    bar = None
+    cb = None
+    if progress and not as_json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=file.stat().st_size if file.exists() else None,
+            unit="B",
+            unit_scale=True,
+            desc=file.name,
+            file=sys.stderr,
+            leave=False,
+        )
+
+        def cb(done: int, total: int) -> None:
+            if bar is not None and done:
+                bar.update(done - bar.n)
+
+    try:
+        with store() as st:
+            report = st.ingest(dataset_id, file, opts, progress=cb)
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        print_report(report)
+
+
+# ---- read / export / history ------------------------------------------------------------
+@app.command("read")
+def read(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    start: Annotated[str | None, typer.Option(help="First time (included); naive = UTC.")] = None,
+    end: Annotated[str | None, typer.Option(help="End time (excluded); naive = UTC.")] = None,
+    channels: Annotated[
+        str | None, typer.Option(help="Comma-separated channel names (default all).")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Aggregate to this interval, e.g. 15min.")
+    ] = None,
+    how: Annotated[str, typer.Option(help="mean, min, max, sum, count, first, last.")] = "mean",
+    as_of: Annotated[str | None, typer.Option(help="Snapshot id or a past time.")] = None,
+    format: Annotated[str, typer.Option(help="csv, json or parquet.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file (default stdout).")
+    ] = None,
+    local_time: Annotated[
+        bool, typer.Option(help="Times in the dataset's zone instead of UTC.")
+    ] = False,
+) -> None:
+    """Read a time range [start, end) of channels."""
+    from stream0d_nb.store.reader import to_arrow, to_pandas
+
+    names = [c.strip() for c in channels.split(",")] if channels else None
+    with store() as st:
+        ds = st.read(dataset_id, names, start, end, every, how, as_of)
+        tzname = st.get_dataset(dataset_id).spec.tz if local_time else None
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        if output is None:
+            fail("--format parquet needs --output FILE")
+        pq.write_table(to_arrow(ds), output)
+        return
+    df = to_pandas(ds, tzname)
+    if format == "csv":
+        text = df.to_csv(date_format="%Y-%m-%dT%H:%M:%S%z" if not every else None)
+    elif format == "json":
+        buf = io.StringIO()
+        df.reset_index().to_json(buf, orient="records", date_format="iso", date_unit="s")
+        text = buf.getvalue()
+    else:
+        fail(f"unknown --format {format!r}: use csv, json or parquet")
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+@app.command("export")
+def export_cmd(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    out_path: Annotated[
+        Path, typer.Argument(metavar="OUT", help="File or folder: .csv .parquet .nc .zarr")
+    ],
+    format: Annotated[
+        str | None, typer.Option(help="csv, parquet, netcdf, zarr (default from OUT).")
+    ] = None,
+    start: Annotated[str | None, typer.Option()] = None,
+    end: Annotated[str | None, typer.Option()] = None,
+    channels: Annotated[str | None, typer.Option(help="Comma-separated channel names.")] = None,
+    every: Annotated[str | None, typer.Option()] = None,
+    how: Annotated[str, typer.Option()] = "mean",
+    as_of: Annotated[str | None, typer.Option()] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Export a time range and channel subset as CSV, Parquet, NetCDF or Zarr."""
+    from stream0d_nb.export import export
+
+    names = [c.strip() for c in channels.split(",")] if channels else None
+    with store() as st:
+        res = export(
+            st,
+            dataset_id,
+            out_path,
+            format=format,
+            channels=names,
+            start=start,
+            end=end,
+            every=every,
+            how=how,
+            as_of=as_of,
+            overwrite=overwrite,
+        )
+    out.print(f"exported {res!s}")
+
+
+@app.command("history")
+def history(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    limit: Annotated[int, typer.Option(help="Most recent N commits.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List a dataset's commits, newest first (ids work with --as-of)."""
+    with store() as st:
+        hist = st.history(dataset_id, limit)
+    if as_json:
+        out.print_json(json.dumps([h.model_dump(mode="json") for h in hist]))
+        return
+    t = Table("snapshot", "written (UTC)", "message")
+    for h in hist:
+        t.add_row(h.id, f"{h.written_at:%Y-%m-%d %H:%M:%S}", h.message)
+    out.print(t)
+
+
+@app.command("audit")
+def audit(
+    dataset_id: Annotated[str | None, typer.Argument(metavar="[DATASET]")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """Show the audit log (who changed what, when), newest first."""
+    with store() as st:
+        entries = st.registry.audit_log(dataset_id, limit=limit)
+    t = Table("at (UTC)", "actor", "action", "dataset", "detail")
+    for e in entries:
+        t.add_row(
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            e.actor,
+            e.action,
+            e.dataset or "",
+            json.dumps(e.detail, default=str)[:80],
+        )
+    out.print(t)
+
+
+@app.command("demo")
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder of real recordings (default ../shared/data).")
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days of generated production data per line.")] = 7,
+) -> None:
+    """Create demo datasets for two partners, ingest them, and print what is stored."""
+    from stream0d_nb.demo import run_demo
+
+    with store() as st:
+        run_demo(st, out, data_dir=data_dir, days=days)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning our errors into one clear message."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except (Stream0dError, pydantic.ValidationError) as exc:
+        if STATE["debug"]:
+            raise
+        if isinstance(exc, pydantic.ValidationError):
+            msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        else:
+            msg = str(exc)
+        err.print(f"[bold red]error:[/] {msg}", markup=True, soft_wrap=True)
+        return 1
+    except Exception as exc:
+        if STATE["debug"] or not hasattr(exc, "exit_code"):
+            raise
+        return int(getattr(exc, "exit_code", 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

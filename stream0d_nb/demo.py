@@ -1,0 +1,247 @@
+"""The demo behind ``make run``: two partners' production lines plus one real recording.
+
+The generator makes plausible 1 s process data: shifts with start-up ramps and night
+stops, first-order heated zones, a pressure that follows screw speed, a slow drift (heater
+ageing, grinding-wheel wear) and a sensor dropout. Each day is seeded by its date, so
+running the demo again on the same day changes nothing (idempotent ingest) and running it
+a day later appends the new day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from stream0d_nb.errors import IngestError
+from stream0d_nb.specs import ChannelSpec, DatasetSpec, IngestOptions
+from stream0d_nb.store import Store
+
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class Line:
+    """A demo production line: dataset spec and the generator of one day of its data."""
+
+    spec: DatasetSpec
+    kind: str
+
+
+LINES = (
+    Line(
+        DatasetSpec(
+            id="fersa-grinding-1",
+            interval="1s",
+            tz="Europe/Madrid",
+            partner="fersa",
+            title="Bearing ring grinding line 1",
+            description="Generated demo data: spindle, motor current, coolant, vibration (wheel wear drift).",
+            channels=[
+                ChannelSpec(
+                    name="spindle_speed", units="rpm", description="Grinding spindle speed"
+                ),
+                ChannelSpec(name="motor_current", units="A", description="Spindle motor current"),
+                ChannelSpec(
+                    name="coolant_temp", units="degC", description="Coolant return temperature"
+                ),
+                ChannelSpec(
+                    name="vibration_rms",
+                    units="mm/s",
+                    description="Spindle vibration RMS",
+                    tags=["condition"],
+                ),
+                ChannelSpec(
+                    name="infeed_pressure", units="bar", description="Hydraulic infeed pressure"
+                ),
+            ],
+        ),
+        "grinding",
+    ),
+    Line(
+        DatasetSpec(
+            id="zf-extrusion-2",
+            interval="1s",
+            tz="Europe/Berlin",
+            partner="zf",
+            title="Rubber profile extrusion line 2",
+            description="Generated demo data: barrel zones, melt pressure, screw and line speed; "
+            "zone 3 heater ageing drift and a melt-pressure sensor dropout.",
+            channels=[
+                ChannelSpec(name="screw_speed", units="rpm"),
+                ChannelSpec(name="line_speed", units="m/min"),
+                ChannelSpec(name="zone1_temp", units="degC", tags=["barrel"]),
+                ChannelSpec(name="zone2_temp", units="degC", tags=["barrel"]),
+                ChannelSpec(name="zone3_temp", units="degC", tags=["barrel"]),
+                ChannelSpec(name="melt_pressure", units="bar"),
+            ],
+        ),
+        "extrusion",
+    ),
+)
+
+
+def _running(t_local: pd.DatetimeIndex) -> np.ndarray:
+    """1.0 while the line runs (weekdays 06:00-22:00 local, with 10-minute ramps), else 0..1."""
+    hours = (
+        t_local.hour.to_numpy() + t_local.minute.to_numpy() / 60 + t_local.second.to_numpy() / 3600
+    )
+    weekday = t_local.weekday.to_numpy() < 5
+    up = np.clip((hours - 6.0) * 6, 0, 1)
+    down = np.clip((22.0 - hours) * 6, 0, 1)
+    return np.where(weekday, np.minimum(up, down), 0.0)
+
+
+def _first_order(u: np.ndarray, tau_s: float, y0: float) -> np.ndarray:
+    """Discrete first-order lag of ``u`` (1 s steps), vectorised via an exponential filter."""
+    a = float(np.exp(-1.0 / tau_s))
+    y = np.empty_like(u)
+    prev = y0
+    for i, ui in enumerate(u.tolist()):
+        prev = a * prev + (1 - a) * ui
+        y[i] = prev
+    return y
+
+
+def day_frame(line: Line, day: pd.Timestamp) -> pd.DataFrame:
+    """One day (UTC) of 1 s data for ``line``, deterministic for that day."""
+    rng = np.random.default_rng([day.date().toordinal(), *map(ord, line.spec.id)])
+    t = pd.date_range(day, periods=DAY_S, freq="1s", tz="UTC")
+    run = _running(t.tz_convert(line.spec.tz))
+    age = (day - pd.Timestamp("2026-01-01", tz="UTC")).days + t.hour.to_numpy() / 24
+    n = DAY_S
+    if line.kind == "grinding":
+        speed = run * 3000 + rng.normal(0, 4, n) * (run > 0)
+        wear = (age % 5) / 5  # wheel dressed every 5 days
+        vib = 0.6 + 1.4 * wear * run + np.abs(rng.normal(0, 0.08, n))
+        current = 2.0 + 9.0 * run + 1.5 * wear * run + rng.normal(0, 0.2, n)
+        coolant = _first_order(20 + 8 * run, 1800, 21.0) + rng.normal(0, 0.05, n)
+        infeed = np.where(run > 0.5, 42 + rng.normal(0, 0.6, n), 2 + rng.normal(0, 0.1, n))
+        cols = {
+            "spindle_speed": speed,
+            "motor_current": current,
+            "coolant_temp": coolant,
+            "vibration_rms": vib,
+            "infeed_pressure": infeed,
+        }
+    else:
+        screw = run * 45 + rng.normal(0, 0.3, n) * (run > 0)
+        heat = 0.35 + 0.65 * np.maximum(run, 0.3)
+        drift = 0.5 * age / 30  # zone 3 heater ageing: +0.5 degC a month
+        zones = [
+            _first_order(20 + (sp - 20) * heat, tau, sp * 0.8) + rng.normal(0, 0.15, n)
+            for sp, tau in ((80, 900), (95, 1100), (110, 1300))
+        ]
+        zones[2] = zones[2] + drift
+        pressure = 20 + 160 * run + 1.5 * (screw - 45) * (run > 0) + rng.normal(0, 1.2, n)
+        spikes = rng.random(n) < 2e-4
+        pressure[spikes] += rng.normal(25, 5, spikes.sum())
+        if day.dayofyear % 3 == 0:  # melt-pressure sensor dropout, 20 minutes
+            pressure[10 * 3600 : 10 * 3600 + 1200] = np.nan
+        cols = {
+            "screw_speed": screw,
+            "line_speed": screw * 0.18 + rng.normal(0, 0.01, n),
+            "zone1_temp": zones[0],
+            "zone2_temp": zones[1],
+            "zone3_temp": zones[2],
+            "melt_pressure": pressure,
+        }
+    return pd.DataFrame({k: np.round(v, 3) for k, v in cols.items()}, index=t)
+
+
+def find_data_dir(explicit: Path | None = None) -> Path | None:
+    """The shared folder of real recordings: explicit, ./../shared/data, or beside the repo."""
+    for cand in (
+        explicit,
+        Path.cwd() / ".." / "shared" / "data",
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+    ):
+        if cand is not None and (cand / "nab").is_dir():
+            return cand.resolve()
+    return None
+
+
+def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int = 7) -> None:
+    """Create (or top up) the demo datasets and print what is stored and where to go next."""
+    end = pd.Timestamp.now(tz="UTC").floor("D")
+    existing = {r.spec.id for r in store.list_datasets()}
+    for line in LINES:
+        if line.spec.id not in existing:
+            store.create_dataset(line.spec, actor="demo")
+        frames = [day_frame(line, end - pd.Timedelta(days=d)) for d in range(days, 0, -1)]
+        rep = store.write(
+            line.spec.id, pd.concat(frames), actor="demo", source=f"generator:{line.kind}"
+        )
+        state = "unchanged" if rep.unchanged else f"commit {rep.commit}"
+        out.print(
+            f"[bold]{line.spec.id}[/] ({line.spec.partner}): {rep.values_written:,} values written, "
+            f"{len(rep.channels)} channels, {rep.gaps} gaps - {state}",
+            markup=True,
+        )
+    real = find_data_dir(data_dir)
+    nab_id = "nab-machine-temp"
+    if real is None:
+        out.print(
+            "[yellow]../shared/data not found: skipping the real NAB recording[/]", markup=True
+        )
+    else:
+        path = real / "nab" / "machine_temperature_system_failure.csv"
+        if nab_id not in existing:
+            store.create_dataset(
+                DatasetSpec(
+                    id=nab_id,
+                    interval="5min",
+                    tz="UTC",
+                    partner="lab",
+                    title="NAB machine temperature (real recording)",
+                    description="Numenta Anomaly Benchmark: internal component temperature of a large "
+                    "industrial machine; units not published.",
+                ),
+                actor="demo",
+            )
+        opts = IngestOptions(units={"value": "1"})
+        try:
+            store.ingest(nab_id, path, opts, actor="demo")
+        except IngestError as exc:
+            first = str(exc).splitlines()[0]
+            out.print(
+                f"[bold]{nab_id}[/]: default policy refused the file, as it should:\n  {first}",
+                markup=True,
+            )
+        rep = store.ingest(
+            nab_id, path, opts.model_copy(update={"duplicates": "last"}), actor="demo"
+        )
+        state = "unchanged" if rep.unchanged else f"commit {rep.commit}"
+        out.print(
+            f"[bold]{nab_id}[/] with --duplicates last: {rep.rows_read:,} rows, "
+            f"{rep.duplicates_resolved} duplicates resolved, {rep.gaps} gaps "
+            f"(longest {rep.longest_gap}) - {state}",
+            markup=True,
+        )
+    out.print()
+    out.print("[bold]Stored now[/] (home: " + str(store.settings.home.resolve()) + ")", markup=True)
+    for rec in store.list_datasets():
+        s = store.summary(rec.spec.id)
+        span = (
+            f"{s['start']:%Y-%m-%d %H:%M} .. {s['end']:%Y-%m-%d %H:%M} UTC"
+            if s["start"] is not None
+            else "empty"
+        )
+        out.print(
+            f"  {rec.spec.id:<20} {rec.spec.partner:<6} {rec.spec.interval:>5}  "
+            f"{len(s['channels'])} channels  {span}  {s['commits']} commits"
+        )
+    first = LINES[1].spec.id
+    out.print()
+    out.print("[bold]Where to look next[/]", markup=True)
+    for cmd in (
+        f"stream0d dataset show {first}",
+        f"stream0d read {first} --channels zone3_temp,melt_pressure --every 1h --how mean",
+        f"stream0d history {first}",
+        f"stream0d export {first} {first}.parquet --every 1min",
+        "stream0d --help   (every command has --help)",
+    ):
+        out.print(f"  .venv/bin/{cmd}")
