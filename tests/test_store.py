@@ -381,7 +381,7 @@ def test_two_processes_write_same_chunks_without_loss(store: Store, settings: Se
         for col in ("temp", "Volume Flow RateRMS")
     ]
     for p in procs:
-        o, e = p.communicate(timeout=180)
+        _, e = p.communicate(timeout=180)
         assert p.returncode == 0, e
     out = stored(store)
     expected = np.concatenate([np.arange(600.0) + 1000 * r for r in range(rounds)])
