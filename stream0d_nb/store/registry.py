@@ -476,10 +476,26 @@ class Registry:
 
     # -- plumbing -------------------------------------------------------------
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for modules that keep their own tables in this database)."""
+        return self._engine
+
     @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on any error."""
+    def write_session(self) -> Iterator[Session]:
+        """A session in a write transaction: commits on success, rolls back on any error.
+
+        For other modules' tables: change rows and call ``add_audit`` in the same session so
+        that the change and its audit entry commit together. On SQLite the transaction takes
+        the write lock at once (``BEGIN IMMEDIATE``), so writers queue instead of failing.
+        """
         with self._write_sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading (rolled back at the end)."""
+        with self._read() as session:
             yield session
 
     def _retry(self, fn: Callable[[], T], attempts: int = 3) -> T:
@@ -503,7 +519,7 @@ class Registry:
             raise _not_found(dataset_id)
         return row
 
-    def _add_audit(
+    def add_audit(
         self,
         session: Session,
         actor: str,
@@ -513,7 +529,7 @@ class Registry:
         via: str | None,
         at: datetime | None = None,
     ) -> AuditRow:
-        """Add an audit row to the caller's transaction (flushed, so failures show here)."""
+        """Add an audit row to ``session``'s transaction (flushed, so failures show here)."""
         if not actor:
             raise ValidationError("audit actor must not be empty")
         if not action:
@@ -539,7 +555,7 @@ class Registry:
         _check_unique_names(spec.channels)
         now = utcnow()
         try:
-            with self._write() as s:
+            with self.write_session() as s:
                 if s.get(DatasetRow, spec.id) is not None:
                     raise DatasetExistsError(f"dataset {spec.id!r} exists already")
                 row = DatasetRow(
@@ -565,7 +581,7 @@ class Registry:
                     "storage_uri": storage_uri,
                     "channels": [c.name for c in spec.channels],
                 }
-                self._add_audit(s, actor, "dataset.create", spec.id, detail, via, now)
+                self.add_audit(s, actor, "dataset.create", spec.id, detail, via, now)
                 return _record(row)
         except IntegrityError as exc:
             # A concurrent creator won the race between our check and our insert.
@@ -602,7 +618,7 @@ class Registry:
     ) -> DatasetRecord:
         """Change descriptive fields (None = keep); audited only when something changed."""
         wanted = {"title": title, "description": description, "partner": partner}
-        with self._write() as s:
+        with self.write_session() as s:
             row = self._dataset_row(s, dataset_id)
             changes: dict[str, dict[str, str]] = {}
             for field in _DATASET_FIELDS:
@@ -614,7 +630,7 @@ class Registry:
             if changes:
                 now = utcnow()
                 row.updated_at = now
-                self._add_audit(
+                self.add_audit(
                     s, actor, "dataset.update", dataset_id, {"changes": changes}, via, now
                 )
             return _record(row)
@@ -627,7 +643,7 @@ class Registry:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Remove the dataset and its channels (FK cascade); its audit entries stay."""
-        with self._write() as s:
+        with self.write_session() as s:
             row = self._dataset_row(s, dataset_id)
             info: dict[str, Any] = {
                 "storage_uri": row.storage_uri,
@@ -636,7 +652,7 @@ class Registry:
             info.update(detail or {})
             s.delete(row)
             s.flush()
-            self._add_audit(s, actor, "dataset.delete", dataset_id, info, via)
+            self.add_audit(s, actor, "dataset.delete", dataset_id, info, via)
 
     # -- channels -------------------------------------------------------------
 
@@ -662,7 +678,7 @@ class Registry:
         _check_unique_names(channels)
 
         def run() -> list[ChannelSpec]:
-            with self._write() as s:
+            with self.write_session() as s:
                 row = self._dataset_row(s, dataset_id)
                 existing = {c.name: c for c in row.channels}
                 position = max((c.position for c in row.channels), default=-1) + 1
@@ -694,11 +710,11 @@ class Registry:
                     row.updated_at = now
                     s.flush()
                 if created:
-                    self._add_audit(
+                    self.add_audit(
                         s, actor, "channel.create", dataset_id, {"channels": created}, via, now
                     )
                 if changes:
-                    self._add_audit(
+                    self.add_audit(
                         s, actor, "channel.update", dataset_id, {"changes": changes}, via, now
                     )
                 return [c.to_spec() for c in sorted(row.channels, key=lambda c: c.position)]
@@ -709,7 +725,7 @@ class Registry:
         self, dataset_id: str, name: str, actor: str, via: str | None = None
     ) -> None:
         """Remove one channel's registration; ``ChannelNotFoundError`` if it has none."""
-        with self._write() as s:
+        with self.write_session() as s:
             row = self._dataset_row(s, dataset_id)
             match = [c for c in row.channels if c.name == name]
             if not match:
@@ -721,7 +737,7 @@ class Registry:
             row.channels.remove(match[0])
             row.updated_at = now
             s.flush()
-            self._add_audit(s, actor, "channel.delete", dataset_id, {"channel": name}, via, now)
+            self.add_audit(s, actor, "channel.delete", dataset_id, {"channel": name}, via, now)
 
     # -- audit ----------------------------------------------------------------
 
@@ -737,8 +753,8 @@ class Registry:
 
         ``detail`` is stored as JSON; values JSON cannot hold (datetimes...) become text.
         """
-        with self._write() as s:
-            self._add_audit(s, actor, action, dataset_id, detail, via)
+        with self.write_session() as s:
+            self.add_audit(s, actor, action, dataset_id, detail, via)
 
     def audit_log(
         self,
@@ -756,6 +772,8 @@ class Registry:
         if action is not None:
             stmt = stmt.where(AuditRow.action == action)
         if since is not None:
+            if since.tzinfo is None or since.utcoffset() is None:
+                raise ValidationError(f"since={since!r} must be timezone-aware (e.g. UTC)")
             stmt = stmt.where(AuditRow.at >= since)
         stmt = stmt.order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
         with self._read() as s:

@@ -1,0 +1,3 @@
+"""Shared test setup: the server fixtures live in tests/servers.py."""
+
+pytest_plugins = ["tests.servers"]
