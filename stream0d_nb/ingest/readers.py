@@ -1,0 +1,318 @@
+"""CSV/TSV reader: streams a delimited text file in chunks of whole lines through pyarrow.
+
+The file is cut into chunks of about ``CHUNK_BYTES`` at line ends, each parsed by
+``pyarrow.csv.read_csv`` with float64 value columns (and ISO timestamps when the samples
+allow), so memory stays bounded and line numbers stay exact. A chunk pyarrow rejects is
+parsed again as text to find the offending cells precisely (the slow path runs only there).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.ingest import sniff, timeparse
+from stream0d_nb.ingest.columns import BatchBuilder, ColumnPlan, plan_columns
+from stream0d_nb.ingest.timeparse import TimeParser
+from stream0d_nb.ingest.types import Counters, RawBatch, Source, SourceInfo
+from stream0d_nb.specs import IngestOptions
+
+CHUNK_BYTES = 16 << 20
+"""Bytes of text parsed at once (pyarrow splits each chunk into blocks for its threads)."""
+MAX_BATCH_ROWS = 1 << 20
+
+
+def make_time_parser(
+    file: str, plan: ColumnPlan, options: IngestOptions, default_tz: str, counters: Counters
+) -> TimeParser:
+    """A ``TimeParser`` configured from the options (zone, offset, format, DST policies)."""
+    label = plan.time_header if plan.date_index is None else "+".join(plan.time_columns)
+    return TimeParser(
+        file=file,
+        column=label,
+        tz=options.tz or default_tz,
+        offset_minutes=options.utc_offset_minutes(),
+        time_format=options.time_format,
+        epoch_unit=options.epoch_unit,
+        ambiguous=options.ambiguous,
+        nonexistent=options.nonexistent,
+        counters=counters,
+    )
+
+
+def zone_detected(options: IngestOptions, default_tz: str) -> dict[str, object]:
+    """How naive times are interpreted, for ``info.detected``."""
+    if options.utc_offset:
+        return {"naive_times": f"fixed offset {options.utc_offset}"}
+    return {"naive_times": f"local time in {options.tz or default_tz}"}
+
+
+def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
+    """Sniff a delimited text file and return a streaming ``Source``."""
+    file = str(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(sniff.HEAD_BYTES)
+    try:
+        layout = sniff.sniff_text(
+            head,
+            complete=size <= len(head),
+            encoding=options.encoding,
+            delimiter=options.delimiter,
+            decimal=options.decimal,
+            skip_rows=options.skip_rows,
+            units_row=options.units_row,
+            is_time_text=timeparse.is_time_text,
+        )
+    except IngestError as exc:
+        raise IngestError(
+            f"{file}: {exc.message}",
+            [Location(file, loc.line, loc.column, loc.value) for loc in exc.locations],
+        ) from None
+    ncols = len(layout.headers)
+    samples: list[list[object]] = [
+        [row[i] if i < len(row) else None for row in layout.sample[:100]] for i in range(ncols)
+    ]
+    file_units = sniff.units_from_cells(layout.units_cells) if layout.units_cells else None
+    plan = plan_columns(
+        file, layout.headers, samples, options, file_units=file_units, decimal=layout.decimal
+    )
+    counters = Counters()
+    parser = make_time_parser(file, plan, options, default_tz, counters)
+    time_type, mode = _time_type(plan, samples, options)
+    detected: dict[str, object] = {
+        "encoding": layout.encoding + ("-sig" if layout.bom and layout.encoding == "utf-8" else ""),
+        "delimiter": layout.delimiter,
+        "decimal": layout.decimal,
+        "header_line": layout.header_line,
+        "units_row": layout.units_cells is not None,
+        "first_data_line": layout.first_data_line,
+        "time_parsing": mode,
+        **plan.detected,
+        **zone_detected(options, default_tz),
+    }
+    info = SourceInfo(
+        file=file,
+        format="csv",
+        channels=list(plan.channels),
+        columns={
+            c: plan.headers[i] for c, i in zip(plan.channels, plan.value_indices, strict=True)
+        },
+        units=dict(plan.units),
+        time_columns=plan.time_columns,
+        detected=detected,
+        bytes_total=size,
+    )
+    reader = _CsvReader(path, layout, plan, options, parser, counters, time_type)
+    return Source(info, reader.batches(detected), counters)
+
+
+def _time_type(
+    plan: ColumnPlan, samples: list[list[object]], options: IngestOptions
+) -> tuple[pa.DataType, str]:
+    """Arrow type pyarrow should parse the time column into, and a description."""
+    if plan.date_index is not None:
+        return pa.string(), "date + time of day columns"
+    if options.epoch_unit:
+        t = pa.float64() if options.epoch_unit in ("s", "ms") else pa.int64()
+        return t, f"epoch {options.epoch_unit}"
+    if options.time_format:
+        return pa.string(), f"format {options.time_format}"
+    texts = [str(v).strip() for v in samples[plan.time_index] if v is not None and str(v).strip()]
+    if texts and all(timeparse.ISO_NAIVE.match(t) for t in texts):
+        return pa.timestamp("ns"), "ISO 8601"
+    if texts and all(timeparse.ISO_AWARE.match(t) for t in texts):
+        return pa.timestamp("ns", tz="UTC"), "ISO 8601 with UTC offsets"
+    if texts and all(sniff.is_number(t) for t in texts):
+        unit = timeparse.guess_epoch_unit([float(t) for t in texts])
+        if unit is None:
+            raise IngestError(
+                f"time column {plan.time_header!r} holds numbers such as {texts[0]!r}; pass "
+                "epoch_unit ('s', 'ms', 'us' or 'ns') or time_format",
+                [Location("", None, plan.time_header, texts[0])],
+            )
+        options_unit = unit
+        return (pa.float64() if options_unit in ("s", "ms") else pa.int64()), f"epoch {unit}"
+    fmt = timeparse.detect_format(texts) if texts else None
+    return pa.string(), f"format {fmt}" if fmt else "text"
+
+
+class _CsvReader:
+    """Chunked reading of one delimited text file (state shared across chunks)."""
+
+    def __init__(
+        self,
+        path: Path,
+        layout: sniff.TextLayout,
+        plan: ColumnPlan,
+        options: IngestOptions,
+        parser: TimeParser,
+        counters: Counters,
+        time_type: pa.DataType,
+    ) -> None:
+        self.path = path
+        self.file = str(path)
+        self.layout = layout
+        self.plan = plan
+        self.options = options
+        self.counters = counters
+        self.builder = BatchBuilder(self.file, plan, options, parser, counters, layout.decimal)
+        ncols = len(layout.headers)
+        self.names = [f"c{i}" for i in range(ncols)]
+        self.used = [plan.time_index] + ([plan.date_index] if plan.date_index is not None else [])
+        self.used += plan.value_indices
+        nulls = list(dict.fromkeys([*sniff.DEFAULT_NULLS, *options.missing_values]))
+        fast_types: dict[str, pa.DataType] = {
+            self.names[i]: pa.float64() for i in plan.value_indices
+        }
+        fast_types[self.names[plan.time_index]] = time_type
+        if plan.date_index is not None:
+            fast_types[self.names[plan.date_index]] = pa.string()
+        text_types = {self.names[i]: pa.string() for i in self.used}
+        self.read_opts = pacsv.ReadOptions(column_names=self.names, block_size=1 << 20)
+        self.parse_opts = pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"')
+        common = dict(
+            include_columns=[self.names[i] for i in self.used],
+            null_values=nulls,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            decimal_point=layout.decimal,
+        )
+        self.fast_opts = pacsv.ConvertOptions(column_types=fast_types, **common)
+        self.text_opts = pacsv.ConvertOptions(column_types=text_types, **common)
+
+    def batches(self, detected: dict[str, object]) -> Iterator[RawBatch]:
+        """All rows in file order, converted chunk by chunk."""
+        slow = 0
+        for chunk, first_line, bytes_read in self._chunks():
+            table, was_slow = self._parse(chunk, first_line)
+            slow += was_slow
+            lines = self._line_numbers(chunk, first_line, table.num_rows)
+            for off in range(0, table.num_rows, MAX_BATCH_ROWS):
+                part = table.slice(off, MAX_BATCH_ROWS)
+                cols = [part.column(self.names[i]).combine_chunks() for i in self.used]
+                date_arr = cols[1] if self.plan.date_index is not None else None
+                values = cols[2:] if date_arr is not None else cols[1:]
+                batch = self.builder.build(
+                    cols[0], date_arr, values, lines[off : off + MAX_BATCH_ROWS], bytes_read
+                )
+                if batch is not None:
+                    yield batch
+        detected["time_parsing_used"] = sorted(self.builder.parser.used)
+        detected["chunks_reparsed_as_text"] = slow
+
+    def _chunks(self) -> Iterator[tuple[bytes, int, int]]:
+        """Chunks of whole lines as UTF-8: ``(bytes, first line number, bytes consumed)``."""
+        enc = codecs.lookup(self.layout.encoding).name
+        decoder = None if enc == "utf-8" else codecs.getincrementaldecoder(enc)(errors="replace")
+        skip = self.layout.first_data_line - 1
+        line_no = 1
+        rest = b""
+        with open(self.path, "rb") as f:
+            f.seek(self.layout.bom)
+            while True:
+                raw = f.read(CHUNK_BYTES)
+                eof = not raw
+                data = raw if decoder is None else decoder.decode(raw, final=eof).encode()
+                data = rest + data if rest else data
+                rest = b""
+                while skip:
+                    k = data.find(b"\n")
+                    if k < 0:
+                        break
+                    data = data[k + 1 :]
+                    skip -= 1
+                    line_no += 1
+                if skip and not eof:
+                    rest = data
+                    continue
+                if eof:
+                    chunk = data
+                else:
+                    k = data.rfind(b"\n")
+                    if k < 0:
+                        rest = data
+                        continue
+                    chunk, rest = data[: k + 1], data[k + 1 :]
+                if chunk.strip():
+                    yield chunk, line_no, f.tell()
+                line_no += chunk.count(b"\n")
+                if eof:
+                    return
+
+    def _parse(self, chunk: bytes, first_line: int) -> tuple[pa.Table, int]:
+        """Fast typed parse; on any rejection parse as text (exact cells found later)."""
+        try:
+            return self._read(chunk, self.fast_opts), 0
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        try:
+            return self._read(chunk, self.text_opts), 1
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            self._raise_bad_rows(chunk, first_line, exc)
+            raise AssertionError("unreachable") from exc
+
+    def _read(self, chunk: bytes, convert: pacsv.ConvertOptions) -> pa.Table:
+        return pacsv.read_csv(
+            pa.BufferReader(chunk),
+            read_options=self.read_opts,
+            parse_options=self.parse_opts,
+            convert_options=convert,
+        )
+
+    def _raise_bad_rows(self, chunk: bytes, first_line: int, exc: Exception) -> None:
+        """Find lines whose field count differs from the header's and report them."""
+        want = len(self.layout.headers)
+        locs: list[Location] = []
+        for i, raw in enumerate(chunk.decode("utf-8", "replace").split("\n")):
+            line = raw.rstrip("\r")
+            if not line:
+                continue
+            got = len(sniff.split_line(line, self.layout.delimiter))
+            if got != want:
+                locs.append(Location(self.file, first_line + i, None, line[:120]))
+                if len(locs) >= 10:
+                    break
+        if locs:
+            raise IngestError(
+                f"{len(locs)}+ line(s) do not have the {want} fields of the header (delimiter "
+                f"{self.layout.delimiter!r}); fix them or check delimiter and skip_rows",
+                locs,
+            ) from None
+        raise IngestError(
+            f"cannot read lines {first_line}.. of the file: {exc}",
+            [Location(self.file, first_line)],
+        ) from None
+
+    def _line_numbers(self, chunk: bytes, first_line: int, rows: int) -> npt.NDArray[np.int64]:
+        """1-based file line of each parsed row (pyarrow drops blank lines; we count them)."""
+        nlines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        if rows == nlines:
+            return np.arange(first_line, first_line + rows, dtype=np.int64)
+        buf = np.frombuffer(chunk, np.uint8)
+        nl = np.flatnonzero(buf == 10)
+        starts = np.concatenate([[0], nl + 1])[:nlines]
+        ends = np.concatenate([nl, [len(buf)]])[:nlines]
+        length = ends - starts
+        has_cr = (length > 0) & (buf[np.maximum(ends - 1, 0)] == 13)
+        nonempty = np.flatnonzero((length - has_cr) > 0)
+        self.counters.rows_skipped += max(nlines - len(nonempty), 0)
+        if len(nonempty) == rows:
+            return (nonempty + first_line).astype(np.int64)
+        return np.arange(first_line, first_line + rows, dtype=np.int64)
+
+
+def file_size(path: Path) -> int:
+    """Size in bytes (0 if unknown)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
