@@ -323,7 +323,7 @@ def test_upsert_channels(reg: Registry) -> None:
         "line-1",
         [
             ChannelSpec(name="speed", units="m/s", tags=["belt"]),
-            ChannelSpec(name="temp", units="K"),  # only units given: the rest stays
+            ChannelSpec(name="temp", units="K", long_name="Temperature", tags=["oven"]),
             ChannelSpec(name="pressure", units="bar"),  # unchanged
         ],
         actor="ingest",
@@ -347,13 +347,13 @@ def test_upsert_channels(reg: Registry) -> None:
 
     # Nothing new: no audit entry, same answer.
     before = count(reg, "audit_log")
-    again = reg.upsert_channels("line-1", [ChannelSpec(name="temp", units="K")], "ingest")
+    again = reg.upsert_channels("line-1", [temp], "ingest")
     assert again == result
     assert reg.upsert_channels("line-1", [], "ingest") == result
     assert count(reg, "audit_log") == before
 
-    # Explicit empty values do overwrite; tags compared as lists.
-    reg.upsert_channels("line-1", [ChannelSpec(name="temp", long_name="", tags=[])], "bob")
+    # The given metadata replaces the stored one as a whole.
+    reg.upsert_channels("line-1", [ChannelSpec(name="temp", units="K")], "bob")
     temp = reg.list_channels("line-1")[0]
     assert (temp.long_name, temp.tags, temp.units) == ("", [], "K")
     assert reg.audit_log(limit=1)[0].detail == {

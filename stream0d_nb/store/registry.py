@@ -670,10 +670,9 @@ class Registry:
     ) -> list[ChannelSpec]:
         """Insert new channels and update changed metadata; return all channels after that.
 
-        For an existing channel only the fields explicitly set on the given ``ChannelSpec``
-        are compared and updated, so ``ChannelSpec(name="t", units="degC")`` leaves its
-        description alone. Writes ``channel.create`` / ``channel.update`` audit entries only
-        when something changed.
+        A given channel's metadata replaces the stored one as a whole (as the store does with
+        the Zarr attributes); channels not given are left alone. Writes ``channel.create`` /
+        ``channel.update`` audit entries only when something changed.
         """
         _check_unique_names(channels)
 
@@ -695,8 +694,6 @@ class Registry:
                         continue
                     diff: dict[str, dict[str, Any]] = {}
                     for field in _CHANNEL_FIELDS:
-                        if field not in spec.model_fields_set:
-                            continue
                         new, old = getattr(spec, field), getattr(current, field)
                         if field == "tags":
                             new, old = list(new), list(old or [])
