@@ -44,7 +44,7 @@ from stream0d_nb.store import reader
 from stream0d_nb.store.registry import DatasetRecord, Registry
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
 from stream0d_nb.store.storage import dataset_location, delete_location, parse_root
-from stream0d_nb.store.writer import Staging, WriteStats, apply
+from stream0d_nb.store.writer import Revisit, WriteStats, stage_and_apply
 from stream0d_nb.units import check_units, conversion
 
 Progress = Callable[[int, int], None]
@@ -298,28 +298,24 @@ class Store:
         spill = self.settings.home / "tmp"
         spill.mkdir(parents=True, exist_ok=True)
 
-        def work(view: WriteView) -> tuple[Source, WriteStats, list[ChannelSpec]]:
+        def work(view: WriteView, early: bool) -> tuple[Source, WriteStats, list[ChannelSpec]]:
             source = open_source()
             transforms, new_specs = _plan_channels(source.info, opts, view)
-            staging = Staging(
-                view.grid,
+            for spec in new_specs:
+                view.create_channel(spec)
+            total = source.info.bytes_total
+            stats = stage_and_apply(
+                view,
+                source.batches,
                 source.info.channels,
                 opts,
                 source.info.file,
                 transforms,
                 STAGING_BUDGET,
                 spill,
+                early,
+                None if progress is None else (lambda done: progress(done, total)),
             )
-            try:
-                for batch in source.batches():
-                    staging.add(batch)
-                    if progress is not None:
-                        progress(batch.bytes_read, source.info.bytes_total)
-                for spec in new_specs:
-                    view.create_channel(spec)
-                stats = apply(view, staging, opts.on_existing, source.info.file)
-            finally:
-                staging.close()
             return source, stats, new_specs
 
         def message(r: tuple[Source, WriteStats, list[ChannelSpec]]) -> str | None:
@@ -351,7 +347,14 @@ class Store:
                 "options": opts.model_dump(exclude_defaults=True),
             }
 
-        (source, stats, new_specs), snap = data.transact(work, message, metadata)
+        try:  # sorted input: chunks are written as soon as the stream passes them
+            (source, stats, new_specs), snap = data.transact(
+                lambda v: work(v, True), message, metadata
+            )
+        except Revisit:  # the input went back to a written chunk: hold every chunk instead
+            (source, stats, new_specs), snap = data.transact(
+                lambda v: work(v, False), message, metadata
+            )
         report = _report(rec.spec.id, source_name, checksum(), source, stats, new_specs, snap, data)
         if snap is None:
             report.commit = data.head()

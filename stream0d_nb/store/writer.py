@@ -1,16 +1,24 @@
 """Put raw batches on a dataset's grid and merge them into stored chunks.
 
 ``Staging`` applies the grid policies (off-grid times, duplicate timestamps) to batches as
-they stream in, keeping whole chunk buffers in memory up to a budget and spilling the
-rest to disk, so files of any size are read in bounded memory. ``apply`` then merges the
-staged chunks with what is stored (``on_existing`` policy) inside one write session and
-writes only the chunks whose values changed, which makes re-ingesting a file a no-op.
+they stream in, into whole-chunk buffers. ``Applier`` merges each finished chunk with what
+is stored (``on_existing`` policy) inside the write session and writes only chunks whose
+values change, which makes re-ingesting a file a no-op.
+
+Sorted input (the usual case) is written *early*: a chunk the stream has passed goes to
+the ``Applier`` at once, on a background thread, and its buffer is reused, so memory stays
+at a few chunks and reading overlaps compression. If a later batch goes back to a chunk
+already written, ``Revisit`` is raised and the caller redoes the write in a fresh session
+without early writes: all chunks are then held (spilling to disk past a memory budget)
+until the input ends.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +32,8 @@ from stream0d_nb.store.grid import Grid
 from stream0d_nb.store.repo import WriteView
 
 MAX_LOCATIONS = 10
-RUN_CHUNKS = 16
+IN_FLIGHT = 3
+GROW_CHUNKS = 64
 F8 = npt.NDArray[np.float64]
 
 
@@ -49,8 +58,12 @@ class WriteStats:
     channels_written: list[str] = field(default_factory=list)
 
 
+class Revisit(Exception):
+    """A batch went back to a chunk that was already written early."""
+
+
 class ChunkBuf:
-    """Staged values of one chunk: values, how many file samples hit each cell, first line."""
+    """Staged values of one chunk: values, how many input samples hit each cell, first line."""
 
     __slots__ = ("count", "line", "values")
 
@@ -65,6 +78,13 @@ class ChunkBuf:
         """Memory held by the buffer."""
         return self.values.nbytes + self.count.nbytes + self.line.nbytes
 
+    def reset(self) -> ChunkBuf:
+        """Empty the buffer for reuse (cheaper than new memory: no page faults)."""
+        self.values.fill(np.nan)
+        self.count.fill(0)
+        self.line.fill(0)
+        return self
+
 
 class Staging:
     """Gridded, de-duplicated values of one input, chunk by chunk, in bounded memory."""
@@ -78,6 +98,8 @@ class Staging:
         transforms: dict[str, tuple[float, float]] | None = None,
         memory_budget: int = 1 << 30,
         spill_dir: Path | None = None,
+        sink: Callable[[int, ChunkBuf], None] | None = None,
+        early: bool = False,
     ) -> None:
         self.grid = grid
         self.channels = channels
@@ -91,10 +113,14 @@ class Staging:
         )
         self.mean = options.duplicates == "mean" or options.off_grid == "mean"
         self.memory_budget = memory_budget
+        self.sink = sink
+        self.early = early and sink is not None
         self._spill_parent = spill_dir
         self._spill: tempfile.TemporaryDirectory[str] | None = None
         self.bufs: dict[int, ChunkBuf] = {}
         self.spilled: dict[int, Path] = {}
+        self.done: set[int] = set()
+        self.pool: list[ChunkBuf] = []
         self.stats = WriteStats()
 
     # ---- adding ----------------------------------------------------------------------
@@ -120,7 +146,13 @@ class Staging:
         stops = np.r_[bounds, n]
         for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
             c = int(chunk_ids[a])
+            if c in self.done:
+                raise Revisit(c)
             self._add_segment(c, idx[a:b] - c * length, lines[a:b], [col[a:b] for col in cols])
+        if self.early:
+            position = int(chunk_ids[-1])
+            for c in sorted(k for k in self.bufs if k < position):
+                self._hand(c)
 
     def _column(self, batch: RawBatch, name: str) -> F8:
         col = np.asarray(batch.values[name], dtype=np.float64)
@@ -169,7 +201,7 @@ class Staging:
         if buf is not None:
             return buf
         path = self.spilled.pop(c, None)
-        buf = ChunkBuf(self.grid.chunk_len, len(self.channels))
+        buf = self.pool.pop() if self.pool else ChunkBuf(self.grid.chunk_len, len(self.channels))
         if path is not None:
             with np.load(path) as z:
                 buf.values[:], buf.count[:], buf.line[:] = z["values"], z["count"], z["line"]
@@ -290,105 +322,194 @@ class Staging:
             locs,
         )
 
-    # ---- reading back ------------------------------------------------------------------
-    def chunk_ids(self) -> list[int]:
-        """Every staged chunk, ascending."""
-        return sorted({*self.bufs, *self.spilled})
+    # ---- handing chunks on -------------------------------------------------------------
+    def _hand(self, c: int) -> None:
+        buf = self._buf(c)
+        del self.bufs[c]
+        self.done.add(c)
+        assert self.sink is not None
+        self.sink(c, buf)
 
-    def runs(self) -> Iterator[tuple[int, list[ChunkBuf]]]:
-        """Consecutive staged chunks in groups of at most ``RUN_CHUNKS`` (first chunk, bufs)."""
-        ids = self.chunk_ids()
-        i = 0
-        while i < len(ids):
-            run = [ids[i]]
-            while (
-                i + len(run) < len(ids)
-                and len(run) < RUN_CHUNKS
-                and ids[i + len(run)] == run[-1] + 1
-            ):
-                run.append(ids[i + len(run)])
-            yield run[0], [self._buf(c) for c in run]
-            for c in run:
-                self.bufs.pop(c, None)
-            i += len(run)
+    def release(self, buf: ChunkBuf) -> None:
+        """Take back a buffer the sink has finished with."""
+        self.pool.append(buf.reset())
+
+    def finish(self) -> None:
+        """Hand every remaining chunk to the sink, ascending."""
+        for c in sorted({*self.bufs, *self.spilled}):
+            self._hand(c)
 
     def close(self) -> None:
         """Drop buffers and spill files."""
         self.bufs.clear()
         self.spilled.clear()
+        self.pool.clear()
         if self._spill is not None:
             self._spill.cleanup()
             self._spill = None
 
 
-def apply(view: WriteView, staging: Staging, on_existing: str, file: str) -> WriteStats:
-    """Merge staged chunks into the session; write only chunks whose values change."""
-    stats = staging.stats
-    grid = staging.grid
-    length = grid.chunk_len
-    ids = staging.chunk_ids()
-    if not ids:
-        return stats
-    view.ensure_stop((ids[-1] + 1) * length)
-    ext_start, ext_stop = view.meta.get("start"), view.meta.get("stop")
-    written: set[str] = set()
-    prev_row: int | None = None
-    first_row: int | None = None
-    for c0, bufs in staging.runs():
-        base = c0 * length
-        span = len(bufs) * length
-        lines = np.concatenate([b.line for b in bufs])
-        maybe_stored = ext_start is not None and base < ext_stop and base + span > ext_start
-        any_hit = np.zeros(span, dtype=bool)
+class Applier:
+    """Merges finished chunks into a write session; writes run on a background thread."""
+
+    def __init__(self, view: WriteView, channels: list[str], on_existing: str, file: str) -> None:
+        self.view = view
+        self.grid = view.grid
+        self.channels = channels
+        self.on_existing = on_existing
+        self.file = file
+        self.stats = WriteStats()
+        self.ext_start: int | None = view.meta.get("start")
+        self.ext_stop: int | None = view.meta.get("stop")
+        self.written: set[str] = set()
+        self.prev_row: int | None = None
+        self.first_row: int | None = None
+        self.release: Callable[[ChunkBuf], None] = lambda buf: None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="stream0d-write")
+        self._pending: deque[tuple[Future[None], ChunkBuf]] = deque()
+
+    def __call__(self, c: int, buf: ChunkBuf) -> None:
+        """Merge chunk ``c`` with what is stored and queue the changed channels' writes."""
+        length = self.grid.chunk_len
+        base = c * length
+        if base + length > self.view.shape:
+            self._drain()
+            self.view.ensure_stop(base + GROW_CHUNKS * length)
+        stats = self.stats
+        maybe_stored = (
+            self.ext_start is not None
+            and self.ext_stop is not None
+            and base < self.ext_stop
+            and base + length > self.ext_start
+        )
         writes: dict[str, F8] = {}
-        for j, name in enumerate(staging.channels):
-            hit = np.concatenate([b.count[j] for b in bufs]) > 0
-            if not hit.any():
+        for j, name in enumerate(self.channels):
+            counts = buf.count[j]
+            nhit = int(np.count_nonzero(counts))
+            if nhit == 0:
                 continue
-            any_hit |= hit
-            new = np.concatenate([b.values[j] for b in bufs])
+            new = buf.values[j]
             if not maybe_stored:  # nothing stored here: every staged value is new
-                stats.values_new += int(hit.sum())
+                stats.values_new += nhit
                 writes[name] = new
                 continue
-            old = view.read(name, base, base + span)
+            hit = counts > 0
+            old = self.view.read(name, base, base + length)
             missing = np.isnan(old)
             same = hit & (old == new)
             is_new = hit & missing
             changed = hit & ~missing & ~same
-            if changed.any() and on_existing == "error":
+            if changed.any() and self.on_existing == "error":
+                self._drain()
                 ks = np.flatnonzero(changed)[:MAX_LOCATIONS]
-                when = grid.time_of(base + int(ks[0])).isoformat()
+                when = self.grid.time_of(base + int(ks[0])).isoformat()
                 raise IngestError(
-                    f"{file}: {int(changed.sum())} values in channel {name!r} differ from stored "
-                    f"ones (on_existing='error'); first at {when}: stored {old[ks[0]]!r}, "
+                    f"{self.file}: {int(changed.sum())} values in channel {name!r} differ from "
+                    f"stored ones (on_existing='error'); first at {when}: stored {old[ks[0]]!r}, "
                     f"file {new[ks[0]]!r}. Nothing was stored.",
-                    [Location(file, int(lines[k]), name, repr(float(new[k]))) for k in ks],
+                    [Location(self.file, int(buf.line[k]), name, repr(float(new[k]))) for k in ks],
                 )
-            write = is_new if on_existing == "keep" else is_new | changed
             stats.values_unchanged += int(same.sum())
             stats.values_new += int(is_new.sum())
-            if on_existing == "keep":
+            if self.on_existing == "keep":
                 stats.values_kept += int(changed.sum())
+                write = is_new
             else:
                 stats.values_changed += int(changed.sum())
+                write = is_new | changed
             if write.any():
                 writes[name] = np.where(write, new, old)
-        view.write_many(base, writes)
-        written.update(writes)
-        rows = np.flatnonzero(any_hit) + base
-        if rows.size:
-            if first_row is None:
-                first_row = int(rows[0])
-            steps = np.diff(rows) if prev_row is None else np.diff(np.r_[prev_row, rows])
-            gaps = steps[steps > 1]
-            stats.gaps += int(gaps.size)
-            if gaps.size:
-                stats.longest_gap = max(stats.longest_gap, int(gaps.max()))
-            prev_row = int(rows[-1])
-    stats.values_written = stats.values_new + stats.values_changed
-    stats.start, stats.stop = first_row, (None if prev_row is None else prev_row + 1)
-    stats.channels_written = [c for c in staging.channels if c in written]
-    if written and first_row is not None and prev_row is not None:
-        view.extend_extent(first_row, prev_row + 1)
-    return stats
+        self._track_rows(base, buf)
+        self.written.update(writes)
+        while len(self._pending) >= IN_FLIGHT:
+            self._wait_oldest()
+        self._pending.append((self._pool.submit(self.view.write_many, base, writes), buf))
+
+    def _track_rows(self, base: int, buf: ChunkBuf) -> None:
+        rows = np.flatnonzero(buf.count.any(axis=0)) + base
+        if not rows.size:
+            return
+        if self.first_row is None:
+            self.first_row = int(rows[0])
+        steps = np.diff(rows) if self.prev_row is None else np.diff(np.r_[self.prev_row, rows])
+        gaps = steps[steps > 1]
+        self.stats.gaps += int(gaps.size)
+        if gaps.size:
+            self.stats.longest_gap = max(self.stats.longest_gap, int(gaps.max()))
+        self.prev_row = int(rows[-1])
+
+    def _wait_oldest(self) -> None:
+        fut, buf = self._pending.popleft()
+        fut.result()
+        self.release(buf)
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._wait_oldest()
+
+    def finish(self) -> WriteStats:
+        """Wait for every write, record the new extent, and return the counts."""
+        self._drain()
+        self._pool.shutdown()
+        st = self.stats
+        st.values_written = st.values_new + st.values_changed
+        st.start = self.first_row
+        st.stop = None if self.prev_row is None else self.prev_row + 1
+        st.channels_written = [c for c in self.channels if c in self.written]
+        if self.written and self.first_row is not None and self.prev_row is not None:
+            self.view.extend_extent(self.first_row, self.prev_row + 1)
+        return st
+
+    def abort(self) -> None:
+        """Stop after an error: wait for queued writes (the session is discarded anyway)."""
+        for fut, _ in self._pending:
+            fut.exception()
+        self._pending.clear()
+        self._pool.shutdown()
+
+
+def merge_stats(staged: WriteStats, applied: WriteStats) -> WriteStats:
+    """Counts from reading (staging) and from merging (applier) in one record."""
+    for name in ("values_read", "values_snapped", "duplicates_dropped", "duplicates_resolved"):
+        setattr(applied, name, getattr(staged, name))
+    return applied
+
+
+def stage_and_apply(
+    view: WriteView,
+    batches: Callable[[], object],
+    channels: list[str],
+    options: IngestOptions,
+    file: str,
+    transforms: dict[str, tuple[float, float]] | None,
+    memory_budget: int,
+    spill_dir: Path | None,
+    early: bool,
+    progress: Callable[[int], None] | None = None,
+) -> WriteStats:
+    """Stream batches through staging into the session; ``Revisit`` when early writes fail."""
+    applier = Applier(view, channels, options.on_existing, file)
+    staging = Staging(
+        view.grid,
+        channels,
+        options,
+        file,
+        transforms,
+        memory_budget,
+        spill_dir,
+        sink=applier,
+        early=early,
+    )
+    applier.release = staging.release
+    try:
+        for batch in batches():  # type: ignore[operator]
+            staging.add(batch)
+            if progress is not None:
+                progress(batch.bytes_read)
+        staging.finish()
+        return merge_stats(staging.stats, applier.finish())
+    except BaseException:
+        applier.abort()
+        raise
+    finally:
+        staging.close()
