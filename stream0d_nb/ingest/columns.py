@@ -148,14 +148,12 @@ def _detect_time(
     cands = typed or [i for i in named if i in content] or content
     if not cands and len(named) == 1:
         cands = named
+    dates = [i for i in (cands or named) if timeparse.is_date_only(texts(i))]
+    days = [i for i in named if timeparse.is_time_of_day(texts(i))]
+    if len(dates) == 1 and len(days) == 1 and len(cands) <= 2:
+        return days[0], dates[0]
     if len(cands) == 1:
         return cands[0], None
-    pair = (
-        [i for i in (cands or named) if timeparse.is_date_only(texts(i))],
-        [i for i in named if timeparse.is_time_of_day(texts(i))],
-    )
-    if len(pair[0]) == 1 and len(pair[1]) == 1:
-        return pair[1][0], pair[0][0]
     found = ", ".join(repr(headers[i]) for i in cands) if cands else "none"
     raise IngestError(
         f"cannot tell which column holds the time (candidates: {found}); pass time_column "

@@ -56,7 +56,7 @@ def detect_encoding(head: bytes, option: str | None) -> tuple[str, int]:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
         # A multi-byte character cut at the end of the sample is not a reason to give up.
-        if exc.start < len(head) - 4:
+        if exc.reason != "unexpected end of data":
             return "cp1252", 0
     return "utf-8", 0
 
@@ -80,20 +80,25 @@ def is_blank(line: str) -> bool:
     return not line.strip()
 
 
-def _stable_start(counts: list[int | None]) -> tuple[int, int]:
-    """First index after which all non-blank field counts are equal, and that count."""
-    last: int | None = None
-    start = len(counts)
-    for i in range(len(counts) - 1, -1, -1):
-        c = counts[i]
-        if c is None:
+def _stable_start(counts: list[int | None]) -> tuple[int, int, int]:
+    """``(header index, usual field count, lines with that count)`` of a sample.
+
+    The usual count is the most frequent one (ties: the larger); the header is the first
+    line with that count that is followed by another such line, so a metadata block before
+    it and a malformed line after it do not move it.
+    """
+    seen = [c for c in counts if c is not None]
+    if not seen:
+        return len(counts), 0, 0
+    freq = Counter(seen)
+    width = max(freq, key=lambda c: (freq[c], c))
+    idx = [i for i, c in enumerate(counts) if c is not None]
+    for k, i in enumerate(idx):
+        if counts[i] != width:
             continue
-        if last is None:
-            last = c
-        if c != last:
-            break
-        start = i
-    return start, last or 0
+        if k + 1 == len(idx) or counts[idx[k + 1]] == width:
+            return i, width, freq[width]
+    return idx[0], width, freq[width]
 
 
 def detect_delimiter(lines: list[str], option: str | None) -> str:
@@ -107,10 +112,9 @@ def detect_delimiter(lines: list[str], option: str | None) -> str:
             None if is_blank(ln) or ln.lstrip().startswith("#") else len(split_line(ln, d))
             for ln in lines
         ]
-        start, width = _stable_start(counts)
+        _, width, run = _stable_start(counts)
         if width < 2:
             continue
-        run = sum(1 for c in counts[start:] if c is not None)
         score = (run, -rank if d != "," else -10, width)
         if best is None or score > best:
             best, chosen = score, d
@@ -130,7 +134,7 @@ def detect_header_line(lines: list[str], delimiter: str, skip_rows: int | None) 
         None if is_blank(ln) or ln.lstrip().startswith("#") else len(split_line(ln, delimiter))
         for ln in lines
     ]
-    start, _ = _stable_start(counts)
+    start, _, _ = _stable_start(counts)
     return min(start, max(len(lines) - 1, 0))
 
 

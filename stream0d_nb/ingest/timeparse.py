@@ -100,6 +100,23 @@ def detect_format(values: Sequence[str | None]) -> str | None:
     return first
 
 
+def best_format(values: Sequence[str | None]) -> str | None:
+    """The format parsing the most samples (so that the others can be reported), or None."""
+    texts = [_H24.sub("00:00:00", t) for t in _samples(values)]
+    if not texts:
+        return None
+    scores = {"ISO8601": sum(1 for t in texts if ISO_NAIVE.match(t) or ISO_AWARE.match(t))}
+    arr = np.array(texts, dtype=object)
+    for f in CANDIDATE_FORMATS:
+        try:
+            out = pd.to_datetime(pd.Index(arr), format=f, errors="coerce")
+        except (ValueError, TypeError):
+            continue
+        scores[f] = int((~pd.isna(out)).sum())
+    best = max(scores, key=lambda f: scores[f])
+    return best if scores[best] else None
+
+
 def _all_parse(arr: npt.NDArray[np.object_], fmt: str) -> bool:
     try:
         out = pd.to_datetime(pd.Index(arr), format=fmt, errors="coerce")
@@ -279,6 +296,8 @@ class TimeParser:
             sample = arr.drop_null().slice(0, 200).to_pylist()
             fmt = detect_format(sample) if sample else "ISO8601"
             if fmt is None:
+                fmt = best_format(sample)
+            if fmt is None:
                 self._raise_unparseable(arr, lines, ~missing, hint=True)
             self.time_format = fmt
         assert fmt is not None
@@ -391,11 +410,15 @@ class TimeParser:
         is_amb = ~np.asarray(try_dst.isna())
         amb = bad_idx[is_amb]
         gap = bad_idx[~is_amb]
+        # Resolve in file order so that an error names the first problem of the batch.
+        gap_first = len(gap) and (not len(amb) or gap[0] < amb[0])
+        if gap_first:
+            out[gap], drop[gap] = self._resolve_nonexistent(idx, gap, lines)
         if len(amb):
             out[amb] = self._resolve_ambiguous(idx, naive, amb, lines)
-        if len(gap):
+        if len(gap) and not gap_first:
             out[gap], drop[gap] = self._resolve_nonexistent(idx, gap, lines)
-            self.counters.rows_dropped_time += int(drop.sum())
+        self.counters.rows_dropped_time += int(drop.sum())
         return out, missing, drop
 
     def _resolve_ambiguous(
@@ -454,8 +477,13 @@ class TimeParser:
         self.used.add(f"nonexistent={self.nonexistent}")
         if self.nonexistent == "drop":
             return np.zeros(len(gap), np.int64), np.ones(len(gap), bool)
-        loc = idx[gap].tz_localize(self.tz, ambiguous="NaT", nonexistent=self.nonexistent)
-        return np.asarray(loc.as_unit("ns").asi8, dtype=np.int64), np.zeros(len(gap), bool)
+        # The first instant after the gap; shift_backward is the last one before it (1 ns
+        # earlier). pandas 3.1 gets shift_backward wrong by an hour, so it is not used.
+        loc = idx[gap].tz_localize(self.tz, ambiguous="NaT", nonexistent="shift_forward")
+        after = np.asarray(loc.as_unit("ns").asi8, dtype=np.int64)
+        if self.nonexistent == "shift_backward":
+            after = after - 1
+        return after, np.zeros(len(gap), bool)
 
     # -- errors ---------------------------------------------------------------------------
 
