@@ -34,8 +34,8 @@ channel_app = typer.Typer(help="List, describe and delete channels.", no_args_is
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(channel_app, name="channel")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 STATE: dict[str, Any] = {"debug": False, "home": None, "user": None}
 
 

@@ -502,7 +502,7 @@ def _plan_channels(
     if no_units:
         raise IngestError(
             f"{info.file}: no units for new channels {', '.join(map(repr, no_units))}: declare them with "
-            f"--unit NAME=UNIT (e.g. --unit {no_units[0]!r}=degC; 1 for dimensionless) "
+            f"--unit NAME=UNIT (e.g. --unit '{no_units[0]}=degC'; 1 for dimensionless) "
             "or pass --allow-missing-units",
             [Location(info.file, None, info.columns.get(c, c)) for c in no_units],
         )
