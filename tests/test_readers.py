@@ -453,3 +453,25 @@ def test_format_detection_and_override(tmp_path: Path) -> None:
     assert b.values["a"].tolist() == [1.0]
     with pytest.raises(IngestError, match="no such file"):
         open_source(tmp_path / "missing.csv", IngestOptions())
+
+
+def test_day_month_order_must_be_given(tmp_path: Path) -> None:
+    p = write(tmp_path, "dm.csv", "Time (UTC),Speed (rpm)\n08/02/2020 13:30,5\n")
+    with pytest.raises(IngestError, match="time_format") as ei:
+        read(p)
+    assert ei.value.locations[0].file == str(p)
+    src, b = read(p, time_format="%d/%m/%Y %H:%M")
+    assert src.info.units == {"Speed": "rpm"} and b.times.tolist() == [ns("2020-02-08 13:30")]
+
+
+def test_decimal_comma_with_few_rows_and_empty_cells(tmp_path: Path) -> None:
+    p = write(tmp_path, "x.csv", "time;a;b\r\n2024-01-01 00:00;1,5;2\r\n2024-01-01 00:01;;x\r\n")
+    src, b = read(p, bad_values="missing")
+    assert src.info.detected["decimal"] == ","
+    assert b.values["a"][0] == 1.5 and np.isnan(b.values["a"][1])
+    assert src.counters.bad_cells_missing == 1
+
+
+def test_header_only_file(tmp_path: Path) -> None:
+    src, b = read(write(tmp_path, "h.csv", "time,a\n"))
+    assert src.info.channels == ["a"] and len(b.times) == 0 and src.counters.rows_read == 0

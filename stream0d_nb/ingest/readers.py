@@ -87,7 +87,7 @@ def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
     )
     counters = Counters()
     parser = make_time_parser(file, plan, options, default_tz, counters)
-    time_type, mode = _time_type(plan, samples, options)
+    time_type, mode = _time_type(file, plan, samples, options)
     detected: dict[str, object] = {
         "encoding": layout.encoding + ("-sig" if layout.bom and layout.encoding == "utf-8" else ""),
         "delimiter": layout.delimiter,
@@ -116,7 +116,7 @@ def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
 
 
 def _time_type(
-    plan: ColumnPlan, samples: list[list[object]], options: IngestOptions
+    file: str, plan: ColumnPlan, samples: list[list[object]], options: IngestOptions
 ) -> tuple[pa.DataType, str]:
     """Arrow type pyarrow should parse the time column into, and a description."""
     if plan.date_index is not None:
@@ -137,11 +137,13 @@ def _time_type(
             raise IngestError(
                 f"time column {plan.time_header!r} holds numbers such as {texts[0]!r}; pass "
                 "epoch_unit ('s', 'ms', 'us' or 'ns') or time_format",
-                [Location("", None, plan.time_header, texts[0])],
+                [Location(file, None, plan.time_header, texts[0])],
             )
-        options_unit = unit
-        return (pa.float64() if options_unit in ("s", "ms") else pa.int64()), f"epoch {unit}"
-    fmt = timeparse.detect_format(texts) if texts else None
+        return (pa.float64() if unit in ("s", "ms") else pa.int64()), f"epoch {unit}"
+    try:
+        fmt = timeparse.detect_format(texts) if texts else None
+    except IngestError as exc:
+        raise IngestError(exc.message, [Location(file, None, plan.time_header, texts[0])]) from None
     return pa.string(), f"format {fmt}" if fmt else "text"
 
 

@@ -221,7 +221,7 @@ def sniff_text(
     rest = [(i, r) for i, r in rest if not is_blank(lines[i])]
     units_cells: list[str] | None = None
     data_rows = [r for _, r in rest]
-    dec = detect_decimal(data_rows[1:] if len(data_rows) > 1 else data_rows, delim, decimal)
+    dec = detect_decimal(data_rows, delim, decimal)
     first_data = h + 1
     if rest:
         idx, cand = rest[0]
