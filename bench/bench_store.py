@@ -1,0 +1,178 @@
+"""Benchmarks of the store: ingest and read speed against baselines measured in the same run.
+
+One month of 1 Hz x 20 float64 channels (2,592,000 rows). Each row of the table compares
+our operation with the library doing the bare minimum of the same job:
+
+- ingest from Parquet vs pyarrow writing the same Parquet file (goal: ingest time <= 2x);
+- ingest from CSV vs ``pyarrow.csv.read_csv`` alone (goal: <= 2x);
+- warm read of one channel x one week vs zarr-python indexing the same array (goal: <= 1.5x).
+
+Run: ``make bench`` or ``.venv/bin/python bench/bench_store.py [--repeats N] [--no-azure]``.
+Medians of N runs (default 3). Azure rows use a fresh in-memory Azurite on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stream0d_nb.settings import Settings  # noqa: E402
+from stream0d_nb.specs import ChannelSpec, DatasetSpec  # noqa: E402
+from stream0d_nb.store import Store  # noqa: E402
+
+N_CH = 20
+ROWS = 30 * 86_400
+START = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def make_table() -> pa.Table:
+    """A month of plausible sensor data: random walks rounded to 3 decimals."""
+    rng = np.random.default_rng(42)
+    cols = {"time": pa.array(pd.date_range(START, periods=ROWS, freq="1s").as_unit("ns"))}
+    for i in range(N_CH):
+        walk = 50 + np.cumsum(rng.normal(0, 0.05, ROWS)) + rng.normal(0, 0.1, ROWS)
+        cols[f"ch{i:02d}"] = pa.array(np.round(walk, 3))
+    return pa.table(cols)
+
+
+def median(fn: Callable[[int], None], repeats: int) -> float:
+    """Median wall time of ``fn(i)`` over ``repeats`` runs."""
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def spec(ds_id: str) -> DatasetSpec:
+    return DatasetSpec(
+        id=ds_id,
+        interval="1s",
+        channels=[ChannelSpec(name=f"ch{i:02d}", units="degC") for i in range(N_CH)],
+    )
+
+
+def run_backend(
+    label: str, settings: Settings, pq_path: Path, csv_path: Path, table: pa.Table, repeats: int
+) -> list[tuple[str, float, str, float, float]]:
+    """The three comparisons on one storage backend."""
+    rows = []
+    with Store(settings) as store:
+
+        def write_parquet(i: int) -> None:
+            pq.write_table(table, pq_path.with_suffix(f".w{i}.parquet"))
+
+        def ingest_parquet(i: int) -> None:
+            store.create_dataset(spec(f"pq{i}"))
+            rep = store.ingest(f"pq{i}", pq_path)
+            assert rep.values_written == ROWS * N_CH, rep
+
+        def read_csv(i: int) -> None:
+            pacsv.read_csv(csv_path)
+
+        def ingest_csv(i: int) -> None:
+            store.create_dataset(spec(f"csv{i}"))
+            rep = store.ingest(f"csv{i}", csv_path)
+            assert rep.values_written == ROWS * N_CH, rep
+
+        t_pw = median(write_parquet, repeats)
+        t_pi = median(ingest_parquet, repeats)
+        rows.append((f"{label}: ingest Parquet", t_pi, "pyarrow write Parquet", t_pw, 2.0))
+        t_cr = median(read_csv, repeats)
+        t_ci = median(ingest_csv, repeats)
+        rows.append((f"{label}: ingest CSV", t_ci, "pyarrow.csv.read_csv", t_cr, 2.0))
+
+        data = store.data("pq0")
+        snap = data.snapshot()
+        arr = snap.array("ch07")
+        i0 = int((START + pd.Timedelta(days=10)).value // 10**9)
+        week = 7 * 86_400
+        t_start, t_end = START + pd.Timedelta(days=10), START + pd.Timedelta(days=17)
+        got = store.read("pq0", ["ch07"], t_start, t_end)  # warm the caches
+        np.testing.assert_array_equal(got["ch07"].values, arr[i0 : i0 + week])
+        reps = max(repeats * 10, 20)
+        t_read = median(lambda i: store.read("pq0", ["ch07"], t_start, t_end), reps)
+        t_direct = median(lambda i: arr[i0 : i0 + week], reps)
+        rows.append(
+            (
+                f"{label}: read 1 ch x 1 week (warm)",
+                t_read,
+                "zarr-python direct index",
+                t_direct,
+                1.5,
+            )
+        )
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-azure", action="store_true", help="Skip the Azurite rows.")
+    args = ap.parse_args()
+    rows: list[tuple[str, float, str, float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="stream0d-bench-") as tmp:
+        work = Path(tmp)
+        table = make_table()
+        pq_path, csv_path = work / "month.parquet", work / "month.csv"
+        pq.write_table(table, pq_path)
+        pacsv.write_csv(table, csv_path)
+        print(
+            f"data: {ROWS:,} rows x {N_CH} channels; Parquet {pq_path.stat().st_size / 1e6:.0f} MB, "
+            f"CSV {csv_path.stat().st_size / 1e6:.0f} MB; median of {args.repeats}",
+            flush=True,
+        )
+        rows += run_backend(
+            "local", Settings(home=work / "local"), pq_path, csv_path, table, args.repeats
+        )
+        if not args.no_azure:
+            from tests.servers import start_azurite
+
+            az = start_azurite()
+            try:
+                az.container("bench")
+                s = Settings(
+                    home=work / "az",
+                    storage_url="az://bench/stores",
+                    azure_account=az.account,
+                    azure_key=az.key,
+                    azure_endpoint=az.endpoint,
+                )
+                rows += run_backend("azurite", s, pq_path, csv_path, table, args.repeats)
+            finally:
+                az.stop()
+    width = max(len(r[0]) for r in rows)
+    bw = max(len(r[2]) for r in rows)
+    print(
+        f"\n{'operation':<{width}}  {'ours s':>8}  {'baseline':<{bw}}  {'base s':>8}  {'ratio':>6}  {'goal':>6}  ok"
+    )
+    failed = 0
+    for name, ours, base_name, base, goal in rows:
+        ratio = ours / base
+        ok = ratio <= goal
+        failed += not ok
+        print(
+            f"{name:<{width}}  {ours:8.3f}  {base_name:<{bw}}  {base:8.3f}  {ratio:6.2f}  {'<=' + str(goal):>6}  {'yes' if ok else 'NO'}"
+        )
+    print(f"\nrates: {ROWS * N_CH / 1e6:.1f} M values per ingest")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
