@@ -29,9 +29,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream0d_nb.settings import Settings  # noqa: E402
-from stream0d_nb.specs import ChannelSpec, DatasetSpec  # noqa: E402
-from stream0d_nb.store import Store  # noqa: E402
+from stream0d_nb.settings import Settings
+from stream0d_nb.specs import ChannelSpec, DatasetSpec
+from stream0d_nb.store import Store
 
 N_CH = 20
 ROWS = 30 * 86_400
