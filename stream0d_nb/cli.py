@@ -355,34 +355,36 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest a file as one commit. Bad input stores nothing and names file, line, column."""
-    opts = IngestOptions(
-        format=format,
-        delimiter=delimiter,
-        decimal=decimal,
-        encoding=encoding,  # type: ignore[arg-type]
-        skip_rows=skip_rows,
-        units_row=units_row,
-        sheet=int(sheet) if sheet is not None and sheet.isdigit() else sheet,
-        time_column=time_column,
-        date_column=date_column,
-        time_format=time_format,
-        epoch_unit=epoch_unit,
-        tz=tz,
-        utc_offset=utc_offset,  # type: ignore[arg-type]
-        ambiguous=ambiguous,
-        nonexistent=nonexistent,
-        missing_values=missing or [],  # type: ignore[arg-type]
-        columns=column,
-        skip_columns=skip_column or [],
-        rename=_pairs(rename, "--rename"),
-        units=_pairs(unit, "--unit"),
-        allow_missing_units=allow_missing_units,
-        bad_values=bad_values,
-        duplicates=duplicates,
-        off_grid=off_grid,  # type: ignore[arg-type]
-        off_grid_tolerance=off_grid_tolerance,
-        on_existing=on_existing,  # type: ignore[arg-type]
-        new_channels=new_channels,
+    opts = IngestOptions.model_validate(
+        {
+            "format": format,
+            "delimiter": delimiter,
+            "decimal": decimal,
+            "encoding": encoding,
+            "skip_rows": skip_rows,
+            "units_row": units_row,
+            "sheet": int(sheet) if sheet is not None and sheet.isdigit() else sheet,
+            "time_column": time_column,
+            "date_column": date_column,
+            "time_format": time_format,
+            "epoch_unit": epoch_unit,
+            "tz": tz,
+            "utc_offset": utc_offset,
+            "ambiguous": ambiguous,
+            "nonexistent": nonexistent,
+            "missing_values": missing or [],
+            "columns": column,
+            "skip_columns": skip_column or [],
+            "rename": _pairs(rename, "--rename"),
+            "units": _pairs(unit, "--unit"),
+            "allow_missing_units": allow_missing_units,
+            "bad_values": bad_values,
+            "duplicates": duplicates,
+            "off_grid": off_grid,
+            "off_grid_tolerance": off_grid_tolerance,
+            "on_existing": on_existing,
+            "new_channels": new_channels,
+        }
     )
     bar = None
     cb = None

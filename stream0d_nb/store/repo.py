@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import icechunk as ic
 import numpy as np
@@ -44,13 +44,18 @@ T = TypeVar("T")
 AsOf = str | datetime | pd.Timestamp | None
 
 
+def _meta(group: zarr.Group) -> dict[str, Any]:
+    """The ``stream0d`` attribute of a dataset's root group (grid and extent)."""
+    return dict(cast(dict[str, Any], group.attrs["stream0d"]))
+
+
 class Snapshot:
     """A read-only view of a dataset at one snapshot, with its arrays opened once."""
 
     def __init__(self, session: ic.Session) -> None:
         self.id = session.snapshot_id
         self.group = zarr.open_group(store=session.store, mode="r")
-        meta = dict(self.group.attrs["stream0d"])  # type: ignore[arg-type]
+        meta = _meta(self.group)
         self.grid = Grid(int(meta["interval_ns"]), int(meta["chunk_len"]))
         self.start: int | None = meta.get("start")
         self.stop: int | None = meta.get("stop")
@@ -76,7 +81,7 @@ class WriteView:
     def __init__(self, session: ic.Session) -> None:
         self.session = session
         self.group = zarr.open_group(store=session.store, mode="r+")
-        self.meta = dict(self.group.attrs["stream0d"])  # type: ignore[arg-type]
+        self.meta = _meta(self.group)
         self.grid = Grid(int(self.meta["interval_ns"]), int(self.meta["chunk_len"]))
         self.arrays: dict[str, zarr.Array[Any]] = dict(self.group.arrays())
         self.base_snapshot = session.snapshot_id
@@ -96,7 +101,7 @@ class WriteView:
             fill_value=np.nan,
             compressors=[ZstdCodec(level=ZSTD_LEVEL)],
             dimension_names=["time"],
-            attributes=spec.cf_attrs(),
+            attributes=cast(dict[str, Any], spec.cf_attrs()),
         )
         self.arrays[spec.name] = arr
         self._set_shape(max(self.shape, self.grid.chunk_len))
@@ -104,7 +109,7 @@ class WriteView:
 
     def update_channel_attrs(self, spec: ChannelSpec) -> None:
         """Replace a channel's CF attributes."""
-        self.arrays[spec.name].attrs.update(spec.cf_attrs())
+        self.arrays[spec.name].attrs.update(cast(dict[str, Any], spec.cf_attrs()))
 
     def delete_channel(self, name: str) -> None:
         """Remove a channel array and its chunks from this version on."""

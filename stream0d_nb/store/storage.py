@@ -104,8 +104,8 @@ def _container_client(loc: Location, settings: Settings):  # type: ignore[no-unt
 
     kw = _azure_kwargs(settings)
     url = settings.azure_endpoint or f"https://{kw['account']}.blob.core.windows.net"
-    credential: object
-    if settings.azure_key:
+    credential: dict[str, str] | str | None
+    if settings.azure_key and settings.azure_account:
         credential = {"account_name": settings.azure_account, "account_key": settings.azure_key}
     else:
         credential = settings.azure_sas_token

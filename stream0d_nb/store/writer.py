@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,7 +477,7 @@ def merge_stats(staged: WriteStats, applied: WriteStats) -> WriteStats:
 
 def stage_and_apply(
     view: WriteView,
-    batches: Callable[[], object],
+    batches: Callable[[], Iterable[RawBatch]],
     channels: list[str],
     options: IngestOptions,
     file: str,
@@ -502,7 +502,7 @@ def stage_and_apply(
     )
     applier.release = staging.release
     try:
-        for batch in batches():  # type: ignore[operator]
+        for batch in batches():
             staging.add(batch)
             if progress is not None:
                 progress(batch.bytes_read)
