@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -192,27 +194,40 @@ class _CsvReader:
         self.text_opts = pacsv.ConvertOptions(column_types=text_types, **common)
 
     def batches(self, detected: dict[str, object]) -> Iterator[RawBatch]:
-        """All rows in file order, converted chunk by chunk."""
+        """All rows in file order; the next chunk is parsed in the background meanwhile."""
         slow = 0
-        for chunk, first_line, bytes_read in self._chunks():
-            table, was_slow = self._parse(chunk, first_line)
-            slow += was_slow
-            lines = self._line_numbers(chunk, first_line, table.num_rows)
-            for off in range(0, table.num_rows, MAX_BATCH_ROWS):
-                part = table.slice(off, MAX_BATCH_ROWS)
-                cols = [part.column(self.names[i]).combine_chunks() for i in self.used]
-                date_arr = cols[1] if self.plan.date_index is not None else None
-                values = cols[2:] if date_arr is not None else cols[1:]
-                batch = self.builder.build(
-                    cols[0], date_arr, values, lines[off : off + MAX_BATCH_ROWS], bytes_read
-                )
-                if batch is not None:
-                    yield batch
+        pending: tuple[_Chunk, Future[tuple[pa.Table, int]]] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-parse") as pool:
+            for chunk in self._chunks():
+                future = pool.submit(self._parse, chunk)
+                if pending is not None:
+                    slow += yield from self._finish(*pending)
+                pending = (chunk, future)
+            if pending is not None:
+                slow += yield from self._finish(*pending)
         detected["time_parsing_used"] = sorted(self.builder.parser.used)
         detected["chunks_reparsed_as_text"] = slow
 
-    def _chunks(self) -> Iterator[tuple[bytes, int, int]]:
-        """Chunks of whole lines as UTF-8: ``(bytes, first line number, bytes consumed)``."""
+    def _finish(
+        self, chunk: _Chunk, future: Future[tuple[pa.Table, int]]
+    ) -> Generator[RawBatch, None, int]:
+        """Convert one parsed chunk into batches; return 1 if it needed the text path."""
+        table, was_slow = future.result()
+        lines = self._line_numbers(chunk, table.num_rows)
+        for off in range(0, table.num_rows, MAX_BATCH_ROWS):
+            part = table.slice(off, MAX_BATCH_ROWS)
+            cols = [part.column(self.names[i]).combine_chunks() for i in self.used]
+            date_arr = cols[1] if self.plan.date_index is not None else None
+            values = cols[2:] if date_arr is not None else cols[1:]
+            batch = self.builder.build(
+                cols[0], date_arr, values, lines[off : off + MAX_BATCH_ROWS], chunk.bytes_read
+            )
+            if batch is not None:
+                yield batch
+        return was_slow
+
+    def _chunks(self) -> Iterator[_Chunk]:
+        """Chunks of whole lines as UTF-8, read without copying the bulk of the bytes."""
         enc = codecs.lookup(self.layout.encoding).name
         decoder = None if enc == "utf-8" else codecs.getincrementaldecoder(enc)(errors="replace")
         skip = self.layout.first_data_line - 1
@@ -221,50 +236,54 @@ class _CsvReader:
         with open(self.path, "rb") as f:
             f.seek(self.layout.bom)
             while True:
-                raw = f.read(CHUNK_BYTES)
-                eof = not raw
-                data = raw if decoder is None else decoder.decode(raw, final=eof).encode()
-                data = rest + data if rest else data
+                if decoder is None:
+                    buf = bytearray(len(rest) + CHUNK_BYTES)
+                    buf[: len(rest)] = rest
+                    n = f.readinto(memoryview(buf)[len(rest) :])
+                    del buf[len(rest) + n :]
+                    eof = n == 0
+                else:
+                    raw = f.read(CHUNK_BYTES)
+                    eof = not raw
+                    buf = bytearray(rest)
+                    buf += decoder.decode(raw, final=eof).encode("utf-8")
                 rest = b""
+                start = 0
                 while skip:
-                    k = data.find(b"\n")
+                    k = buf.find(b"\n", start)
                     if k < 0:
                         break
-                    data = data[k + 1 :]
+                    start = k + 1
                     skip -= 1
                     line_no += 1
-                if skip and not eof:
-                    rest = data
+                end = len(buf) if eof else buf.rfind(b"\n", start) + 1
+                if (skip or end == 0) and not eof:
+                    rest = bytes(buf[start:])
                     continue
-                if eof:
-                    chunk = data
-                else:
-                    k = data.rfind(b"\n")
-                    if k < 0:
-                        rest = data
-                        continue
-                    chunk, rest = data[: k + 1], data[k + 1 :]
-                if chunk.strip():
-                    yield chunk, line_no, f.tell()
-                line_no += chunk.count(b"\n")
+                rest = bytes(buf[end:])
+                view = memoryview(buf)[start:end]
+                newlines = int(np.count_nonzero(np.frombuffer(view, np.uint8) == 10))
+                if _has_text(view):
+                    yield _Chunk(view, line_no, newlines, f.tell())
+                line_no += newlines
                 if eof:
                     return
 
-    def _parse(self, chunk: bytes, first_line: int) -> tuple[pa.Table, int]:
+    def _parse(self, chunk: _Chunk) -> tuple[pa.Table, int]:
         """Fast typed parse; on any rejection parse as text (exact cells found later)."""
         try:
-            return self._read(chunk, self.fast_opts), 0
+            return self._read(chunk.data, self.fast_opts), 0
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         try:
-            return self._read(chunk, self.text_opts), 1
+            return self._read(chunk.data, self.text_opts), 1
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            self._raise_bad_rows(chunk, first_line, exc)
+            self._raise_bad_rows(bytes(chunk.data), chunk.first_line, exc)
             raise AssertionError("unreachable") from exc
 
-    def _read(self, chunk: bytes, convert: pacsv.ConvertOptions) -> pa.Table:
+    def _read(self, data: memoryview, convert: pacsv.ConvertOptions) -> pa.Table:
         return pacsv.read_csv(
-            pa.BufferReader(chunk),
+            pa.BufferReader(pa.py_buffer(data)),
             read_options=self.read_opts,
             parse_options=self.parse_opts,
             convert_options=convert,
@@ -294,12 +313,13 @@ class _CsvReader:
             [Location(self.file, first_line)],
         ) from None
 
-    def _line_numbers(self, chunk: bytes, first_line: int, rows: int) -> npt.NDArray[np.int64]:
+    def _line_numbers(self, chunk: _Chunk, rows: int) -> npt.NDArray[np.int64]:
         """1-based file line of each parsed row (pyarrow drops blank lines; we count them)."""
-        nlines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        first_line = chunk.first_line
+        nlines = chunk.newlines + (0 if chunk.data[-1] == 10 else 1)
         if rows == nlines:
             return np.arange(first_line, first_line + rows, dtype=np.int64)
-        buf = np.frombuffer(chunk, np.uint8)
+        buf = np.frombuffer(chunk.data, np.uint8)
         nl = np.flatnonzero(buf == 10)
         starts = np.concatenate([[0], nl + 1])[:nlines]
         ends = np.concatenate([nl, [len(buf)]])[:nlines]
@@ -310,6 +330,24 @@ class _CsvReader:
         if len(nonempty) == rows:
             return (nonempty + first_line).astype(np.int64)
         return np.arange(first_line, first_line + rows, dtype=np.int64)
+
+
+@dataclass
+class _Chunk:
+    """Whole lines of UTF-8 text and where they sit in the file."""
+
+    data: memoryview
+    first_line: int
+    newlines: int
+    bytes_read: int
+
+
+def _has_text(view: memoryview) -> bool:
+    """Whether a chunk holds anything but white space (cheap for normal chunks)."""
+    head = bytes(view[:4096])
+    if not head.isspace():
+        return bool(head)
+    return len(view) > len(head) and not bytes(view).isspace()
 
 
 def file_size(path: Path) -> int:
