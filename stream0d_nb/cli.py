@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import pydantic
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stream0d_nb.errors import Stream0dError
@@ -34,8 +35,8 @@ channel_app = typer.Typer(help="List, describe and delete channels.", no_args_is
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(channel_app, name="channel")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 STATE: dict[str, Any] = {"debug": False, "home": None, "user": None}
 
 
@@ -68,7 +69,7 @@ def store() -> Store:
 
 def fail(message: str) -> NoReturn:
     """Print an error and exit 1."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(1)
 
 
@@ -168,7 +169,7 @@ def dataset_show(
         out.print_json(json.dumps(payload, default=str))
         return
     s = rec.spec
-    out.print(f"[bold]{s.id}[/]  {s.title}", markup=True)
+    out.print(f"[bold]{s.id}[/]  {escape(s.title)}", markup=True)
     out.print(
         f"  partner {s.partner or '-'} · interval {s.interval} · tz {s.tz} · chunks of {summ['chunk']}"
     )
@@ -252,7 +253,7 @@ def channel_delete(
 def print_report(r: IngestReport) -> None:
     """Human summary of an ingest."""
     head = "unchanged: every value was already stored" if r.unchanged else f"commit {r.commit}"
-    out.print(f"[bold]{r.source}[/] -> {r.dataset}: {head}", markup=True)
+    out.print(f"[bold]{escape(r.source)}[/] -> {r.dataset}: {head}", markup=True)
     span = (
         f"{r.start:%Y-%m-%d %H:%M:%S} .. {r.end:%Y-%m-%d %H:%M:%S} UTC"
         if r.start and r.end
@@ -274,7 +275,7 @@ def print_report(r: IngestReport) -> None:
     if det:
         out.print(f"  detected: {det}")
     for w in r.warnings:
-        out.print(f"  [yellow]warning:[/] {w}", markup=True)
+        out.print(f"  [yellow]warning:[/] {escape(w)}", markup=True)
     out.print(f"  took {r.seconds:.2f} s")
 
 
@@ -517,10 +518,8 @@ def history(
     if as_json:
         out.print_json(json.dumps([h.model_dump(mode="json") for h in hist]))
         return
-    t = Table("snapshot", "written (UTC)", "message")
-    for h in hist:
-        t.add_row(h.id, f"{h.written_at:%Y-%m-%d %H:%M:%S}", h.message)
-    out.print(t)
+    for h in hist:  # plain lines: ids and messages stay whole for copying
+        out.print(f"{h.id}  {h.written_at:%Y-%m-%d %H:%M:%S}  {h.message}")
 
 
 @app.command("audit")
@@ -570,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         else:
             msg = str(exc)
-        err.print(f"[bold red]error:[/] {msg}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(msg)}", markup=True)
         return 1
     except Exception as exc:
         if STATE["debug"] or not hasattr(exc, "exit_code"):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 
 from stream0d_nb.errors import IngestError
 from stream0d_nb.specs import ChannelSpec, DatasetSpec, IngestOptions
@@ -208,7 +209,7 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
         except IngestError as exc:
             first = str(exc).splitlines()[0]
             out.print(
-                f"[bold]{nab_id}[/]: default policy refused the file, as it should:\n  {first}",
+                f"[bold]{nab_id}[/]: default policy refused the file, as it should:\n  {escape(first)}",
                 markup=True,
             )
         rep = store.ingest(
@@ -217,8 +218,9 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
         state = "unchanged" if rep.unchanged else f"commit {rep.commit}"
         out.print(
             f"[bold]{nab_id}[/] with --duplicates last: {rep.rows_read:,} rows, "
-            f"{rep.duplicates_resolved} duplicates resolved, {rep.gaps} gaps "
-            f"(longest {rep.longest_gap}) - {state}",
+            f"{rep.duplicates_resolved} duplicates resolved, {rep.gaps} gaps"
+            + (f" (longest {rep.longest_gap})" if rep.longest_gap else "")
+            + f" - {state}",
             markup=True,
         )
     out.print()

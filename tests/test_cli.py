@@ -1,0 +1,228 @@
+"""The stream0d command as a user runs it: real files, exit codes, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stream0d_nb.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+needs_data = pytest.mark.skipif(
+    not (DATA / "nab").is_dir(), reason=f"real recordings not found at {DATA}"
+)
+
+
+def run(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--home", str(home), *args])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_dataset_lifecycle_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(
+        capsys,
+        tmp_path,
+        "dataset",
+        "create",
+        "line-1",
+        "--interval",
+        "5min",
+        "--tz",
+        "Europe/Madrid",
+        "--title",
+        "Line 1",
+        "--partner",
+        "fersa",
+        "--channel",
+        "temp=degC",
+    )
+    assert code == 0 and "created dataset line-1 (interval 5min, tz Europe/Madrid)" in out
+    code, _, err = run(capsys, tmp_path, "dataset", "create", "line-1", "--interval", "5min")
+    assert code == 1 and "exists already" in err and "Traceback" not in err
+    code, _, err = run(capsys, tmp_path, "dataset", "create", "Line 2", "--interval", "5min")
+    assert code == 1 and "lowercase slug" in err
+    code, _, err = run(capsys, tmp_path, "dataset", "create", "line-2", "--interval", "often")
+    assert code == 1 and "'often' is not a duration" in err
+    code, out, _ = run(capsys, tmp_path, "dataset", "list", "--json")
+    assert [d["spec"]["id"] for d in json.loads(out)] == ["line-1"]
+    code, out, _ = run(capsys, tmp_path, "dataset", "show", "line-1")
+    assert code == 0 and "no data yet" in out and "temp" in out
+    code, _, err = run(capsys, tmp_path, "dataset", "delete", "line-1")
+    assert code == 1 and "--confirm line-1" in err
+    code, out, _ = run(capsys, tmp_path, "dataset", "delete", "line-1", "--confirm", "line-1")
+    assert code == 0 and "deleted dataset line-1" in out
+    code, _, err = run(capsys, tmp_path, "read", "line-1")
+    assert code == 1 and "line-1" in err and "Traceback" not in err
+
+
+@needs_data
+def test_ingest_nab_refused_then_accepted_read_and_history(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    nab = DATA / "nab" / "machine_temperature_system_failure.csv"
+    run(capsys, tmp_path, "dataset", "create", "nab", "--interval", "5min")
+    code, _, err = run(capsys, tmp_path, "ingest", "nab", str(nab), "--unit", "value=1")
+    assert code == 1
+    assert "duplicate timestamps with different values in channel 'value'" in err
+    assert (
+        "2014-01-07T02:00:00+00:00: line 10139 has 94.42340604, line 10151 has 94.13972336" in err
+    )
+    assert "--duplicates first|last|mean" in err and "Traceback" not in err
+    code, out, _ = run(capsys, tmp_path, "history", "nab", "--json")
+    assert all(h["metadata"].get("action") != "ingest" for h in json.loads(out))  # nothing stored
+    code, out, _ = run(
+        capsys,
+        tmp_path,
+        "ingest",
+        "nab",
+        str(nab),
+        "--unit",
+        "value=1",
+        "--duplicates",
+        "last",
+        "--json",
+    )
+    rep = json.loads(out)
+    assert code == 0 and rep["rows_read"] == 22695 and rep["duplicates_resolved"] == 12
+    assert rep["values_written"] == 22695 - 12 and rep["commit"]
+    code, out, _ = run(
+        capsys, tmp_path, "ingest", "nab", str(nab), "--unit", "value=1", "--duplicates", "last"
+    )
+    assert code == 0 and "unchanged: every value was already stored" in out
+    code, out, _ = run(
+        capsys,
+        tmp_path,
+        "read",
+        "nab",
+        "--start",
+        "2014-01-07T02:00",
+        "--end",
+        "2014-01-07T02:15",
+        "--format",
+        "json",
+    )
+    recs = json.loads(out)
+    assert [r["value"] for r in recs] == [94.13972336, 94.11196982, 94.63872322]  # the later copy
+    code, out, _ = run(
+        capsys,
+        tmp_path,
+        "read",
+        "nab",
+        "--start",
+        "2014-01-07",
+        "--end",
+        "2014-01-08",
+        "--every",
+        "1h",
+        "--how",
+        "count",
+    )
+    df = pd.read_csv(pd.io.common.StringIO(out))
+    assert df["value"].tolist() == [12.0] * 24
+    code, out, _ = run(capsys, tmp_path, "history", "nab")
+    assert "ingest machine_temperature_system_failure.csv (sha256" in out
+    code, out, _ = run(capsys, tmp_path, "audit", "nab")
+    assert "ingest" in out and "dataset.create" in out
+
+
+@needs_data
+def test_ingest_skab_needs_units_then_reads_by_braced_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    skab = DATA / "skab" / "anomaly-free.csv"
+    run(capsys, tmp_path, "dataset", "create", "pump", "--interval", "1s")
+    code, _, err = run(capsys, tmp_path, "ingest", "pump", str(skab))
+    assert code == 1 and "no units for new channels" in err and "Volume Flow RateRMS" in err
+    units = [
+        "--unit",
+        "Accelerometer1RMS=g",
+        "--unit",
+        "Accelerometer2RMS=g",
+        "--unit",
+        "Current=A",
+        "--unit",
+        "Pressure=bar",
+        "--unit",
+        "Temperature=degC",
+        "--unit",
+        "Thermocouple=degC",
+        "--unit",
+        "Voltage=V",
+        "--unit",
+        "Volume Flow RateRMS=L/min",
+    ]
+    code, out, _ = run(capsys, tmp_path, "ingest", "pump", str(skab), *units, "--json")
+    rep = json.loads(out)
+    assert rep["rows_read"] == 9405 and rep["values_written"] == 9405 * 8
+    assert rep["gaps"] > 0 and rep["longest_gap"] == "2s"  # jittered ~1 Hz: some 2 s steps
+    assert rep["detected"]["delimiter"] == ";"
+    code, out, _ = run(
+        capsys,
+        tmp_path,
+        "read",
+        "pump",
+        "--channels",
+        "Volume Flow RateRMS,Pressure",
+        "--end",
+        "2020-02-08T13:30:49",
+    )
+    lines = out.strip().splitlines()
+    assert lines[0] == "time,Volume Flow RateRMS,Pressure"
+    assert lines[1].startswith("2020-02-08T13:30:47+0000,122.664,0.382638")
+    code, out, _ = run(capsys, tmp_path, "channel", "list", "pump")
+    assert "L/min" in out
+
+
+def test_entry_point_in_a_fresh_process(tmp_path: Path) -> None:
+    env = {**os.environ, "STREAM0D_HOME": str(tmp_path)}
+    exe = Path(sys.executable).parent / "stream0d"
+    r = subprocess.run(
+        [str(exe), "dataset", "list"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and "no datasets yet" in r.stdout
+    r = subprocess.run(
+        [str(exe), "read", "nope"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(
+        [str(exe), "--debug", "read", "nope"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+@needs_data
+@pytest.mark.slow
+def test_demo_twice_is_idempotent(tmp_path: Path) -> None:
+    env = {**os.environ, "STREAM0D_HOME": str(tmp_path)}
+    exe = Path(sys.executable).parent / "stream0d"
+    first = subprocess.run(
+        [str(exe), "demo", "--days", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "fersa-grinding-1" in first.stdout and "zf-extrusion-2" in first.stdout
+    assert (
+        "default policy refused the file" in first.stdout and "Where to look next" in first.stdout
+    )
+    second = subprocess.run(
+        [str(exe), "demo", "--days", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("unchanged") == 3
