@@ -23,7 +23,8 @@ Layouts:
   then appends along ``time``), consolidated metadata, chunks of about a day of samples
   (the store's own chunk rule for the output interval).
 
-Times of rows are grid times: the export covers ``[start, end)`` on the dataset's grid
+Channels come in the order asked for, by default in the dataset's channel order. Times of
+rows are grid times: the export covers ``[start, end)`` on the dataset's grid
 (default: everything stored), gaps included as missing values.
 """
 
@@ -40,7 +41,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,8 @@ SUFFIXES: dict[str, str] = {
 WINDOW_VALUES = 1 << 23
 """Raw float64 samples read per window (64 MiB), over all channels."""
 _EPOCH = pd.Timestamp(0, unit="ns", tz="UTC")
-_TIME_UNITS = (
+TimeCode = Literal["s", "ms", "us", "ns"]
+_TIME_UNITS: tuple[tuple[TimeCode, int, str], ...] = (
     ("s", 10**9, "seconds"),
     ("ms", 10**6, "milliseconds"),
     ("us", 10**3, "microseconds"),
@@ -251,7 +253,9 @@ def _check_target(path: Path, fmt: str, overwrite: bool) -> None:
     if not (path.exists() or path.is_symlink()):
         return
     if not overwrite:
-        raise ValidationError(f"{path} exists already; pass overwrite=True to replace it")
+        raise ValidationError(
+            f"{path} exists already; pass overwrite=True (--overwrite) to replace it"
+        )
     if fmt == "zarr":
         if not (path.is_dir() and (path / "zarr.json").is_file()):
             raise ValidationError(f"{path} exists and is not a Zarr store; refusing to replace it")
@@ -271,9 +275,16 @@ def _plan(
 ) -> _Plan:
     """Pin the snapshot, check the request, and size windows and chunks."""
     snap = store.data(dataset_id).snapshot(as_of)
-    names = list(snap.channels) if channels is None else list(channels)
+    if channels is None:
+        # The snapshot lists arrays in no stable order: use the registry's (creation) order.
+        pos = {c.name: i for i, c in enumerate(store.get_dataset(dataset_id).spec.channels)}
+        names = sorted(snap.channels, key=lambda n: (pos.get(n, len(pos)), n))
+    else:
+        names = list(channels)
     if len(set(names)) != len(names):
         raise ValidationError(f"channels repeated in {names!r}")
+    if how not in AGGREGATIONS:
+        raise ValidationError(f"aggregation {how!r} unknown; use one of {', '.join(AGGREGATIONS)}")
     k = 1
     if every is not None:
         try:
@@ -284,10 +295,6 @@ def _plan(
             raise ValidationError(
                 f"every={every!r} must be a multiple of the dataset interval "
                 f"{format_duration(snap.grid.interval_ns)}"
-            )
-        if how not in AGGREGATIONS:
-            raise ValidationError(
-                f"aggregation {how!r} unknown; use one of {', '.join(AGGREGATIONS)}"
             )
         k = step // snap.grid.interval_ns
     try:
@@ -350,7 +357,7 @@ def _global_attrs(plan: _Plan) -> dict[str, str | int | float]:
     return attrs
 
 
-def _time_unit(step_ns: int) -> tuple[str, int, str]:
+def _time_unit(step_ns: int) -> tuple[TimeCode, int, str]:
     """Coarsest of s/ms/us/ns (code, ns per unit, CF name) holding every row time exactly."""
     for code, size, name in _TIME_UNITS:
         if step_ns % size == 0:
@@ -381,14 +388,30 @@ def _write_csv(store: Store, plan: _Plan, tmp: Path, zone: str, units_in_header:
         sink.write(buf.getvalue().encode("utf-8"))
         with pacsv.CSVWriter(sink, schema, write_options=options) as writer:
             for ds in plan.windows(store):
-                stamps = pa.array(_times_ns(ds), type=pa.timestamp("ns", tz="UTC"))
-                local = stamps.cast(pa.timestamp(code, tz=zone))
-                cols = [pc.strftime(local, format="%Y-%m-%dT%H:%M:%S%Ez")]
+                cols = [_iso_times(_times_ns(ds), zone, code)]
                 cols += [
                     pa.array(ds[n].values, type=pa.float64(), from_pandas=True)
                     for n in plan.channels
                 ]
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+
+
+def _iso_times(ns: np.ndarray, zone: str, code: TimeCode) -> pa.Array:
+    """ISO 8601 local times with their UTC offset (``2024-03-31T03:00:00+02:00``).
+
+    numpy formats the local wall times, and the few distinct offsets are joined on by
+    Arrow: about 2.5x faster than ``pyarrow.compute.strftime``.
+    """
+    utc = pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC")
+    local = np.asarray(utc.tz_convert(zone).tz_localize(None).asi8)
+    minutes = (local - ns) // 60_000_000_000
+    offsets, which = np.unique(minutes, return_inverse=True)
+    labels = pa.array(
+        [f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in offsets]
+    )
+    suffix = pa.DictionaryArray.from_arrays(pa.array(which.astype(np.int32)), labels)
+    text = np.datetime_as_string(local.astype("datetime64[ns]"), unit=code)
+    return pc.binary_join_element_wise(pa.array(text), suffix.cast(pa.string()), "")
 
 
 # ---- Parquet --------------------------------------------------------------------------------
@@ -529,7 +552,9 @@ def _nonempty_or_template(plan: _Plan, store: Store) -> Iterator[xr.Dataset]:
 def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     """Rename the finished temporary output to its final name (atomic for files)."""
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise ValidationError(f"{path} appeared during the export; pass overwrite=True")
+        raise ValidationError(
+            f"{path} appeared during the export; pass overwrite=True (--overwrite)"
+        )
     if tmp.is_dir() and path.exists():
         trash = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
         os.replace(path, trash)
