@@ -474,3 +474,24 @@ def test_store_on_postgres_registry(tmp_path: Path, request: pytest.FixtureReque
         assert st.registry.audit_log("line-1")[0].action == "ingest"
     finally:
         st.close()
+
+
+DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+
+@pytest.mark.skipif(not (DATA / "nab").is_dir(), reason=f"real recordings not found at {DATA}")
+def test_real_nab_file_refused_then_accepted(store: Store) -> None:
+    """On every backend: the conflicting duplicate hour stores nothing, a policy resolves it."""
+    nab = DATA / "nab" / "machine_temperature_system_failure.csv"
+    store.create_dataset(DatasetSpec(id="nab", interval="5min"))
+    head = store.data("nab").head()
+    with pytest.raises(IngestError, match="line 10139 has 94.42340604, line 10151 has 94.13972336"):
+        store.ingest("nab", nab, IngestOptions(units={"value": "1"}))
+    assert store.data("nab").head() == head and store.channels("nab") == []
+    rep = store.ingest("nab", nab, IngestOptions(units={"value": "1"}, duplicates="first"))
+    assert rep.rows_read == 22695 and rep.values_written == 22683 and rep.duplicates_resolved == 12
+    got = stored(store, "nab", start="2014-01-07 02:00", end="2014-01-07 02:10")
+    assert got.value.tolist() == [94.42340604, 94.69872971]  # the first copy of the hour
+    assert store.ingest(
+        "nab", nab, IngestOptions(units={"value": "1"}, duplicates="first")
+    ).unchanged
