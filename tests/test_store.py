@@ -485,7 +485,9 @@ def test_real_nab_file_refused_then_accepted(store: Store) -> None:
     nab = DATA / "nab" / "machine_temperature_system_failure.csv"
     store.create_dataset(DatasetSpec(id="nab", interval="5min"))
     head = store.data("nab").head()
-    with pytest.raises(IngestError, match="line 10139 has 94.42340604, line 10151 has 94.13972336"):
+    with pytest.raises(
+        IngestError, match=r"line 10139 has 94\.42340604, line 10151 has 94\.13972336"
+    ):
         store.ingest("nab", nab, IngestOptions(units={"value": "1"}))
     assert store.data("nab").head() == head and store.channels("nab") == []
     rep = store.ingest("nab", nab, IngestOptions(units={"value": "1"}, duplicates="first"))
