@@ -497,3 +497,20 @@ def test_real_nab_file_refused_then_accepted(store: Store) -> None:
     assert store.ingest(
         "nab", nab, IngestOptions(units={"value": "1"}, duplicates="first")
     ).unchanged
+
+
+def test_create_clears_an_empty_orphan_repository_but_not_one_with_data(
+    store: Store, settings: Settings
+) -> None:
+    """A crash between repository and registry row must not block the id forever."""
+    from stream0d_nb.store.repo import DatasetData
+    from stream0d_nb.store.storage import dataset_location
+
+    loc = dataset_location(store.root, "line-1")
+    DatasetData.create("line-1", 10**9, loc, settings, "crashed")  # no registry row
+    store.create_dataset(SPEC)
+    assert "crashed" not in store.history("line-1")[-2].message
+    store.write("line-1", frame("2024-01-01", 10))
+    store.registry.delete_dataset("line-1", "someone")  # registry row lost, data remains
+    with pytest.raises(DatasetExistsError, match="not empty"):
+        store.create_dataset(SPEC)

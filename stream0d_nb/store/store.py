@@ -23,6 +23,7 @@ import xarray as xr
 from stream0d_nb.errors import (
     ChannelNotFoundError,
     ConfirmationRequiredError,
+    DatasetNotFoundError,
     DatasetExistsError,
     IngestError,
     Location,
@@ -43,7 +44,7 @@ from stream0d_nb.specs import (
 from stream0d_nb.store import reader
 from stream0d_nb.store.registry import DatasetRecord, Registry
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
-from stream0d_nb.store.storage import dataset_location, delete_location, parse_root
+from stream0d_nb.store.storage import Location, dataset_location, delete_location, parse_root
 from stream0d_nb.store.writer import Revisit, WriteStats, stage_and_apply
 from stream0d_nb.units import check_units, conversion
 
@@ -85,9 +86,14 @@ class Store:
     def create_dataset(self, spec: DatasetSpec, actor: str | None = None) -> DatasetRecord:
         """Create a dataset: its repository (first commit) and its registry row."""
         who = self.actor(actor)
-        if any(r.spec.id == spec.id for r in self.registry.list_datasets()):
+        try:
+            self.registry.get_dataset(spec.id)
+        except DatasetNotFoundError:
+            pass
+        else:
             raise DatasetExistsError(f"dataset {spec.id!r} exists already")
         loc = dataset_location(self.root, spec.id)
+        self._clear_orphan(spec.id, loc)
         try:
             data = DatasetData.create(spec.id, spec.interval_ns, loc, self.settings, who)
         except Exception as exc:
@@ -108,6 +114,18 @@ class Store:
             self.set_channels(spec.id, spec.channels, actor=who)
             record = self.registry.get_dataset(spec.id)
         return record
+
+    def _clear_orphan(self, dataset_id: str, loc: Location) -> None:
+        """Remove a repository left without registry row by a crash during creation.
+
+        Only one that holds no data is removed; one with data is refused by ``create``.
+        """
+        try:
+            orphan = DatasetData.open(dataset_id, loc, self.settings)
+        except DatasetNotFoundError:
+            return
+        if all(h.metadata.get("action") in (None, "create", "channels") for h in orphan.history()):
+            delete_location(loc, self.settings)
 
     def get_dataset(self, dataset_id: str) -> DatasetRecord:
         """The registry record of a dataset (DatasetNotFoundError if absent)."""
