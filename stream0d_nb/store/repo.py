@@ -33,7 +33,7 @@ from stream0d_nb.errors import (
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, CommitInfo
 from stream0d_nb.store.grid import Grid
-from stream0d_nb.store.storage import Location, icechunk_storage, writer_lock
+from stream0d_nb.store.storage import StorageLocation, icechunk_storage, writer_lock
 
 FORMAT_VERSION = 1
 BRANCH = "main"
@@ -169,7 +169,7 @@ class DatasetData:
     """Open handle on one dataset's repository: cached reads, serialised retried writes."""
 
     def __init__(
-        self, dataset_id: str, loc: Location, settings: Settings, repo: ic.Repository
+        self, dataset_id: str, loc: StorageLocation, settings: Settings, repo: ic.Repository
     ) -> None:
         self.dataset_id = dataset_id
         self.loc = loc
@@ -182,7 +182,7 @@ class DatasetData:
 
     @classmethod
     def create(
-        cls, dataset_id: str, interval_ns: int, loc: Location, settings: Settings, actor: str
+        cls, dataset_id: str, interval_ns: int, loc: StorageLocation, settings: Settings, actor: str
     ) -> DatasetData:
         """Create the repository with its grid, as the first commit."""
         repo = ic.Repository.create(icechunk_storage(loc, settings))
@@ -205,7 +205,7 @@ class DatasetData:
         return cls(dataset_id, loc, settings, repo)
 
     @classmethod
-    def open(cls, dataset_id: str, loc: Location, settings: Settings) -> DatasetData:
+    def open(cls, dataset_id: str, loc: StorageLocation, settings: Settings) -> DatasetData:
         """Open an existing repository."""
         storage = icechunk_storage(loc, settings)
         try:

@@ -26,7 +26,7 @@ ic.set_logs_filter("error")
 
 
 @dataclass(frozen=True)
-class Location:
+class StorageLocation:
     """A dataset repository's address: ``kind`` is ``local`` or ``azure``."""
 
     kind: str
@@ -40,7 +40,7 @@ class Location:
         return self.path if self.kind == "local" else f"az://{self.container}/{self.path}"
 
 
-def parse_root(url: str) -> Location:
+def parse_root(url: str) -> StorageLocation:
     """Parse a storage root (path or ``az://container/prefix``)."""
     if url.startswith(("az://", "abfs://", "azure://")):
         u = urlparse(url)
@@ -48,19 +48,19 @@ def parse_root(url: str) -> Location:
             raise StorageConfigError(
                 f"storage URL {url!r} has no container (az://container/prefix)"
             )
-        return Location("azure", u.path.strip("/"), u.netloc)
+        return StorageLocation("azure", u.path.strip("/"), u.netloc)
     if "://" in url and not url.startswith("file://"):
         raise StorageConfigError(
             f"unsupported storage URL {url!r}: use a path or az://container/prefix"
         )
-    return Location("local", str(Path(url.removeprefix("file://")).resolve()))
+    return StorageLocation("local", str(Path(url.removeprefix("file://")).resolve()))
 
 
-def dataset_location(root: Location, dataset_id: str) -> Location:
+def dataset_location(root: StorageLocation, dataset_id: str) -> StorageLocation:
     """The location of one dataset under a storage root."""
     if root.kind == "local":
-        return Location("local", str(Path(root.path) / dataset_id))
-    return Location("azure", f"{root.path}/{dataset_id}".strip("/"), root.container)
+        return StorageLocation("local", str(Path(root.path) / dataset_id))
+    return StorageLocation("azure", f"{root.path}/{dataset_id}".strip("/"), root.container)
 
 
 def _azure_kwargs(settings: Settings) -> dict[str, object]:
@@ -83,14 +83,14 @@ def _azure_kwargs(settings: Settings) -> dict[str, object]:
     return kwargs
 
 
-def icechunk_storage(loc: Location, settings: Settings) -> ic.Storage:
+def icechunk_storage(loc: StorageLocation, settings: Settings) -> ic.Storage:
     """The Icechunk storage object for a dataset location."""
     if loc.kind == "local":
         return ic.local_filesystem_storage(loc.path)
     return ic.azure_storage(container=loc.container, prefix=loc.path, **_azure_kwargs(settings))  # type: ignore[arg-type]
 
 
-def writer_lock(loc: Location, settings: Settings) -> FileLock | None:
+def writer_lock(loc: StorageLocation, settings: Settings) -> FileLock | None:
     """A per-dataset inter-process lock for local repositories (None on Azure)."""
     if loc.kind != "local":
         return None
@@ -99,7 +99,7 @@ def writer_lock(loc: Location, settings: Settings) -> FileLock | None:
     return FileLock(str(lock_dir / f"{Path(loc.path).name}.lock"))
 
 
-def _container_client(loc: Location, settings: Settings):  # type: ignore[no-untyped-def]
+def _container_client(loc: StorageLocation, settings: Settings):  # type: ignore[no-untyped-def]
     from azure.storage.blob import BlobServiceClient
 
     kw = _azure_kwargs(settings)
@@ -114,7 +114,7 @@ def _container_client(loc: Location, settings: Settings):  # type: ignore[no-unt
     )
 
 
-def delete_location(loc: Location, settings: Settings) -> int:
+def delete_location(loc: StorageLocation, settings: Settings) -> int:
     """Remove every object of a dataset repository; returns how many were removed."""
     if loc.kind == "local":
         path = Path(loc.path)

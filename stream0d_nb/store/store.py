@@ -23,8 +23,8 @@ import xarray as xr
 from stream0d_nb.errors import (
     ChannelNotFoundError,
     ConfirmationRequiredError,
-    DatasetNotFoundError,
     DatasetExistsError,
+    DatasetNotFoundError,
     IngestError,
     Location,
     Stream0dError,
@@ -44,7 +44,7 @@ from stream0d_nb.specs import (
 from stream0d_nb.store import reader
 from stream0d_nb.store.registry import DatasetRecord, Registry
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
-from stream0d_nb.store.storage import Location, dataset_location, delete_location, parse_root
+from stream0d_nb.store.storage import StorageLocation, dataset_location, delete_location, parse_root
 from stream0d_nb.store.writer import Revisit, WriteStats, stage_and_apply
 from stream0d_nb.units import check_units, conversion
 
@@ -115,7 +115,7 @@ class Store:
             record = self.registry.get_dataset(spec.id)
         return record
 
-    def _clear_orphan(self, dataset_id: str, loc: Location) -> None:
+    def _clear_orphan(self, dataset_id: str, loc: StorageLocation) -> None:
         """Remove a repository left without registry row by a crash during creation.
 
         Only one that holds no data is removed; one with data is refused by ``create``.
