@@ -514,3 +514,43 @@ def test_create_clears_an_empty_orphan_repository_but_not_one_with_data(
     store.registry.delete_dataset("line-1", "someone")  # registry row lost, data remains
     with pytest.raises(DatasetExistsError, match="not empty"):
         store.create_dataset(SPEC)
+
+
+def test_channel_order_is_creation_order_in_every_process(store: Store, settings: Settings) -> None:
+    names = [f"ch{i:02d}" for i in range(12)][::-1]
+    store.create_dataset(
+        DatasetSpec(
+            id="many", interval="1s", channels=[ChannelSpec(name=n, units="1") for n in names]
+        )
+    )
+    store.set_channels("many", [ChannelSpec(name="added", units="1")])
+    code = (
+        f"from stream0d_nb.settings import Settings; from stream0d_nb.store import Store; "
+        f"s = Store(Settings(**__import__('json').loads({_cfg(settings)!r}))); "
+        f"print(','.join(c.name for c in s.channels('many')))"
+    )
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        assert out.split(",") == [*names, "added"]
+
+
+def test_bad_read_arguments_are_validation_errors(store: Store) -> None:
+    store.create_dataset(SPEC)
+    store.write("line-1", frame("2024-01-01", 600))
+    empty = store.read(
+        "line-1", start="2024-01-01T00:00:05Z", end="2024-01-01T00:00:05Z", every="1min"
+    )
+    assert empty.sizes["time"] == 0
+    with pytest.raises(ValidationError, match="'often' is not a duration"):
+        store.read("line-1", every="often")
+    with pytest.raises(ValidationError, match="is not a time"):
+        store.read("line-1", start="yesterday-ish")
+    with pytest.raises(ValidationError, match="aggregation 'median' unknown"):
+        store.read("line-1", how="median")

@@ -106,7 +106,10 @@ class Grid:
 
 def to_ns(t: pd.Timestamp | str | np.datetime64 | object) -> int:
     """UTC nanoseconds of a time; naive times are taken as UTC."""
-    ts = pd.Timestamp(t)  # type: ignore[arg-type]
+    try:
+        ts = pd.Timestamp(t)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{t!r} is not a time (use ISO 8601, e.g. 2024-01-31T12:00)") from exc
     if pd.isna(ts):
         raise ValidationError(f"{t!r} is not a time")
     if ts.tzinfo is None:

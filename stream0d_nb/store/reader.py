@@ -69,7 +69,7 @@ def aggregate(values: F8, i0: int, k: int, how: str) -> tuple[F8, int]:
     b0 = (i0 // k) * k
     front = i0 - b0
     total = front + values.size
-    nb = -(-total // k)
+    nb = -(-total // k) if values.size else 0
     padded = np.full(nb * k, np.nan)
     padded[front:total] = values
     return _reduce(padded.reshape(nb, k), how), b0
@@ -95,17 +95,18 @@ def read(
             f"read of {(i1 - i0) * len(names):,} values is over the limit of {MAX_READ_VALUES:,}: "
             "narrow the time range or the channels, or aggregate with every="
         )
+    if how not in AGGREGATIONS:
+        raise ValidationError(f"aggregation {how!r} unknown; use one of {', '.join(AGGREGATIONS)}")
     k = 1
     if every is not None:
-        step = parse_duration_ns(every, what="every")
+        try:
+            step = parse_duration_ns(every, what="every")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
         if step % grid.interval_ns:
             raise ValidationError(
                 f"every={every!r} must be a multiple of the dataset interval "
                 f"{format_duration(grid.interval_ns)}"
-            )
-        if how not in AGGREGATIONS:
-            raise ValidationError(
-                f"aggregation {how!r} unknown; use one of {', '.join(AGGREGATIONS)}"
             )
         k = step // grid.interval_ns
     data_vars: dict[str, Any] = {}

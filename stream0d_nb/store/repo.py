@@ -49,6 +49,12 @@ def _meta(group: zarr.Group) -> dict[str, Any]:
     return dict(cast(dict[str, Any], group.attrs["stream0d"]))
 
 
+def channel_order(meta: dict[str, Any], arrays: dict[str, Any]) -> list[str]:
+    """Channels in the order they were created (Zarr lists arrays in no stable order)."""
+    known = [c for c in meta.get("channels", []) if c in arrays]
+    return known + sorted(set(arrays) - set(known))
+
+
 class Snapshot:
     """A read-only view of a dataset at one snapshot, with its arrays opened once."""
 
@@ -59,11 +65,10 @@ class Snapshot:
         self.grid = Grid(int(meta["interval_ns"]), int(meta["chunk_len"]))
         self.start: int | None = meta.get("start")
         self.stop: int | None = meta.get("stop")
-        self._arrays: dict[str, zarr.Array[Any]] = {}
-        self.channels: dict[str, dict[str, Any]] = {}
-        for name, arr in self.group.arrays():
-            self._arrays[name] = arr
-            self.channels[name] = dict(arr.attrs)
+        self._arrays: dict[str, zarr.Array[Any]] = dict(self.group.arrays())
+        self.channels: dict[str, dict[str, Any]] = {
+            name: dict(self._arrays[name].attrs) for name in channel_order(meta, self._arrays)
+        }
 
     def array(self, name: str) -> zarr.Array[Any]:
         """The channel's array; ChannelNotFoundError names the channels there are."""
@@ -104,6 +109,7 @@ class WriteView:
             attributes=cast(dict[str, Any], spec.cf_attrs()),
         )
         self.arrays[spec.name] = arr
+        self.meta["channels"] = [*channel_order(self.meta, self.arrays)]
         self._set_shape(max(self.shape, self.grid.chunk_len))
         return arr
 
@@ -117,6 +123,8 @@ class WriteView:
             raise ChannelNotFoundError(f"no channel {name!r}")
         del self.group[name]
         del self.arrays[name]
+        self.meta["channels"] = [c for c in self.meta.get("channels", []) if c != name]
+        self.group.attrs["stream0d"] = self.meta
 
     def ensure_stop(self, stop_index: int) -> None:
         """Grow every array (whole chunks) so that index ``stop_index - 1`` fits."""
