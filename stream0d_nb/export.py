@@ -52,10 +52,10 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.specs import check_timezone, format_duration, parse_duration_ns
+from stream0d_nb.specs import check_timezone
 from stream0d_nb.store import Store
 from stream0d_nb.store.grid import chunk_length_for, to_ns
-from stream0d_nb.store.reader import AGGREGATIONS, index_range
+from stream0d_nb.store.reader import bin_steps, index_range
 from stream0d_nb.store.repo import AsOf
 
 FORMATS: tuple[str, ...] = ("csv", "parquet", "netcdf", "zarr")
@@ -275,28 +275,10 @@ def _plan(
 ) -> _Plan:
     """Pin the snapshot, check the request, and size windows and chunks."""
     snap = store.data(dataset_id).snapshot(as_of)
-    if channels is None:
-        # The snapshot lists arrays in no stable order: use the registry's (creation) order.
-        pos = {c.name: i for i, c in enumerate(store.get_dataset(dataset_id).spec.channels)}
-        names = sorted(snap.channels, key=lambda n: (pos.get(n, len(pos)), n))
-    else:
-        names = list(channels)
+    names = list(snap.channels) if channels is None else list(channels)
     if len(set(names)) != len(names):
         raise ValidationError(f"channels repeated in {names!r}")
-    if how not in AGGREGATIONS:
-        raise ValidationError(f"aggregation {how!r} unknown; use one of {', '.join(AGGREGATIONS)}")
-    k = 1
-    if every is not None:
-        try:
-            step = parse_duration_ns(every, what="every")
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-        if step % snap.grid.interval_ns:
-            raise ValidationError(
-                f"every={every!r} must be a multiple of the dataset interval "
-                f"{format_duration(snap.grid.interval_ns)}"
-            )
-        k = step // snap.grid.interval_ns
+    k = bin_steps(snap.grid, every, how)
     try:
         i0, i1 = index_range(snap, start, end)
         if start is not None and end is not None and to_ns(end) < to_ns(start):

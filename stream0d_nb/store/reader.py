@@ -61,6 +61,24 @@ def _reduce(blocks: F8, how: str) -> F8:
     return np.where(n > 0, out, np.nan)
 
 
+def bin_steps(grid: Grid, every: str | None, how: str) -> int:
+    """Grid steps per aggregation bin (1 without ``every``); checks ``every`` and ``how``."""
+    if how not in AGGREGATIONS:
+        raise ValidationError(f"aggregation {how!r} unknown; use one of {', '.join(AGGREGATIONS)}")
+    if every is None:
+        return 1
+    try:
+        step = parse_duration_ns(every, what="every")
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    if step % grid.interval_ns:
+        raise ValidationError(
+            f"every={every!r} must be a multiple of the dataset interval "
+            f"{format_duration(grid.interval_ns)}"
+        )
+    return step // grid.interval_ns
+
+
 def aggregate(values: F8, i0: int, k: int, how: str) -> tuple[F8, int]:
     """Reduce ``values`` (grid indices from ``i0``) over epoch-aligned bins of ``k`` steps.
 
@@ -95,20 +113,7 @@ def read(
             f"read of {(i1 - i0) * len(names):,} values is over the limit of {MAX_READ_VALUES:,}: "
             "narrow the time range or the channels, or aggregate with every="
         )
-    if how not in AGGREGATIONS:
-        raise ValidationError(f"aggregation {how!r} unknown; use one of {', '.join(AGGREGATIONS)}")
-    k = 1
-    if every is not None:
-        try:
-            step = parse_duration_ns(every, what="every")
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-        if step % grid.interval_ns:
-            raise ValidationError(
-                f"every={every!r} must be a multiple of the dataset interval "
-                f"{format_duration(grid.interval_ns)}"
-            )
-        k = step // grid.interval_ns
+    k = bin_steps(grid, every, how)
     data_vars: dict[str, Any] = {}
     first = i0
     for name, arr in zip(names, arrays, strict=True):
