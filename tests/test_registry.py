@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,7 @@ def test_concurrent_create_same_id_one_wins(reg: Registry) -> None:
     barrier = threading.Barrier(4)
 
     def create(i: int) -> str:
-        barrier.wait()
+        barrier.wait(timeout=60)
         try:
             reg.create_dataset(make_spec(), f"/{i}", actor=f"user{i}")
             return "created"
@@ -171,7 +171,7 @@ def test_concurrent_create_same_id_one_wins(reg: Registry) -> None:
             return "exists"
 
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(create, range(4)))
+        results = list(pool.map(create, range(4), timeout=120))
     assert sorted(results) == ["created", "exists", "exists", "exists"]
     assert count(reg, "datasets") == 1
     assert count(reg, "channels") == 2
@@ -450,11 +450,11 @@ def test_threads_open_fresh_database_at_once(registry_url: str) -> None:
     barrier = threading.Barrier(4)
 
     def run(i: int) -> str:
-        barrier.wait()
+        barrier.wait(timeout=60)
         return _open_and_create(registry_url, i)
 
     with ThreadPoolExecutor(4) as pool:
-        revisions = list(pool.map(run, range(4)))
+        revisions = list(pool.map(run, range(4), timeout=120))
     assert set(revisions) == {",".join(sorted(HEADS))}
     with Registry(registry_url) as registry:
         assert [r.id for r in registry.list_datasets()] == ["d0", "d1", "d2", "d3"]
@@ -463,9 +463,11 @@ def test_threads_open_fresh_database_at_once(registry_url: str) -> None:
 
 @pytest.mark.slow
 def test_processes_open_fresh_database_at_once(registry_url: str) -> None:
+    # An executor (not multiprocessing.Pool) so that a dead child fails the test, never hangs.
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        revisions = pool.starmap(_open_and_create, [(registry_url, i) for i in range(4)])
+    with ProcessPoolExecutor(4, mp_context=ctx) as pool:
+        futures = [pool.submit(_open_and_create, registry_url, i) for i in range(4)]
+        revisions = [f.result(timeout=120) for f in futures]
     assert set(revisions) == {",".join(sorted(HEADS))}
     with Registry(registry_url) as registry:
         assert [r.id for r in registry.list_datasets()] == ["d0", "d1", "d2", "d3"]
