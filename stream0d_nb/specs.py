@@ -87,6 +87,23 @@ class ChannelSpec(BaseModel):
         }
 
 
+class FormulaSpec(BaseModel):
+    """A derived channel: a formula over channels, evaluated on read (or materialised)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    formula: str = Field(..., description="Text in the formula language (docs/formulas.md).")
+    units: str = Field("", description="Units of the result, found when the formula is checked.")
+    description: str = ""
+    materialize: bool = Field(False, description="Also store the values (re-computed on ingest).")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        return ChannelSpec._name_ok(v)
+
+
 class DatasetSpec(BaseModel):
     """One production line, plant or building: a regular time grid of channels."""
 

@@ -480,3 +480,36 @@ def test_bare_postgresql_url_uses_psycopg(postgres_url: str) -> None:
     with Registry(bare) as registry:
         assert registry.engine.dialect.driver == "psycopg"
         assert registry.schema_revision() == HEADS
+
+
+def test_formulas_saved_updated_deleted_and_audited(reg: Registry) -> None:
+    from stream0d_nb.specs import FormulaSpec
+
+    reg.create_dataset(make_spec(), "/tmp/x", "alice")
+    ratio = FormulaSpec(name="ratio", formula="{a} / {b}", units="1")
+    assert reg.save_formula("line-1", ratio, "alice") == ratio
+    assert reg.save_formula("line-1", ratio, "alice") == ratio  # unchanged: no audit entry
+    hot = FormulaSpec(name="hot", formula="temp > 80 degC", units="1", description="too hot")
+    reg.save_formula("line-1", hot, "bob")
+    changed = ratio.model_copy(update={"formula": "{a} / ({b} + 1)"})
+    reg.save_formula("line-1", changed, "carol")
+    assert [f.name for f in reg.list_formulas("line-1")] == ["ratio", "hot"]
+    assert reg.list_formulas("line-1")[0].formula == "{a} / ({b} + 1)"
+    actions = [
+        (e.action, e.actor) for e in reg.audit_log("line-1") if e.action.startswith("formula")
+    ]
+    assert actions == [
+        ("formula.update", "carol"),
+        ("formula.create", "bob"),
+        ("formula.create", "alice"),
+    ]
+    assert (
+        reg.audit_log("line-1", action="formula.update")[0].detail["from"]["formula"] == "{a} / {b}"
+    )
+    reg.delete_formula("line-1", "hot", "dave")
+    with pytest.raises(ChannelNotFoundError):
+        reg.delete_formula("line-1", "hot", "dave")
+    reg.delete_dataset("line-1", "erin")
+    assert count(reg, "formulas") == 0
+    with pytest.raises(DatasetNotFoundError):
+        reg.list_formulas("line-1")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Engine,
@@ -65,7 +66,7 @@ from stream0d_nb.errors import (
     Stream0dError,
     ValidationError,
 )
-from stream0d_nb.specs import ChannelSpec, DatasetSpec
+from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -206,6 +207,37 @@ class ChannelRow(Base):
             long_name=self.long_name,
             description=self.description,
             tags=list(self.tags or []),
+        )
+
+
+class FormulaRow(Base):
+    """A derived channel of a dataset: its formula and the units found when it was checked."""
+
+    __tablename__ = "formulas"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(
+        String(63), ForeignKey("datasets.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    formula: Mapped[str] = mapped_column(Text)
+    units: Mapped[str] = mapped_column(String, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    materialize: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String)
+
+    def to_spec(self) -> FormulaSpec:
+        """The derived channel as the shared pydantic model."""
+        return FormulaSpec(
+            name=self.name,
+            formula=self.formula,
+            units=self.units,
+            description=self.description,
+            materialize=self.materialize,
         )
 
 
@@ -735,6 +767,75 @@ class Registry:
             row.updated_at = now
             s.flush()
             self.add_audit(s, actor, "channel.delete", dataset_id, {"channel": name}, via, now)
+
+    # -- formulas (derived channels) -----------------------------------------
+
+    def list_formulas(self, dataset_id: str) -> list[FormulaSpec]:
+        """The dataset's derived channels, oldest first."""
+        with self._read() as s:
+            self._dataset_row(s, dataset_id)
+            rows = s.scalars(
+                select(FormulaRow)
+                .where(FormulaRow.dataset_id == dataset_id)
+                .order_by(FormulaRow.id)
+            )
+            return [r.to_spec() for r in rows]
+
+    def save_formula(
+        self, dataset_id: str, spec: FormulaSpec, actor: str, via: str | None = None
+    ) -> FormulaSpec:
+        """Insert or replace a derived channel (audited as ``formula.create``/``formula.update``)."""
+
+        def run() -> FormulaSpec:
+            with self.write_session() as s:
+                self._dataset_row(s, dataset_id)
+                row = s.scalars(
+                    select(FormulaRow).where(
+                        FormulaRow.dataset_id == dataset_id, FormulaRow.name == spec.name
+                    )
+                ).one_or_none()
+                now = utcnow()
+                if row is None:
+                    row = FormulaRow(
+                        dataset_id=dataset_id, name=spec.name, created_at=now, created_by=actor
+                    )
+                    s.add(row)
+                    action, before = "formula.create", None
+                else:
+                    action, before = "formula.update", row.to_spec().model_dump()
+                    if row.to_spec() == spec:
+                        return spec
+                row.formula, row.units, row.description = spec.formula, spec.units, spec.description
+                row.materialize = spec.materialize
+                row.updated_at, row.updated_by = now, actor
+                s.flush()
+                detail = {"name": spec.name, "formula": spec.formula, "units": spec.units}
+                if before is not None:
+                    detail["from"] = before
+                self.add_audit(s, actor, action, dataset_id, detail, via, now)
+                return row.to_spec()
+
+        return self._retry(run)
+
+    def delete_formula(
+        self, dataset_id: str, name: str, actor: str, via: str | None = None
+    ) -> None:
+        """Remove a derived channel; ``ChannelNotFoundError`` if there is none of that name."""
+        with self.write_session() as s:
+            self._dataset_row(s, dataset_id)
+            row = s.scalars(
+                select(FormulaRow).where(
+                    FormulaRow.dataset_id == dataset_id, FormulaRow.name == name
+                )
+            ).one_or_none()
+            if row is None:
+                raise ChannelNotFoundError(
+                    f"dataset {dataset_id!r} has no derived channel {name!r}"
+                )
+            detail = row.to_spec().model_dump()
+            s.delete(row)
+            s.flush()
+            self.add_audit(s, actor, "formula.delete", dataset_id, detail, via)
 
     # -- audit ----------------------------------------------------------------
 
