@@ -809,7 +809,11 @@ class Registry:
                 row.materialize = spec.materialize
                 row.updated_at, row.updated_by = now, actor
                 s.flush()
-                detail = {"name": spec.name, "formula": spec.formula, "units": spec.units}
+                detail: dict[str, Any] = {
+                    "name": spec.name,
+                    "formula": spec.formula,
+                    "units": spec.units,
+                }
                 if before is not None:
                     detail["from"] = before
                 self.add_audit(s, actor, action, dataset_id, detail, via, now)
