@@ -1,0 +1,54 @@
+"""``ds.s0d.formula(text)``: evaluate a formula over a whole Dataset (a thin front)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from stream0d_nb.formulas.errors import FormulaError
+from stream0d_nb.formulas.limits import Limits
+from stream0d_nb.specs import parse_duration_ns
+
+
+def dataset_interval(ds: xr.Dataset) -> int:
+    """The grid interval: ``attrs["interval"]`` or the time coordinate's spacing."""
+    if "interval" in ds.attrs:
+        try:
+            return parse_duration_ns(str(ds.attrs["interval"]), what="interval")
+        except ValueError as exc:
+            raise FormulaError(str(exc)) from None
+    times = ds["time"].values.astype("datetime64[ns]").astype(np.int64)
+    if times.size < 2:
+        raise FormulaError('cannot tell the interval: set ds.attrs["interval"] (e.g. "1s")')
+    return int(np.min(np.diff(times)))
+
+
+@xr.register_dataset_accessor("s0d")
+class Stream0dAccessor:
+    """stream0d helpers on an ``xarray.Dataset`` (units in each variable's attrs)."""
+
+    def __init__(self, ds: xr.Dataset) -> None:
+        self._ds = ds
+
+    def formula(self, text: str, limits: Limits | None = None) -> xr.DataArray:
+        """Evaluate ``text`` over the whole Dataset; the result has units and formula attrs."""
+        from stream0d_nb.formulas.evaluate import compile_formula  # noqa: PLC0415 (cycle)
+
+        ds = self._ds
+        channels = {
+            str(k): str(v.attrs.get("units", "1"))
+            for k, v in ds.data_vars.items()
+            if v.dims == ("time",)
+        }
+        interval = dataset_interval(ds)
+        compiled = compile_formula(text, channels, interval, str(ds.attrs.get("tz", "UTC")), limits)
+        times = ds["time"].values.astype("datetime64[ns]").astype(np.int64)
+        if times.size == 0:
+            start = end = 0
+        else:
+            start, end = int(times[0]), int(times[-1]) + interval
+        if times.size and np.any(times % interval):
+            raise FormulaError("the time coordinate is not on the epoch-aligned grid of the interval")
+        if times.size and not np.all(np.diff(times) == interval):
+            ds = ds.reindex(time=(np.arange(start, end, interval)).astype("datetime64[ns]"))
+        return compiled.evaluate({r: ds[r] for r in compiled.refs}, start, end)
