@@ -32,7 +32,7 @@ class Stream0dAccessor:
 
     def formula(self, text: str, limits: Limits | None = None) -> xr.DataArray:
         """Evaluate ``text`` over the whole Dataset; the result has units and formula attrs."""
-        from stream0d_nb.formulas.evaluate import compile_formula  # noqa: PLC0415 (cycle)
+        from stream0d_nb.formulas.evaluate import compile_formula
 
         ds = self._ds
         channels = {
@@ -48,7 +48,9 @@ class Stream0dAccessor:
         else:
             start, end = int(times[0]), int(times[-1]) + interval
         if times.size and np.any(times % interval):
-            raise FormulaError("the time coordinate is not on the epoch-aligned grid of the interval")
+            raise FormulaError(
+                "the time coordinate is not on the epoch-aligned grid of the interval"
+            )
         if times.size and not np.all(np.diff(times) == interval):
             ds = ds.reindex(time=(np.arange(start, end, interval)).astype("datetime64[ns]"))
         return compiled.evaluate({r: ds[r] for r in compiled.refs}, start, end)

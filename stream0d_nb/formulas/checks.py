@@ -28,7 +28,6 @@ from stream0d_nb.formulas.unitrules import (
     same_dimension,
 )
 
-
 _NO_LIMITS = Limits()
 
 
@@ -149,7 +148,10 @@ def additive(op: str, a: Op, b: Op, site: Site) -> Op:
                 )
             target = ua if is_offset(ua) else ub
             return make_map(
-                "-", [convert(a, target, site, op), convert(b, target, site, op)], delta(target), site
+                "-",
+                [convert(a, target, site, op), convert(b, target, site, op)],
+                delta(target),
+                site,
             )
         if a_abs:
             return make_map(op, [a, convert(b, delta(ua), site, op)], ua, site)
@@ -163,7 +165,9 @@ def additive(op: str, a: Op, b: Op, site: Site) -> Op:
 
 def _absolute(u: Unit) -> bool:
     """Absolute temperatures: offset units and kelvin/rankine (not delta_ units)."""
-    return bool(is_offset(u) or (u.dimensionality == {"[temperature]": 1} and "delta" not in str(u)))
+    return bool(
+        is_offset(u) or (u.dimensionality == {"[temperature]": 1} and "delta" not in str(u))
+    )
 
 
 def multiplicative(op: str, a: Op, b: Op, site: Site) -> Op:
@@ -203,4 +207,3 @@ def power(a: Op, b: Op, site: Site) -> Op:
     if abs(b.value) > 64:
         raise site.fail(f"exponent {b.value:g} too large for a value with units")
     return make_map("**", [a, b], a.units**b.value, site)
-

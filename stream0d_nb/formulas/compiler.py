@@ -72,7 +72,9 @@ class Compiler:
         if node.name not in self.channels:
             if node.name in FUNCTIONS:
                 raise site.fail(f"{node.name} is a function: write {node.name}(...)")
-            raise site.fail(f"unknown channel {node.name!r}{suggest(node.name, list(self.channels))}")
+            raise site.fail(
+                f"unknown channel {node.name!r}{suggest(node.name, list(self.channels))}"
+            )
         self.refs.add(node.name)
         try:
             units: Unit = unit_of(self.channels[node.name] or "1")

@@ -82,7 +82,9 @@ class Compiled:
             values = np.asarray(da.values, dtype=np.float64)
             first = 0
             if values.size:
-                t0 = int(np.asarray(da["time"].values[:1]).astype("datetime64[ns]").astype(np.int64)[0])
+                t0 = int(
+                    np.asarray(da["time"].values[:1]).astype("datetime64[ns]").astype(np.int64)[0]
+                )
                 if t0 % self.base_ns:
                     raise FormulaError(
                         f"input {name!r} is not on the grid of the interval ({self.base_ns} ns)"

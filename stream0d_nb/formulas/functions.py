@@ -101,12 +101,12 @@ class Binder:
         if not isinstance(node, Text):
             raise self.fail(f'argument {name!r} must be a "string"', node)
         if choices is not None and node.value not in choices:
-            raise self.fail(
-                f"{name}={node.value!r} unknown; use one of {', '.join(choices)}", node
-            )
+            raise self.fail(f"{name}={node.value!r} unknown; use one of {', '.join(choices)}", node)
         return node.value
 
-    def duration(self, name: str, grid: int, *, multiple: bool = False, signed: bool = False) -> int:
+    def duration(
+        self, name: str, grid: int, *, multiple: bool = False, signed: bool = False
+    ) -> int:
         """A duration argument in ns, bounded by the window limit, as whole grid steps."""
         node = self.bound[name]
         text = self.string(name)
@@ -117,7 +117,9 @@ class Binder:
                 raise ValueError(text)
             ns = int(pd.Timedelta(text.replace(" ", "")).value)
         except (ValueError, TypeError, OverflowError):
-            raise self.fail(f"{name}={text!r} is not a duration (try '30s', '5min', '1h')", node) from None
+            raise self.fail(
+                f"{name}={text!r} is not a duration (try '30s', '5min', '1h')", node
+            ) from None
         if ns == 0 or (ns < 0 and not signed):
             raise self.fail(f"{name}={text!r} must be positive", node)
         if abs(ns) > self.limits.max_window_ns:
@@ -144,9 +146,7 @@ FUNCTIONS: dict[str, tuple[tuple[tuple[str, object], ...], Builder]] = {}
 def signature(name: str) -> str:
     """``name(a, b=...)`` as shown in messages."""
     params, _ = FUNCTIONS[name]
-    parts = [
-        "..." if p == "*" else (p if d is REQUIRED else f"{p}=...") for p, d in params
-    ]
+    parts = ["..." if p == "*" else (p if d is REQUIRED else f"{p}=...") for p, d in params]
     return f"{name}({', '.join(parts)})"
 
 
@@ -327,7 +327,7 @@ def _stat(name: str) -> None:
         if name == "mad" and k * k > b.limits.max_window_work:
             raise b.fail(
                 f"a window of {k:,} samples is too expensive for mad() (limit "
-                f"{int(math.isqrt(b.limits.max_window_work)):,}): resample first"
+                f"{math.isqrt(b.limits.max_window_work):,}): resample first"
             )
         return Window(units, g, child=x, kind=name, k=k, before=k - 1)
 

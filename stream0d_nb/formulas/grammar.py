@@ -106,7 +106,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> FormulaSyntaxError:
     names = tuple(sorted(FRIENDLY.get(e, e) for e in expected))
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
-        what = f"unexpected character {text[exc.pos_in_stream]!r}"
+        what = f"unexpected character {text[exc.pos_in_stream or 0]!r}"
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         what = f"unexpected {str(exc.token)[:40]!r}"
     else:
@@ -188,23 +188,24 @@ class _Builder:
             return self.token(t)
         kind, ch = t.data, t.children
         if kind == "start":
-            return self.build(ch[0])  # type: ignore[arg-type]
+            return self.build(ch[0])
         if kind == "paren":
-            return self.build(ch[1])  # type: ignore[arg-type]
+            return self.build(ch[1])
         if kind == "binop":
             a, op, b = ch
-            return Binary(str(op), self.build(a), self.build(b), self.pos(op))  # type: ignore[arg-type]
+            return Binary(str(op), self.build(a), self.build(b), self.pos(op))
         if kind == "unary":
             op, a = ch
-            return Unary(str(op), self.build(a), self.pos(op))  # type: ignore[arg-type]
+            return Unary(str(op), self.build(a), self.pos(op))
         if kind == "quantity":
             num, unit = ch
-            text = self.name(unit, 1 if unit.type == "UNIT" else 0)  # type: ignore[arg-type]
-            return Number(self.number(num), text.strip(), self.pos(num))  # type: ignore[arg-type]
+            assert isinstance(num, Token) and isinstance(unit, Token)
+            text = self.name(unit, 1 if unit.type == "UNIT" else 0)
+            return Number(self.number(num), text.strip(), self.pos(num))
         if kind == "call":
             return self.call(t)
         if kind in ("number", "channel", "name"):
-            return self.token(ch[0])  # type: ignore[arg-type]
+            return self.build(ch[0])
         raise self.fail(f"unsupported construct {kind!r}", t)  # pragma: no cover
 
     def token(self, tok: Token) -> Node:

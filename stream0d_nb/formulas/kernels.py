@@ -35,10 +35,7 @@ def rolling(a: F8, k: int, how: str) -> F8:
     if how == "count":
         return window_count(a, k)
     fn = MOVING[how]
-    if how == "std":
-        out = fn(a, window=k, min_count=2, ddof=1)
-    else:
-        out = fn(a, window=k, min_count=1)
+    out = fn(a, window=k, min_count=2, ddof=1) if how == "std" else fn(a, window=k, min_count=1)
     return np.asarray(out[k - 1 :], dtype=np.float64)
 
 

@@ -168,7 +168,7 @@ def _clip(x: Value, lo: Value, hi: Value) -> Value:
 
 
 def _round(x: Value, n: Value) -> Value:
-    return np.round(x, int(n))  # type: ignore[call-overload, no-any-return]
+    return np.round(x, int(n))
 
 
 def _reduce_args(fn: Callable[[Value, Value], Value]) -> Callable[..., Value]:
@@ -241,7 +241,7 @@ class Map(Op):
         out = ELEMENTWISE[self.fn](*vals)
         if isinstance(out, np.ndarray) and out.ndim == 0:
             return float(out)
-        return out  # type: ignore[no-any-return]
+        return out
 
 
 @dataclass(eq=False)
