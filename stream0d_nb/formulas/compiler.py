@@ -20,7 +20,7 @@ COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 
 def suggest(name: str, names: list[str] | tuple[str, ...]) -> str:
     """``; did you mean 'x'?`` for the closest names (difflib), or nothing."""
-    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
     if not close:
         lower = {n.lower(): n for n in names}
         close = [lower[n] for n in difflib.get_close_matches(name.lower(), list(lower), n=3)]
@@ -82,7 +82,7 @@ class Compiler:
             raise site.fail(
                 f"channel {node.name!r} has unknown units {self.channels[node.name]!r}"
             ) from None
-        return Channel(units, None, name=node.name)
+        return Channel(units, self.base_ns, name=node.name)
 
     def binary(self, node: Binary, site: Site) -> Op:
         a, b, op = self.compile(node.left), self.compile(node.right), node.op

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pandas as pd
 
 from stream0d_nb.formulas import checks
 from stream0d_nb.formulas.checks import Site
@@ -23,7 +23,9 @@ from stream0d_nb.formulas.ops import Const, Op, Resample, Shifted, TimeField, Wi
 from stream0d_nb.formulas.unitrules import ONE, delta, fmt, unit_of, ureg
 from stream0d_nb.specs import format_duration
 
-DURATION = re.compile(r"-?\s*[0-9][0-9a-zA-Z. ]{0,39}")
+DURATION_PART = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?) ?(ns|us|ms|s|min|h|d|D|w)")
+UNIT_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "min": 60 * 10**9, "h": 3600 * 10**9}
+UNIT_NS |= {"d": 86_400 * 10**9, "D": 86_400 * 10**9, "w": 7 * 86_400 * 10**9}
 AGGREGATIONS = ("mean", "sum", "min", "max", "count", "first", "last", "twmean")
 REQUIRED = object()
 
@@ -112,14 +114,9 @@ class Binder:
         text = self.string(name)
         if text is None or node is None:
             raise self.fail(f'missing duration {name!r} (e.g. "1h")')
-        try:
-            if not DURATION.fullmatch(text.strip()):
-                raise ValueError(text)
-            ns = int(pd.Timedelta(text.replace(" ", "")).value)
-        except (ValueError, TypeError, OverflowError):
-            raise self.fail(
-                f"{name}={text!r} is not a duration (try '30s', '5min', '1h')", node
-            ) from None
+        ns = parse_duration(text)
+        if ns is None:
+            raise self.fail(f"{name}={text!r} is not a duration (try '30s', '5min', '1h')", node)
         if ns == 0 or (ns < 0 and not signed):
             raise self.fail(f"{name}={text!r} must be positive", node)
         if abs(ns) > self.limits.max_window_ns:
@@ -137,6 +134,27 @@ class Binder:
     def grid(self, op: Op) -> int:
         """The grid an argument is evaluated on (the dataset's when it follows the caller)."""
         return op.grid if op.grid is not None else self.base_ns
+
+
+def parse_duration(text: str) -> int | None:
+    """Nanoseconds of ``"5min"``, ``"1h30min"``, ``"-2s"``, ``"1.5 h"`` (None if not one)."""
+    t = text.strip()
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("-").strip()
+    if not t or len(t) > 60:
+        return None
+    pos, total = 0, Fraction(0)
+    while pos < len(t):
+        m = DURATION_PART.match(t, pos)
+        if not m:
+            return None
+        total += Fraction(m.group(1)) * UNIT_NS[m.group(2)]
+        pos = m.end()
+        while pos < len(t) and t[pos] == " ":
+            pos += 1
+    if total.denominator != 1:
+        return None
+    return sign * int(total)
 
 
 Builder = Callable[[Binder], Op]

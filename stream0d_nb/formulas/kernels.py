@@ -147,4 +147,5 @@ def time_field(times_ns: I8, tz: str, field: str) -> F8:
     idx = pd.DatetimeIndex(times_ns.astype("datetime64[ns]"), tz="UTC")
     if tz != "UTC":
         idx = idx.tz_convert(tz)
-    return np.asarray(getattr(idx, field), dtype=np.float64)
+    attr = {"weekday": "day_of_week", "dayofyear": "day_of_year"}.get(field, field)
+    return np.asarray(getattr(idx, attr), dtype=np.float64)

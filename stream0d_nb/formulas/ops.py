@@ -217,8 +217,8 @@ ELEMENTWISE: dict[str, Callable[..., Value]] = {
     "log": np.log,
     "log10": np.log10,
     "round": _round,
-    "min": _reduce_args(np.fmin),
-    "max": _reduce_args(np.fmax),
+    "min": _reduce_args(np.minimum),
+    "max": _reduce_args(np.maximum),
     "mean": _mean,
     "isnan": lambda x: np.asarray(np.isnan(x), dtype=np.float64),
 }
