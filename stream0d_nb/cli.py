@@ -300,7 +300,10 @@ def ingest(
             "--units-row/--no-units-row", help="Second header row holds units (detected)."
         ),
     ] = None,
-    sheet: Annotated[str | None, typer.Option(help="Excel sheet name.")] = None,
+    sheet: Annotated[
+        str | None,
+        typer.Option(help="Excel sheet name, or its 0-based index if no sheet has that name."),
+    ] = None,
     time_column: Annotated[
         str | None, typer.Option(help="Time column (detected when unambiguous).")
     ] = None,
@@ -368,7 +371,7 @@ def ingest(
             "encoding": encoding,
             "skip_rows": skip_rows,
             "units_row": units_row,
-            "sheet": int(sheet) if sheet is not None and sheet.isdigit() else sheet,
+            "sheet": sheet,
             "time_column": time_column,
             "date_column": date_column,
             "time_format": time_format,

@@ -7,14 +7,18 @@ so a conversion is a scale and an offset applied to raw float64 values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 import pint
 
 from stream0d_nb.errors import ValidationError
 
 ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 ureg.define("percent = 0.01 = %")
+F8 = npt.NDArray[np.float64]
 
 
 @lru_cache(maxsize=1024)
@@ -61,3 +65,20 @@ def conversion(src: str, dst: str) -> tuple[float, float] | None:
     except pint.errors.DimensionalityError as exc:
         raise ValidationError(f"units {src!r} cannot be converted to {dst!r}") from exc
     return float(one - zero), float(zero)
+
+
+def converter(src: str, dst: str) -> Callable[[F8], F8] | None:
+    """A function turning values in ``src`` into ``dst`` (None if the units are equal).
+
+    It converts through pint itself rather than a scale and offset, which lose digits
+    (71.6 degF gave 21.999999999999126 degC). ValidationError when the units measure
+    different things.
+    """
+    if conversion(src, dst) is None:
+        return None
+    a, b = parse_units(src), parse_units(dst)
+
+    def convert(values: F8) -> F8:
+        return np.asarray(ureg.Quantity(values, a).to(b).magnitude, dtype=np.float64)
+
+    return convert

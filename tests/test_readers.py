@@ -284,9 +284,9 @@ def test_madrid_dst(tmp_path: Path) -> None:
         ns("2024-10-27 00:00") + k * 1800 * 10**9 for k in range(5)
     ]
     _, be = read(p, tz="Europe/Madrid", nonexistent="shift_forward", ambiguous="earliest")
-    assert be.times[1] == ns("2024-03-31 01:00") and be.times[5] == be.times[7]
+    assert be.times[1] == ns("2024-03-31 01:30") and be.times[5] == be.times[7]  # 03:30 CEST
     _, bl = read(p, tz="Europe/Madrid", nonexistent="shift_backward", ambiguous="latest")
-    assert bl.times[1] == ns("2024-03-31 00:59:59.999999999")
+    assert bl.times[1] == ns("2024-03-31 00:30")  # 02:30 moved back by the gap: 01:30 CET
     assert bl.times[4] == ns("2024-10-27 01:00")
 
 

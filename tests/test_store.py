@@ -554,3 +554,25 @@ def test_bad_read_arguments_are_validation_errors(store: Store) -> None:
         store.read("line-1", start="yesterday-ish")
     with pytest.raises(ValidationError, match="aggregation 'median' unknown"):
         store.read("line-1", how="median")
+
+
+def test_mean_of_more_than_65535_samples_per_grid_point(store: Store) -> None:
+    store.create_dataset(DatasetSpec(id="hourly", interval="1h"))
+    n = 140_000
+    idx = pd.date_range("2024-01-01 00:10", periods=n, freq="1ms", tz="UTC").as_unit("ns")
+    df = pd.DataFrame({"v": np.r_[np.zeros(n // 2), np.ones(n // 2)]}, index=idx)
+    rep = store.write("hourly", df, units={"v": "1"}, options=IngestOptions(off_grid="mean"))
+    assert stored(store, "hourly").v.tolist() == [0.5]
+    assert not any("resolved" in w for w in rep.warnings)  # averaging is what was asked
+
+
+def test_report_warnings_and_unit_conversion_digits(store: Store) -> None:
+    store.create_dataset(SPEC)
+    df = pd.DataFrame(
+        {"temp": [71.6], "new": [1.0]}, index=pd.DatetimeIndex(["2024-01-01"], tz="UTC")
+    )
+    rep = store.write(
+        "line-1", df, units={"temp": "degF"}, options=IngestOptions(allow_missing_units=True)
+    )
+    assert rep.warnings == ["channels created without units: new"]
+    assert stored(store, channels=["temp"]).temp.iloc[0] == pytest.approx(22.0, abs=1e-12)

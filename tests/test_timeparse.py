@@ -143,10 +143,11 @@ def test_nonexistent_policies() -> None:
     with pytest.raises(IngestError, match="does not exist") as ei:
         conv(MADRID_SPRING, tz="Europe/Madrid")
     assert [loc.line for loc in ei.value.locations] == [3, 4]
+    # moved by the gap's length: 02:00 -> 03:00 CEST, 02:30 -> 03:30 CEST (on the grid)
     t, _, _ = conv(MADRID_SPRING, tz="Europe/Madrid", nonexistent="shift_forward")
-    assert t[1] == ns("2024-03-31 01:00") and t[2] == ns("2024-03-31 01:00")
+    assert t[1] == ns("2024-03-31 01:00") and t[2] == ns("2024-03-31 01:30")
     t, _, _ = conv(MADRID_SPRING, tz="Europe/Madrid", nonexistent="shift_backward")
-    assert t[1] == ns("2024-03-31 00:59:59.999999999")
+    assert t[1] == ns("2024-03-31 00:00") and t[2] == ns("2024-03-31 00:30")  # 01:00, 01:30 CET
     p = TimeParser(file="f.csv", column="time", tz="Europe/Madrid", nonexistent="drop")
     t, _, drop = p.convert(pa.array(MADRID_SPRING), np.arange(4))
     assert drop.tolist() == [False, True, True, False]

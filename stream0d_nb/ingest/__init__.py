@@ -7,6 +7,7 @@ naming file, line, column and value, and the option that fixes it.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from stream0d_nb.errors import IngestError, Location
@@ -66,7 +67,22 @@ def open_source(path: str | Path, options: IngestOptions, default_tz: str = "UTC
     if fmt == "csv":
         from stream0d_nb.ingest.readers import open_csv
 
-        return open_csv(p, options, default_tz)
+        with p.open("rb") as fh:
+            magic = fh.read(4)
+        if magic[:2] == b"\x1f\x8b" or magic == b"PK\x03\x04":
+            kind = "gzip" if magic[:2] == b"\x1f\x8b" else "zip"
+            raise IngestError(
+                f"{p.name}: this is a {kind} archive, not a text file; decompress it first",
+                [Location(str(p))],
+            )
+        try:
+            return open_csv(p, options, default_tz)
+        except csv.Error as exc:
+            raise IngestError(
+                f"{p.name}: cannot split the file into CSV fields ({exc}); old Mac line ends "
+                "(CR only) and stray carriage returns inside lines are not supported",
+                [Location(str(p))],
+            ) from None
     from stream0d_nb.ingest import tabular
 
     if fmt == "excel":

@@ -191,10 +191,9 @@ def values_to_float(
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
         out = arr.cast(pa.float64())
         vals = np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64)
-        if sentinels:
-            sent = [float(s) for s in sentinels if is_number(s)]
-            if sent:
-                vals = np.where(np.isin(vals, sent), np.nan, vals)
+        sent = [float(x) for x in sentinels if is_number(x.strip())]
+        if sent:
+            vals = np.where(np.isin(vals, sent), np.nan, vals)
         return vals, np.zeros(n, bool)
     if pa.types.is_boolean(t):
         vals = np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
@@ -215,6 +214,9 @@ def values_to_float(
         text = pc.replace_substring(text, ",", ".")
     raw = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
     vals = np.asarray(pd.to_numeric(raw, errors="coerce"), dtype=np.float64)
+    sent = [float(x) for x in sentinels if is_number(x.strip())]
+    if sent:  # numeric sentinels match by value on every path: -9999 == -9999.0
+        is_null |= np.isin(vals, sent)
     vals[is_null] = np.nan
     bad = np.isnan(vals) & ~is_null
     if bad.any():
@@ -239,6 +241,10 @@ class BatchBuilder:
     counters: Counters
     decimal: str = "."
 
+    @property
+    def _numeric_sentinels(self) -> list[float]:
+        return [float(x) for x in self.options.missing_values if is_number(x.strip())]
+
     def build(
         self,
         time_arr: pa.Array,
@@ -259,6 +265,8 @@ class BatchBuilder:
                 arr = arr.combine_chunks()
             if pa.types.is_float64(arr.type):
                 vals = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+                if self._numeric_sentinels:  # same result as the text path: -9999 == -9999.0
+                    vals = np.where(np.isin(vals, self._numeric_sentinels), np.nan, vals)
             else:
                 vals, bad = values_to_float(arr, self.decimal, self.options.missing_values)
                 if bad.any():

@@ -121,6 +121,8 @@ def open_excel(path: Path, options: IngestOptions, default_tz: str) -> Source:
             ws = wb.worksheets[0]
         elif isinstance(sheet, int):
             ws = wb.worksheets[sheet]
+        elif sheet not in wb.sheetnames and sheet.isdigit():  # "2" = third sheet, unless named so
+            ws = wb.worksheets[int(sheet)]
         else:
             ws = wb[sheet]
     except (KeyError, IndexError):

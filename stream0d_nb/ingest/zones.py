@@ -128,10 +128,16 @@ class Localizer:
         self.used.add(f"nonexistent={self.nonexistent}")
         if self.nonexistent == "drop":
             return np.zeros(len(gap), np.int64), np.ones(len(gap), bool)
-        # The first instant after the gap; shift_backward is the last one before it (1 ns
-        # earlier). pandas 3.1 gets shift_backward wrong by an hour, so it is not used.
+        # A time in the skipped hour moves by the length of the gap: forward reads it with
+        # the offset in force before the change (02:30 -> 03:30 CEST, what a clock not yet
+        # switched meant), backward with the offset after it (02:30 -> 01:30 CET). So rows
+        # stay on the grid and keep their spacing. (pandas 3.1's shift_backward is off by
+        # an hour, and its shifts land on the gap's edges, off any regular grid.)
         loc = idx[gap].tz_localize(self.tz, ambiguous="NaT", nonexistent="shift_forward")
-        after = np.asarray(loc.as_unit("ns").asi8, dtype=np.int64)
-        if self.nonexistent == "shift_backward":
-            after = after - 1
+        edge = np.asarray(loc.as_unit("ns").asi8, dtype=np.int64)
+        pick = edge - 1 if self.nonexistent == "shift_forward" else edge
+        local = pd.DatetimeIndex(pick, tz="UTC").tz_convert(self.tz).tz_localize(None)
+        offset = np.asarray(local.as_unit("ns").asi8, dtype=np.int64) - pick
+        naive = np.asarray(idx[gap].as_unit("ns").asi8, dtype=np.int64)
+        after = naive - offset
         return after, np.zeros(len(gap), bool)

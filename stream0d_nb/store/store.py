@@ -46,7 +46,7 @@ from stream0d_nb.store.registry import DatasetRecord, Registry
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
 from stream0d_nb.store.storage import StorageLocation, dataset_location, delete_location, parse_root
 from stream0d_nb.store.writer import Revisit, WriteStats, stage_and_apply
-from stream0d_nb.units import check_units, conversion
+from stream0d_nb.units import check_units, converter
 
 Progress = Callable[[int, int], None]
 STAGING_BUDGET = 1 << 30
@@ -374,6 +374,7 @@ class Store:
                 lambda v: work(v, False), message, metadata
             )
         report = _report(rec.spec.id, source_name, checksum(), source, stats, new_specs, snap, data)
+        report.warnings = _warnings(report, opts, new_specs)
         if snap is None:
             report.commit = data.head()
         if new_specs:
@@ -461,9 +462,9 @@ def _spec_from_attrs(name: str, attrs: dict[str, Any]) -> ChannelSpec:
 
 def _plan_channels(
     info: SourceInfo, opts: IngestOptions, view: WriteView
-) -> tuple[dict[str, tuple[float, float]], list[ChannelSpec]]:
+) -> tuple[dict[str, Callable[[Any], Any]], list[ChannelSpec]]:
     """Unit conversions for known channels and specs of new ones; refuses what is unclear."""
-    transforms: dict[str, tuple[float, float]] = {}
+    transforms: dict[str, Callable[[Any], Any]] = {}
     new: list[ChannelSpec] = []
     no_units: list[str] = []
     unknown: list[str] = []
@@ -475,7 +476,7 @@ def _plan_channels(
             stored = str(view.arrays[ch].attrs.get("units", ""))
             if declared is not None and declared != stored:
                 try:
-                    conv = conversion(declared, stored)
+                    conv = converter(declared, stored)
                 except ValidationError as exc:
                     raise IngestError(
                         f"{info.file}: channel {ch!r} is stored in {stored!r} but the "
@@ -525,6 +526,32 @@ def _plan_channels(
             [Location(info.file, None, info.columns.get(c, c)) for c in no_units],
         )
     return transforms, new
+
+
+def _warnings(r: IngestReport, opts: IngestOptions, new_specs: list[ChannelSpec]) -> list[str]:
+    """What a user should know about an ingest that succeeded."""
+    out = []
+    if r.bad_cells_missing:
+        out.append(
+            f"{r.bad_cells_missing:,} unparseable cells were read as missing (bad_values='missing')"
+        )
+    if r.rows_dropped_time:
+        out.append(
+            f"{r.rows_dropped_time:,} rows in a skipped DST hour were dropped (nonexistent='drop')"
+        )
+    if r.duplicates_resolved and opts.off_grid != "mean":  # averaging is what mean asks for
+        out.append(
+            f"{r.duplicates_resolved:,} duplicate samples with different values were resolved "
+            f"(duplicates={opts.duplicates!r})"
+        )
+    if r.values_kept:
+        out.append(
+            f"{r.values_kept:,} values differ from stored ones and were kept (on_existing='keep')"
+        )
+    no_units = [s.name for s in new_specs if not s.units]
+    if no_units:
+        out.append(f"channels created without units: {', '.join(no_units)}")
+    return out
 
 
 def _report(

@@ -70,7 +70,7 @@ class ChunkBuf:
     def __init__(self, length: int, nch: int) -> None:
         # Channel-major so that each channel's values are contiguous.
         self.values: F8 = np.full((nch, length), np.nan)
-        self.count = np.zeros((nch, length), dtype=np.uint16)
+        self.count = np.zeros((nch, length), dtype=np.uint32)
         self.line = np.zeros(length, dtype=np.int64)
 
     @property
@@ -95,7 +95,7 @@ class Staging:
         channels: list[str],
         options: IngestOptions,
         file: str,
-        transforms: dict[str, tuple[float, float]] | None = None,
+        transforms: dict[str, Callable[[F8], F8]] | None = None,
         memory_budget: int = 1 << 30,
         spill_dir: Path | None = None,
         sink: Callable[[int, ChunkBuf], None] | None = None,
@@ -157,8 +157,7 @@ class Staging:
     def _column(self, batch: RawBatch, name: str) -> F8:
         col = np.asarray(batch.values[name], dtype=np.float64)
         if name in self.transforms:
-            scale, offset = self.transforms[name]
-            col = col * scale + offset
+            col = self.transforms[name](col)
         return col
 
     def _check_grid(
@@ -284,7 +283,7 @@ class Staging:
         self.stats.duplicates_dropped += int(extra[equal].sum())
         self.stats.duplicates_resolved += int(extra[~equal].sum())
         buf.values[j, u] = newv
-        buf.count[j, u] = np.minimum(ec + cnt, np.iinfo(np.uint16).max)
+        buf.count[j, u] = ec + cnt
 
     def _raise_conflicts(
         self,
@@ -405,8 +404,8 @@ class Applier:
                 when = self.grid.time_of(base + int(ks[0])).isoformat()
                 raise IngestError(
                     f"{self.file}: {int(changed.sum())} values in channel {name!r} differ from "
-                    f"stored ones (on_existing='error'); first at {when}: stored {old[ks[0]]!r}, "
-                    f"file {new[ks[0]]!r}. Nothing was stored.",
+                    f"stored ones (on_existing='error'); first at {when}: stored {float(old[ks[0]])!r}, "
+                    f"file {float(new[ks[0]])!r}. Nothing was stored.",
                     [Location(self.file, int(buf.line[k]), name, repr(float(new[k]))) for k in ks],
                 )
             stats.values_unchanged += int(same.sum())
@@ -481,7 +480,7 @@ def stage_and_apply(
     channels: list[str],
     options: IngestOptions,
     file: str,
-    transforms: dict[str, tuple[float, float]] | None,
+    transforms: dict[str, Callable[[F8], F8]] | None,
     memory_budget: int,
     spill_dir: Path | None,
     early: bool,
