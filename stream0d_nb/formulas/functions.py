@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
+from fractions import Fraction
 
 from stream0d_nb.formulas import checks
 from stream0d_nb.formulas.checks import Site

@@ -35,8 +35,14 @@ def rolling(a: F8, k: int, how: str) -> F8:
     if how == "count":
         return window_count(a, k)
     fn = MOVING[how]
-    out = fn(a, window=k, min_count=2, ddof=1) if how == "std" else fn(a, window=k, min_count=1)
-    return np.asarray(out[k - 1 :], dtype=np.float64)
+    if how == "std" and k == 1:
+        return np.full(a.size, np.nan)
+    if how == "std":
+        # running sums leave rounding residue after large values; flat windows are exactly 0
+        out = fn(a, window=k, min_count=2, ddof=1)[k - 1 :]
+        flat = bn.move_max(a, window=k)[k - 1 :] == bn.move_min(a, window=k)[k - 1 :]
+        return np.where(flat, 0.0, out)
+    return np.asarray(fn(a, window=k, min_count=1)[k - 1 :], dtype=np.float64)
 
 
 def window_count(a: F8, k: int) -> F8:

@@ -13,7 +13,7 @@ import re
 import pint
 
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.units import conversion, parse_units, ureg
+from stream0d_nb.units import parse_units, ureg
 
 Unit = pint.Unit
 ONE: Unit = ureg.dimensionless
@@ -62,7 +62,12 @@ def affine(src: Unit, dst: Unit) -> tuple[float, float] | None:
     """Scale and offset from ``src`` to ``dst`` (None when equal); ValidationError if not possible."""
     if src == dst:
         return None
-    return conversion(fmt(src), fmt(dst))
+    try:
+        zero = float(ureg.Quantity(0.0, src).to(dst).magnitude)
+        one = float(ureg.Quantity(1.0, src).to(dst).magnitude)
+    except pint.errors.PintError as exc:
+        raise ValidationError(f"units {fmt(src)!r} cannot be converted to {fmt(dst)!r}") from exc
+    return one - zero, zero
 
 
 def factor(src: Unit, dst: Unit) -> float:
