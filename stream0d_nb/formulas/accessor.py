@@ -46,11 +46,13 @@ class Stream0dAccessor:
         if times.size == 0:
             start = end = 0
         else:
-            start, end = int(times[0]), int(times[-1]) + interval
+            # whole bins of the result grid, so a resample keeps the first partial bin
+            start = int(times[0]) // compiled.interval_ns * compiled.interval_ns
+            end = int(times[-1]) + interval
         if times.size and np.any(times % interval):
             raise FormulaError(
                 "the time coordinate is not on the epoch-aligned grid of the interval"
             )
         if times.size and not np.all(np.diff(times) == interval):
-            ds = ds.reindex(time=(np.arange(start, end, interval)).astype("datetime64[ns]"))
+            ds = ds.reindex(time=np.arange(int(times[0]), end, interval).astype("datetime64[ns]"))
         return compiled.evaluate({r: ds[r] for r in compiled.refs}, start, end)
