@@ -548,12 +548,13 @@ def read(
         bool, typer.Option(help="Times in the dataset's zone instead of UTC.")
     ] = False,
 ) -> None:
-    """Read a time range [start, end) of channels."""
+    """Read a time range [start, end) of channels, stored or derived."""
+    from stream0d_nb import derived
     from stream0d_nb.store.reader import to_arrow, to_pandas
 
     names = [c.strip() for c in channels.split(",")] if channels else None
     with store() as st:
-        ds = st.read(dataset_id, names, start, end, every, how, as_of)
+        ds = derived.read(st, dataset_id, names, start, end, every, how, as_of)
         tzname = st.get_dataset(dataset_id).spec.tz if local_time else None
     if format == "parquet":
         import pyarrow.parquet as pq
@@ -672,7 +673,9 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning our errors into one clear message."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int):  # click returns Exit's code instead of raising it here
+            return rv
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except (Stream0dError, pydantic.ValidationError) as exc:

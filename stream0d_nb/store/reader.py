@@ -117,10 +117,13 @@ def read(
     data_vars: dict[str, Any] = {}
     first = i0
     for name, arr in zip(names, arrays, strict=True):
-        vals = np.full(i1 - i0, np.nan)
         hi = min(i1, arr.shape[0])
-        if hi > i0:
-            vals[: hi - i0] = arr[i0:hi]
+        if hi == i1 and i1 > i0:  # the usual case: no copy into a NaN-filled buffer
+            vals = np.asarray(arr[i0:i1], dtype=np.float64)
+        else:
+            vals = np.full(i1 - i0, np.nan)
+            if hi > i0:
+                vals[: hi - i0] = arr[i0:hi]
         attrs = dict(snap.channels[name])
         if k > 1:
             vals, first = aggregate(vals, i0, k, how)
@@ -130,9 +133,8 @@ def read(
         data_vars[name] = (("time",), vals, attrs)
     n = next(iter(data_vars.values()))[1].size if data_vars else max(i1 - i0, 0)
     step_ns = grid.interval_ns * k
-    times = (np.arange(n, dtype=np.int64) * step_ns + first * grid.interval_ns).astype(
-        "datetime64[ns]"
-    )
+    t0 = first * grid.interval_ns
+    times = np.arange(t0, t0 + n * step_ns, step_ns, dtype=np.int64).view("datetime64[ns]")
     ds = xr.Dataset(
         data_vars, coords={"time": ("time", times, {"standard_name": "time", "timezone": "UTC"})}
     )

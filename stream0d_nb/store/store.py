@@ -66,6 +66,7 @@ class Store:
         self.registry = Registry(self.settings.resolved_database_url())
         self.root = parse_root(self.settings.resolved_storage_url())
         self._data: dict[str, DatasetData] = {}
+        self._tzs: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -159,6 +160,7 @@ class Store:
         head = data.head()
         with self._lock:
             self._data.pop(dataset_id, None)
+            self._tzs.pop(dataset_id, None)
         n = delete_location(data.loc, self.settings)
         self.registry.delete_dataset(
             dataset_id,
@@ -423,7 +425,11 @@ class Store:
         return reader.read(snap, dataset_id, channels, start, end, every, how, tz)
 
     def _tz(self, dataset_id: str) -> str:
-        return self.registry.get_dataset(dataset_id).spec.tz
+        """The dataset's zone, cached: reads must not query the registry each time."""
+        tz = self._tzs.get(dataset_id)
+        if tz is None:
+            tz = self._tzs[dataset_id] = self.registry.get_dataset(dataset_id).spec.tz
+        return tz
 
     def history(self, dataset_id: str, limit: int | None = None) -> list[CommitInfo]:
         """The dataset's commits, newest first."""

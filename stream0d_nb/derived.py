@@ -1,0 +1,271 @@
+"""Derived channels: formulas saved per dataset that read like channels everywhere.
+
+This layer sits above the store and the formula language (DESIGN §1): it keeps formulas in
+the registry, checks them on save (syntax, missing channels, units, cycles), and
+evaluates them lazily on read with enough margin before and after the range that results
+on a sub-range equal the same slice of a full evaluation.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from stream0d_nb.errors import ChannelNotFoundError, ConfirmationRequiredError, ValidationError
+from stream0d_nb.formulas import Compiled, compile_formula
+from stream0d_nb.specs import FormulaSpec, format_duration
+from stream0d_nb.store import Store
+from stream0d_nb.store.reader import aggregate, bin_steps, index_range
+from stream0d_nb.store.repo import AsOf, Snapshot
+
+
+class DerivedContext:
+    """Everything needed to compile and evaluate a dataset's formulas at one snapshot."""
+
+    def __init__(
+        self,
+        store: Store,
+        dataset_id: str,
+        as_of: AsOf = None,
+        formulas: Iterable[FormulaSpec] | None = None,
+    ) -> None:
+        self.store = store
+        self.dataset_id = dataset_id
+        self.snap: Snapshot = store.data(dataset_id).snapshot(as_of)
+        self.tz = store.get_dataset(dataset_id).spec.tz
+        self.formulas = {
+            f.name: f
+            for f in (
+                formulas if formulas is not None else store.registry.list_formulas(dataset_id)
+            )
+        }
+        self.raw_units = {n: str(a.get("units", "")) for n, a in self.snap.channels.items()}
+        self._compiled: dict[str, Compiled] = {}
+
+    def units_map(self) -> dict[str, str]:
+        """Units of every channel a formula may use: raw ones, then derived ones."""
+        return {**self.raw_units, **{n: f.units for n, f in self.formulas.items()}}
+
+    def compile(self, name: str, stack: tuple[str, ...] = ()) -> Compiled:
+        """Compile a saved formula, after the derived channels it uses (cycles refused)."""
+        if name in self._compiled:
+            return self._compiled[name]
+        if name in stack:
+            cycle = " -> ".join([*stack[stack.index(name) :], name])
+            raise ValidationError(f"derived channels form a cycle: {cycle}")
+        spec = self.formulas[name]
+        compiled = self._compile_text(spec.formula, (*stack, name))
+        self._compiled[name] = compiled
+        return compiled
+
+    def _compile_text(self, text: str, stack: tuple[str, ...] = ()) -> Compiled:
+        # First pass finds references; derived ones are compiled first so their units are known.
+        units = self.units_map()
+        compiled = compile_formula(text, units, self.snap.grid.interval_ns, self.tz)
+        for ref in compiled.refs:
+            if ref in self.formulas and ref not in self.raw_units:
+                dep = self.compile(ref, stack)
+                units[ref] = dep.units
+        return compile_formula(text, units, self.snap.grid.interval_ns, self.tz)
+
+    def check_grid(self, name: str, compiled: Compiled) -> None:
+        """Derived channels used as inputs must be on the dataset's own grid."""
+        for ref in compiled.refs:
+            if ref in self.formulas and self.compile(ref).interval_ns != self.snap.grid.interval_ns:
+                raise ValidationError(
+                    f"{name!r} uses {ref!r}, which is on a "
+                    f"{format_duration(self.compile(ref).interval_ns)} grid; use its formula with "
+                    "resample() at the end instead"
+                )
+
+    def evaluate(self, compiled: Compiled, start_ns: int, end_ns: int) -> xr.DataArray:
+        """Evaluate on ``[start_ns, end_ns)``, reading inputs with the formula's margins."""
+        before, after = compiled.margin_ns
+        step = self.snap.grid.interval_ns
+        lo = (start_ns - before) // step * step
+        hi = -(-(end_ns + after) // step) * step
+        inputs: dict[str, xr.DataArray] = {}
+        raw = [r for r in compiled.refs if r in self.raw_units]
+        if raw:
+            ds = self.store.read(
+                self.dataset_id,
+                raw,
+                np.datetime64(lo, "ns"),
+                np.datetime64(hi, "ns"),
+                as_of=self.snap.id,
+            )
+            inputs.update({r: ds[r] for r in raw})
+        for r in compiled.refs:
+            if r not in self.raw_units:
+                inputs[r] = self.evaluate(self.compile(r), lo, hi)
+        return compiled.evaluate(inputs, start_ns, end_ns)
+
+
+def _unknown(name: str, known: Iterable[str], dataset_id: str) -> ChannelNotFoundError:
+    hint = difflib.get_close_matches(name, list(known), 1)
+    return ChannelNotFoundError(
+        f"dataset {dataset_id!r} has no channel or derived channel {name!r}"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    )
+
+
+def save_formula(
+    store: Store, dataset_id: str, spec: FormulaSpec, actor: str | None = None
+) -> FormulaSpec:
+    """Check a formula against the dataset (syntax, channels, units, cycles) and save it."""
+    ctx = DerivedContext(store, dataset_id)
+    if spec.name in ctx.raw_units:
+        raise ValidationError(
+            f"{spec.name!r} is a stored channel of {dataset_id!r}; choose another name"
+        )
+    ctx.formulas[spec.name] = spec
+    compiled = ctx.compile(spec.name)
+    ctx.check_grid(spec.name, compiled)
+    # Formulas that use this one must still compile with its (possibly new) units.
+    saved = spec.model_copy(update={"units": compiled.units})
+    ctx.formulas[spec.name] = saved
+    ctx._compiled.clear()
+    for other in ctx.formulas:
+        ctx.compile(other)
+    return store.registry.save_formula(dataset_id, saved, store.actor(actor))
+
+
+def list_formulas(store: Store, dataset_id: str) -> list[FormulaSpec]:
+    """The dataset's derived channels."""
+    store.get_dataset(dataset_id)
+    return store.registry.list_formulas(dataset_id)
+
+
+def delete_formula(
+    store: Store, dataset_id: str, name: str, confirm: str | None, actor: str | None = None
+) -> None:
+    """Delete a derived channel; refused while other formulas use it; confirm repeats its name."""
+    formulas = {f.name: f for f in store.registry.list_formulas(dataset_id)}
+    if name not in formulas:
+        raise _unknown(name, formulas, dataset_id)
+    if confirm != name:
+        raise ConfirmationRequiredError(
+            f"deleting derived channel {name!r}: confirm by repeating its name"
+        )
+    ctx = DerivedContext(store, dataset_id, formulas=formulas.values())
+    users = [o for o in formulas if o != name and name in ctx.compile(o).refs]
+    if users:
+        raise ValidationError(
+            f"derived channel {name!r} is used by {', '.join(map(repr, users))}; delete those first"
+        )
+    store.registry.delete_formula(dataset_id, name, store.actor(actor))
+
+
+def _range(ctx: DerivedContext, start: object | None, end: object | None) -> tuple[int, int]:
+    i0, i1 = index_range(ctx.snap, start, end)
+    step = ctx.snap.grid.interval_ns
+    return i0 * step, i1 * step
+
+
+def evaluate_text(
+    store: Store,
+    dataset_id: str,
+    text: str,
+    start: object | None = None,
+    end: object | None = None,
+    as_of: AsOf = None,
+) -> xr.DataArray:
+    """Evaluate a formula without saving it (``stream0d formula eval``)."""
+    ctx = DerivedContext(store, dataset_id, as_of)
+    compiled = ctx._compile_text(text)
+    ctx.check_grid("formula", compiled)
+    lo, hi = _range(ctx, start, end)
+    out = ctx.evaluate(compiled, lo, hi)
+    out.name = "value"
+    return out
+
+
+def _coarsen(arr: xr.DataArray, interval_ns: int, target_ns: int, how: str) -> xr.DataArray:
+    """Aggregate a result on ``interval_ns`` to epoch-aligned bins of ``target_ns``."""
+    if target_ns == interval_ns or arr.sizes["time"] == 0:
+        return arr
+    i0 = int(arr.time.values[0].astype("datetime64[ns]").astype(np.int64)) // interval_ns
+    vals, first = aggregate(arr.values.astype(np.float64), i0, target_ns // interval_ns, how)
+    times = (np.arange(vals.size, dtype=np.int64) * target_ns + first * interval_ns).astype(
+        "datetime64[ns]"
+    )
+    return xr.DataArray(vals, coords={"time": times}, dims=("time",), attrs=dict(arr.attrs))
+
+
+def read(
+    store: Store,
+    dataset_id: str,
+    channels: list[str] | None = None,
+    start: object | None = None,
+    end: object | None = None,
+    every: str | None = None,
+    how: str = "mean",
+    as_of: AsOf = None,
+) -> xr.Dataset:
+    """Like ``Store.read`` but channels may be derived ones (all stored ones by default).
+
+    Without ``every``, every channel read together must be on the same grid (a formula
+    ending in ``resample()`` is on a coarser one); with ``every``, all are aggregated to it.
+    """
+    ctx = DerivedContext(store, dataset_id, as_of)
+    names = list(ctx.raw_units) if channels is None else list(channels)
+    derived = [n for n in names if n not in ctx.raw_units]
+    for n in derived:
+        if n not in ctx.formulas:
+            raise _unknown(n, [*ctx.raw_units, *ctx.formulas], dataset_id)
+    if not derived:
+        return store.read(dataset_id, names, start, end, every, how, as_of=ctx.snap.id)
+    step = ctx.snap.grid.interval_ns
+    target = step * bin_steps(ctx.snap.grid, every, how) if every is not None else None
+    lo, hi = _range(ctx, start, end)
+    raw = [n for n in names if n in ctx.raw_units]
+    variables: dict[str, xr.DataArray] = {}
+    attrs: dict[str, Any] = {}
+    if raw:
+        base = store.read(
+            dataset_id,
+            raw,
+            np.datetime64(lo, "ns"),
+            np.datetime64(hi, "ns"),
+            every,
+            how,
+            as_of=ctx.snap.id,
+        )
+        variables.update({n: base[n] for n in raw})
+        attrs = dict(base.attrs)
+    grids = {step} if raw else set()
+    for n in derived:
+        compiled = ctx.compile(n)
+        arr = ctx.evaluate(compiled, lo, hi)
+        if target is not None:
+            if target % compiled.interval_ns:
+                raise ValidationError(
+                    f"derived channel {n!r} is on a {format_duration(compiled.interval_ns)} grid; "
+                    f"every= must be a multiple of it"
+                )
+            arr = _coarsen(arr, compiled.interval_ns, target, how)
+            if how == "count":
+                arr.attrs["units"] = "1"
+        grids.add(compiled.interval_ns)
+        variables[n] = arr
+    if target is None and len(grids) > 1:
+        raise ValidationError(
+            "these channels are on different grids ("
+            + ", ".join(sorted(format_duration(g) for g in grids))
+            + "): read them separately or aggregate with every="
+        )
+    ds = xr.Dataset(variables)[names]
+    ds.attrs.update(attrs)
+    ds.attrs.update(
+        {
+            "dataset": dataset_id,
+            "snapshot": ctx.snap.id,
+            "tz": ctx.tz,
+            "interval": format_duration(target or next(iter(grids))),
+        }
+    )
+    return ds
