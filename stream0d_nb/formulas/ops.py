@@ -94,6 +94,8 @@ class Channel(Op):
 
     def run(self, ctx: Ctx, g: int, i0: int, i1: int) -> Value:
         values, first = ctx.inputs[self.name]
+        if first <= i0 and i1 <= first + values.size:
+            return values[i0 - first : i1 - first]  # a view: ops never write into children
         out = np.full(i1 - i0, np.nan)
         lo, hi = max(i0, first), min(i1, first + values.size)
         if hi > lo:
@@ -224,6 +226,15 @@ ELEMENTWISE: dict[str, Callable[..., Value]] = {
 }
 
 
+# Arithmetic that may write into its left operand when that is a temporary.
+INPLACE: dict[str, np.ufunc] = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.true_divide,
+}
+
+
 @dataclass(eq=False)
 class Map(Op):
     """An elementwise function of its children (all on the same grid)."""
@@ -238,6 +249,14 @@ class Map(Op):
     def run(self, ctx: Ctx, g: int, i0: int, i1: int) -> Value:
         vals = [c.eval(ctx, g, i0, i1) for c in self.children]
         ctx.check(i1 - i0)
+        first = vals[0]
+        if (
+            self.fn in INPLACE
+            and isinstance(self.children[0], Map)  # a Map's result is a fresh array we own
+            and isinstance(first, np.ndarray)
+            and first.shape == (i1 - i0,)
+        ):
+            return INPLACE[self.fn](first, vals[1], out=first)
         out = ELEMENTWISE[self.fn](*vals)
         if isinstance(out, np.ndarray) and out.ndim == 0:
             return float(out)
