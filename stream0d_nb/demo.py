@@ -17,8 +17,9 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
+from stream0d_nb import derived
 from stream0d_nb.errors import IngestError
-from stream0d_nb.specs import ChannelSpec, DatasetSpec, IngestOptions
+from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec, IngestOptions
 from stream0d_nb.store import Store
 
 DAY_S = 86_400
@@ -83,6 +84,29 @@ LINES = (
         "extrusion",
     ),
 )
+
+
+FORMULAS: dict[str, tuple[FormulaSpec, ...]] = {
+    "zf-extrusion-2": (
+        FormulaSpec(
+            name="zone_spread",
+            formula="zone3_temp - zone1_temp",
+            description="Barrel temperature spread: grows as the zone 3 heater ages",
+        ),
+        FormulaSpec(
+            name="pressure_per_rpm",
+            formula="melt_pressure / max(screw_speed, 1 rpm)",
+            description="Melt pressure per screw revolution speed",
+        ),
+    ),
+    "fersa-grinding-1": (
+        FormulaSpec(
+            name="vibration_1h",
+            formula='rolling_mean(vibration_rms, "1h")',
+            description="Hourly mean vibration: the wheel-wear trend",
+        ),
+    ),
+}
 
 
 def _running(t_local: pd.DatetimeIndex) -> np.ndarray:
@@ -182,6 +206,8 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
             f"{len(rep.channels)} channels, {rep.gaps} gaps - {state}",
             markup=True,
         )
+        for spec in FORMULAS.get(line.spec.id, ()):
+            derived.save_formula(store, line.spec.id, spec, actor="demo")
     real = find_data_dir(data_dir)
     nab_id = "nab-machine-temp"
     if real is None:
@@ -242,6 +268,8 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
     for cmd in (
         f"stream0d dataset show {first}",
         f"stream0d read {first} --channels zone3_temp,melt_pressure --every 1h --how mean",
+        f"stream0d formula list {first}",
+        f"stream0d read {first} --channels zone_spread --every 1h",
         f"stream0d history {first}",
         f"stream0d export {first} {first}.parquet --every 1min",
         "stream0d --help   (every command has --help)",
