@@ -62,3 +62,11 @@ def test_doc_example(formula: str, expected: str) -> None:
     assert c.units == m.group(2) or unit_of(c.units) == unit_of(m.group(2))
     assert got.attrs == {"units": c.units, "formula": formula}
     np.testing.assert_allclose(got.values, want, rtol=1e-5, atol=1e-9)
+
+
+def test_every_function_has_an_example() -> None:
+    from stream0d_nb.formulas import FUNCTION_NAMES
+
+    code = "\n".join(f for f, _ in examples())
+    missing = [n for n in FUNCTION_NAMES if not re.search(rf"\b{n}\(", code)]
+    assert not missing, f"functions without a doc example: {missing}"
