@@ -7,16 +7,16 @@ import xarray as xr
 
 from stream0d_nb.formulas.errors import FormulaError
 from stream0d_nb.formulas.limits import Limits
-from stream0d_nb.specs import parse_duration_ns
+from stream0d_nb.formulas.functions import parse_duration
 
 
 def dataset_interval(ds: xr.Dataset) -> int:
     """The grid interval: ``attrs["interval"]`` or the time coordinate's spacing."""
     if "interval" in ds.attrs:
-        try:
-            return parse_duration_ns(str(ds.attrs["interval"]), what="interval")
-        except ValueError as exc:
-            raise FormulaError(str(exc)) from None
+        ns = parse_duration(str(ds.attrs["interval"]))
+        if ns is None or ns <= 0:
+            raise FormulaError(f"interval {ds.attrs['interval']!r} is not a duration (e.g. '1s')")
+        return ns
     times = ds["time"].values.astype("datetime64[ns]").astype(np.int64)
     if times.size < 2:
         raise FormulaError('cannot tell the interval: set ds.attrs["interval"] (e.g. "1s")')
