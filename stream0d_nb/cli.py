@@ -67,8 +67,12 @@ def settings() -> Settings:
 
 
 def store() -> Store:
-    """The store for this invocation."""
-    return Store(settings())
+    """The store for this invocation (materialised derived channels follow every write)."""
+    from stream0d_nb import derived
+
+    st = Store(settings())
+    st.add_write_hook(derived.materialize_after_write)
+    return st
 
 
 def fail(message: str) -> NoReturn:

@@ -17,8 +17,9 @@ import xarray as xr
 
 from stream0d_nb.errors import ChannelNotFoundError, ConfirmationRequiredError, ValidationError
 from stream0d_nb.formulas import Compiled, compile_formula
-from stream0d_nb.specs import FormulaSpec, format_duration
+from stream0d_nb.specs import FormulaSpec, IngestReport, format_duration
 from stream0d_nb.store import Store
+from stream0d_nb.store.grid import to_ns
 from stream0d_nb.store.reader import aggregate, bin_steps, index_range
 from stream0d_nb.store.repo import AsOf, Snapshot
 
@@ -43,7 +44,14 @@ class DerivedContext:
                 formulas if formulas is not None else store.registry.list_formulas(dataset_id)
             )
         }
-        self.raw_units = {n: str(a.get("units", "")) for n, a in self.snap.channels.items()}
+        self.materialized = {
+            n for n, a in self.snap.channels.items() if MATERIALIZED_TAG in (a.get("tags") or [])
+        }
+        self.raw_units = {
+            n: str(a.get("units", ""))
+            for n, a in self.snap.channels.items()
+            if n not in self.materialized
+        }
         self._compiled: dict[str, Compiled] = {}
 
     def units_map(self) -> dict[str, str]:
@@ -101,8 +109,23 @@ class DerivedContext:
             inputs.update({r: ds[r] for r in raw})
         for r in compiled.refs:
             if r not in self.raw_units:
-                inputs[r] = self.evaluate(self.compile(r), lo, hi)
+                inputs[r] = self.stored_or_evaluated(r, lo, hi)
         return compiled.evaluate(inputs, start_ns, end_ns)
+
+    def stored_or_evaluated(self, name: str, start_ns: int, end_ns: int) -> xr.DataArray:
+        """A derived channel's values: stored ones when materialised and fresh, else computed."""
+        if is_fresh(self, name):
+            ds = self.store.read(
+                self.dataset_id,
+                [name],
+                np.datetime64(start_ns, "ns"),
+                np.datetime64(end_ns, "ns"),
+                as_of=self.snap.id,
+            )
+            arr = ds[name]
+            arr.attrs["formula"] = self.formulas[name].formula
+            return arr
+        return self.evaluate(self.compile(name), start_ns, end_ns)
 
 
 def _unknown(name: str, known: Iterable[str], dataset_id: str) -> ChannelNotFoundError:
@@ -131,7 +154,12 @@ def save_formula(
     ctx._compiled.clear()
     for other in ctx.formulas:
         ctx.compile(other)
-    return store.registry.save_formula(dataset_id, saved, store.actor(actor))
+    result = store.registry.save_formula(dataset_id, saved, store.actor(actor))
+    if saved.materialize:
+        materialize(store, dataset_id, saved.name, actor=actor)
+    elif saved.name in ctx.materialized:  # no longer materialised: drop the stored values
+        store.delete_channel(dataset_id, saved.name, confirm=saved.name, actor=actor)
+    return result
 
 
 def list_formulas(store: Store, dataset_id: str) -> list[FormulaSpec]:
@@ -158,6 +186,8 @@ def delete_formula(
             f"derived channel {name!r} is used by {', '.join(map(repr, users))}; delete those first"
         )
     store.registry.delete_formula(dataset_id, name, store.actor(actor))
+    if name in ctx.materialized:
+        store.delete_channel(dataset_id, name, confirm=name, actor=actor)
 
 
 def _range(ctx: DerivedContext, start: object | None, end: object | None) -> tuple[int, int]:
@@ -240,7 +270,7 @@ def read(
     grids = {step} if raw else set()
     for n in derived:
         compiled = ctx.compile(n)
-        arr = ctx.evaluate(compiled, lo, hi)
+        arr = ctx.stored_or_evaluated(n, lo, hi)
         if target is not None:
             if target % compiled.interval_ns:
                 raise ValidationError(
@@ -269,3 +299,147 @@ def read(
         }
     )
     return ds
+
+
+# ---- materialised derived channels -------------------------------------------------------
+MATERIALIZED_TAG = "derived"
+
+
+def _raw_inputs(ctx: DerivedContext, name: str) -> set[str]:
+    """Stored channels a derived channel depends on, through other derived ones."""
+    out: set[str] = set()
+    for ref in ctx.compile(name).refs:
+        out |= {ref} if ref in ctx.raw_units else _raw_inputs(ctx, ref)
+    return out
+
+
+def _names(value: object) -> set[str]:
+    """Channel names listed in commit metadata (absent or malformed: none)."""
+    return {str(v) for v in value} if isinstance(value, list) else set()
+
+
+def is_fresh(ctx: DerivedContext, name: str) -> bool:
+    """Whether stored values of a materialised channel match its formula and inputs.
+
+    Fresh when the array was computed from the current formula at a snapshot after which
+    no commit touched its inputs (walking history back from the snapshot being read).
+    """
+    spec = ctx.formulas.get(name)
+    attrs = ctx.snap.channels.get(name)
+    if spec is None or not spec.materialize or attrs is None:
+        return False
+    if attrs.get("formula") != spec.formula or not attrs.get("derived_from"):
+        return False
+    inputs = _raw_inputs(ctx, name)
+    for commit in ctx.store.data(ctx.dataset_id).history(since=ctx.snap.id):
+        if commit.id == attrs["derived_from"]:
+            return True
+        md = commit.metadata
+        if md.get("action") == "materialize":
+            continue
+        touched = _names(md.get("channels")) | _names(md.get("new_channels"))
+        if md.get("action") != "ingest" or touched & inputs:  # deletes, channel changes: be safe
+            return False
+    return False
+
+
+def materialize(
+    store: Store,
+    dataset_id: str,
+    name: str,
+    start: object | None = None,
+    end: object | None = None,
+    actor: str | None = None,
+) -> str | None:
+    """Compute a derived channel over a range (default: all data) and store its values.
+
+    Values are written whole-chunk in one commit that records the snapshot they were
+    computed from; missing results erase stale stored values. Returns the snapshot id.
+    """
+    from stream0d_nb.specs import ChannelSpec
+    from stream0d_nb.store.repo import WriteView
+
+    who = store.actor(actor)
+    ctx = DerivedContext(store, dataset_id)
+    if name not in ctx.formulas:
+        raise _unknown(name, ctx.formulas, dataset_id)
+    compiled = ctx.compile(name)
+    grid = ctx.snap.grid
+    if compiled.interval_ns != grid.interval_ns:
+        raise ValidationError(
+            f"{name!r} is on a {format_duration(compiled.interval_ns)} grid: only "
+            "formulas on the dataset's own grid can be materialised"
+        )
+    lo, hi = _range(ctx, start, end)
+    if hi <= lo:
+        return None
+    values = ctx.evaluate(compiled, lo, hi).values.astype(np.float64)
+    i0 = lo // grid.interval_ns
+    spec = ChannelSpec(
+        name=name,
+        units=compiled.units,
+        description=f"materialised: {compiled.text}",
+        tags=[MATERIALIZED_TAG],
+    )
+
+    def work(view: WriteView) -> int:
+        if name in view.arrays and view.arrays[name].attrs.get("units") != spec.units:
+            view.delete_channel(name)
+        if name not in view.arrays:
+            view.create_channel(spec)
+        length = grid.chunk_len
+        c0, c1 = i0 // length, (i0 + values.size - 1) // length
+        view.ensure_stop((c1 + 1) * length)
+        for c in range(c0, c1 + 1):
+            base = c * length
+            block = view.read(name, base, base + length)
+            a, b = max(i0, base), min(i0 + values.size, base + length)
+            block[a - base : b - base] = values[a - i0 : b - i0]
+            view.write_many(base, {name: block})
+        view.arrays[name].attrs.update(
+            {
+                "formula": compiled.text,
+                "derived_from": ctx.snap.id,
+                "tags": [MATERIALIZED_TAG],
+                "description": spec.description,
+                "units": spec.units,
+            }
+        )
+        finite = np.flatnonzero(~np.isnan(values))
+        if finite.size:
+            view.extend_extent(i0 + int(finite[0]), i0 + int(finite[-1]) + 1)
+        return int(finite.size)
+
+    _, snap = store.data(dataset_id).transact(
+        work,
+        lambda n: f"materialize {name} by {who}: {n:,} values from {ctx.snap.id}",
+        lambda n: {
+            "actor": who,
+            "action": "materialize",
+            "formula": name,
+            "channels": [name],
+            "derived_from": ctx.snap.id,
+            "values": n,
+        },
+    )
+    return snap
+
+
+def materialize_after_write(store: Store, dataset_id: str, report: IngestReport) -> None:
+    """Write hook: recompute materialised channels whose inputs a write changed."""
+    if report.source.startswith("materialize:") or report.start is None or report.end is None:
+        return
+    ctx = DerivedContext(store, dataset_id)
+    targets = [f.name for f in ctx.formulas.values() if f.materialize]
+    written = set(report.channels) | set(report.new_channels)
+    step = ctx.snap.grid.interval_ns
+    for name in targets:
+        if not _raw_inputs(ctx, name) & written:
+            continue
+        before, after = ctx.compile(name).margin_ns
+        # inputs changed on [start, end] affect results from `after` earlier to `before` later
+        lo = to_ns(report.start) - after
+        hi = to_ns(report.end) + step + before
+        materialize(
+            store, dataset_id, name, np.datetime64(max(lo, 0), "ns"), np.datetime64(hi, "ns")
+        )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from fractions import Fraction
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DATASET_ID_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -19,15 +19,43 @@ DATASET_ID_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 CHANNEL_NAME_RE = re.compile(r"^(?![.])(?!__)[^/\x00-\x1f]{1,128}$")
 
 
+DURATION_PART = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?) ?(ns|us|ms|s|min|h|d|D|w)")
+UNIT_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "min": 60 * 10**9, "h": 3600 * 10**9}
+UNIT_NS |= {"d": 86_400 * 10**9, "D": 86_400 * 10**9, "w": 7 * 86_400 * 10**9}
+
+
+def parse_duration(text: str) -> int | None:
+    """Nanoseconds of ``"5min"``, ``"1h30min"``, ``"-2s"``, ``"1.5 h"`` (None if not one).
+
+    Our own small parser (not pandas.Timedelta, whose unit letters change between versions).
+    """
+    t = text.strip()
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("-").strip()
+    if not t or len(t) > 60:
+        return None
+    pos, total = 0, Fraction(0)
+    while pos < len(t):
+        m = DURATION_PART.match(t, pos)
+        if not m:
+            return None
+        total += Fraction(m.group(1)) * UNIT_NS[m.group(2)]
+        pos = m.end()
+        while pos < len(t) and t[pos] == " ":
+            pos += 1
+    if total.denominator != 1:
+        return None
+    return sign * int(total)
+
+
 def parse_duration_ns(text: str, *, what: str = "duration") -> int:
     """Parse a duration such as ``5min`` or ``1h`` into whole nanoseconds (> 0)."""
-    try:
-        td = pd.Timedelta(text)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{what} {text!r} is not a duration (try '1s', '5min', '1h')") from exc
-    if pd.isna(td) or td.value <= 0:
+    ns = parse_duration(text) if isinstance(text, str) else None
+    if ns is None:
+        raise ValueError(f"{what} {text!r} is not a duration (try '1s', '5min', '1h', '1d')")
+    if ns <= 0:
         raise ValueError(f"{what} {text!r} must be positive")
-    return int(td.value)
+    return ns
 
 
 def format_duration(ns: int) -> str:
@@ -215,8 +243,12 @@ class IngestOptions(BaseModel):
     @field_validator("off_grid_tolerance")
     @classmethod
     def _tol_ok(cls, v: str | None) -> str | None:
-        if v is not None and pd.Timedelta(v).value < 0:
-            raise ValueError("off_grid_tolerance must not be negative")
+        if v is not None:
+            ns = parse_duration(v)
+            if ns is None or ns < 0:
+                raise ValueError(
+                    f"off_grid_tolerance {v!r} must be a duration such as '100ms' or '0s'"
+                )
         return v
 
     @model_validator(mode="after")

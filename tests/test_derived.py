@@ -235,3 +235,52 @@ def test_skab_vibration_ratio_and_one_minute_resample(tmp_path: Path) -> None:
         )
     finally:
         st.close()
+
+
+def test_materialised_channel_follows_writes_and_stays_correct_without_the_hook(
+    store: Store,
+) -> None:
+    df = store.frame  # type: ignore[attr-defined]
+    spec = FormulaSpec(name="smooth", formula='rolling_mean(p_in, "5min")', materialize=True)
+    derived.save_formula(store, "press", spec)
+    ctx = derived.DerivedContext(store, "press")
+    assert "smooth" in ctx.materialized and "smooth" not in ctx.raw_units
+    assert derived.is_fresh(ctx, "smooth")
+    stored_vals = store.read("press", ["smooth"]).smooth
+    assert stored_vals.attrs["tags"] == ["derived"] and stored_vals.attrs["units"] == "bar"
+    want = df.p_in.rolling("5min", min_periods=1).mean()
+    np.testing.assert_allclose(stored_vals.values, want.values, rtol=1e-12)
+    # a late correction with the hook installed: recomputed over the affected range only
+    store.add_write_hook(derived.materialize_after_write)
+    fix = df.iloc[[7200]][["p_in"]] + 100
+    store.write("press", fix)
+    ctx = derived.DerivedContext(store, "press")
+    assert derived.is_fresh(ctx, "smooth")
+    assert store.history("press")[0].metadata["action"] == "materialize"
+    got = derived.read(store, "press", ["smooth"]).smooth.values
+    df2 = df.copy()
+    df2.iloc[7200, 0] += 100
+    np.testing.assert_allclose(
+        got, df2.p_in.rolling("5min", min_periods=1).mean().values, rtol=1e-12
+    )
+    # without the hook the stored values go stale: reads notice and compute instead
+    other = Store(store.settings)
+    try:
+        other.write("press", df.iloc[[7300]][["p_in"]] - 50)
+        ctx = derived.DerivedContext(other, "press")
+        assert not derived.is_fresh(ctx, "smooth")
+        df2.iloc[7300, 0] -= 50
+        np.testing.assert_allclose(
+            derived.read(other, "press", ["smooth"]).smooth.values,
+            df2.p_in.rolling("5min", min_periods=1).mean().values,
+            rtol=1e-12,
+        )
+    finally:
+        other.close()
+    # a new formula (new units) replaces the stored values; deleting removes them
+    derived.save_formula(
+        store, "press", spec.model_copy(update={"formula": 'to(rolling_mean(p_in, "5min"), "kPa")'})
+    )
+    assert store.read("press", ["smooth"]).smooth.attrs["units"] == "kPa"
+    derived.delete_formula(store, "press", "smooth", confirm="smooth")
+    assert "smooth" not in [c.name for c in store.channels("press")]

@@ -6,8 +6,8 @@ import numpy as np
 import xarray as xr
 
 from stream0d_nb.formulas.errors import FormulaError
-from stream0d_nb.formulas.functions import parse_duration
 from stream0d_nb.formulas.limits import Limits
+from stream0d_nb.specs import parse_duration
 
 
 def dataset_interval(ds: xr.Dataset) -> int:

@@ -7,10 +7,8 @@ can be called. ``SIGNATURES`` is what error messages and the docs show.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from stream0d_nb.formulas import checks
 from stream0d_nb.formulas.checks import Site
@@ -20,11 +18,8 @@ from stream0d_nb.formulas.limits import Limits
 from stream0d_nb.formulas.nodes import Call, Node, Text
 from stream0d_nb.formulas.ops import Const, Op, Resample, Shifted, TimeField, Window
 from stream0d_nb.formulas.unitrules import ONE, delta, fmt, unit_of, ureg
-from stream0d_nb.specs import format_duration
+from stream0d_nb.specs import format_duration, parse_duration
 
-DURATION_PART = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?) ?(ns|us|ms|s|min|h|d|D|w)")
-UNIT_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "min": 60 * 10**9, "h": 3600 * 10**9}
-UNIT_NS |= {"d": 86_400 * 10**9, "D": 86_400 * 10**9, "w": 7 * 86_400 * 10**9}
 AGGREGATIONS = ("mean", "sum", "min", "max", "count", "first", "last", "twmean")
 REQUIRED = object()
 
@@ -133,27 +128,6 @@ class Binder:
     def grid(self, op: Op) -> int:
         """The grid an argument is evaluated on (the dataset's when it follows the caller)."""
         return op.grid if op.grid is not None else self.base_ns
-
-
-def parse_duration(text: str) -> int | None:
-    """Nanoseconds of ``"5min"``, ``"1h30min"``, ``"-2s"``, ``"1.5 h"`` (None if not one)."""
-    t = text.strip()
-    sign = -1 if t.startswith("-") else 1
-    t = t.lstrip("-").strip()
-    if not t or len(t) > 60:
-        return None
-    pos, total = 0, Fraction(0)
-    while pos < len(t):
-        m = DURATION_PART.match(t, pos)
-        if not m:
-            return None
-        total += Fraction(m.group(1)) * UNIT_NS[m.group(2)]
-        pos = m.end()
-        while pos < len(t) and t[pos] == " ":
-            pos += 1
-    if total.denominator != 1:
-        return None
-    return sign * int(total)
 
 
 Builder = Callable[[Binder], Op]

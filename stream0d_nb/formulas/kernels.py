@@ -40,8 +40,11 @@ def rolling(a: F8, k: int, how: str) -> F8:
     if how == "std":
         # running sums leave rounding residue after large values; flat windows are exactly 0
         out = fn(a, window=k, min_count=2, ddof=1)[k - 1 :]
-        flat = bn.move_max(a, window=k)[k - 1 :] == bn.move_min(a, window=k)[k - 1 :]
-        return np.where(flat, 0.0, out)
+        flat = (
+            bn.move_max(a, window=k, min_count=1)[k - 1 :]
+            == bn.move_min(a, window=k, min_count=1)[k - 1 :]
+        )
+        return np.where(flat & ~np.isnan(out), 0.0, out)  # fewer than 2 samples stay NaN
     return np.asarray(fn(a, window=k, min_count=1)[k - 1 :], dtype=np.float64)
 
 

@@ -270,10 +270,11 @@ class DatasetData:
             f"dataset {self.dataset_id!r} did not exist at {when.isoformat()}"
         )
 
-    def history(self, limit: int | None = None) -> list[CommitInfo]:
-        """Commits of the branch, newest first."""
+    def history(self, limit: int | None = None, since: str | None = None) -> list[CommitInfo]:
+        """Commits of the branch (or before snapshot ``since``, inclusive), newest first."""
         out = []
-        for info in self.repo.ancestry(branch=BRANCH):
+        walk = self.repo.ancestry(snapshot_id=since) if since else self.repo.ancestry(branch=BRANCH)
+        for info in walk:
             out.append(
                 CommitInfo(
                     id=info.id,

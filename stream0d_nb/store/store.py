@@ -49,6 +49,7 @@ from stream0d_nb.store.writer import Revisit, WriteStats, stage_and_apply
 from stream0d_nb.units import check_units, converter
 
 Progress = Callable[[int, int], None]
+WriteHook = Callable[["Store", str, IngestReport], None]
 STAGING_BUDGET = 1 << 30
 
 
@@ -67,6 +68,7 @@ class Store:
         self.root = parse_root(self.settings.resolved_storage_url())
         self._data: dict[str, DatasetData] = {}
         self._tzs: dict[str, str] = {}
+        self._write_hooks: list[WriteHook] = []
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -78,6 +80,16 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def add_write_hook(self, hook: WriteHook) -> None:
+        """Call ``hook(store, dataset_id, report)`` after every write that committed data.
+
+        Upper layers use it to react to new data (re-materialise derived channels, evaluate
+        alert rules) without the store importing them. A hook's Stream0dError becomes a
+        warning of the report: the data is committed by then.
+        """
+        if hook not in self._write_hooks:
+            self._write_hooks.append(hook)
 
     def actor(self, actor: str | None) -> str:
         """Who is acting: explicit, else settings, else the OS user."""
@@ -364,6 +376,9 @@ class Store:
                 "values_new": st.values_new,
                 "values_changed": st.values_changed,
                 "new_channels": [s.name for s in new],
+                "channels": st.channels_written,
+                "start": None if st.start is None else st.start * data.snapshot().grid.interval_ns,
+                "stop": None if st.stop is None else st.stop * data.snapshot().grid.interval_ns,
                 "options": opts.model_dump(exclude_defaults=True),
             }
 
@@ -393,6 +408,12 @@ class Store:
                     "values_written": stats.values_written,
                 },
             )
+        if snap is not None:
+            for hook in list(self._write_hooks):
+                try:
+                    hook(self, rec.spec.id, report)
+                except Stream0dError as exc:  # the data is committed; say what failed after it
+                    report.warnings.append(f"after-write step failed: {exc}")
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from stream0d_nb.errors import IngestError, Location
 from stream0d_nb.ingest.types import RawBatch
-from stream0d_nb.specs import IngestOptions, parse_duration_ns
+from stream0d_nb.specs import IngestOptions, parse_duration
 from stream0d_nb.store.grid import Grid
 from stream0d_nb.store.repo import WriteView
 
@@ -106,11 +106,7 @@ class Staging:
         self.options = options
         self.file = file
         self.transforms = transforms or {}
-        self.tolerance = (
-            parse_duration_ns(options.off_grid_tolerance, what="off_grid_tolerance")
-            if options.off_grid_tolerance and options.off_grid_tolerance.strip("0") not in ("s", "")
-            else 0
-        )
+        self.tolerance = parse_duration(options.off_grid_tolerance or "0s") or 0
         self.mean = options.duplicates == "mean" or options.off_grid == "mean"
         self.memory_budget = memory_budget
         self.sink = sink
