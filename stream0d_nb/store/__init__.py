@@ -1,5 +1,7 @@
 """Datasets: data in Icechunk repositories, registry and audit in SQL (see ``store.Store``)."""
 
+from stream0d_nb.store import alert_tables as _alert_tables  # registers its tables
 from stream0d_nb.store.store import Store
 
 __all__ = ["Store"]
+del _alert_tables

@@ -1,0 +1,483 @@
+"""SQL tables of alerting: rules, live state, events, silences, sinks, routes, deliveries.
+
+Rows are plain JSON specs validated by ``stream0d_nb.alerts`` (the layer above), so this
+module only stores and queries them. Every change of configuration is audited in the same
+transaction; events and deliveries are the alert history itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stream0d_nb.errors import ValidationError
+from stream0d_nb.store.registry import Base, Registry, UTCDateTime, utcnow
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _ds_fk() -> ForeignKey:
+    return ForeignKey("datasets.id", ondelete="CASCADE")
+
+
+class AlertRuleRow(Base):
+    """A saved alert rule (its spec as JSON)."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(String(63), _ds_fk())
+    name: Mapped[str] = mapped_column(String(128))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String)
+
+
+class AlertStateRow(Base):
+    """The engine's state of one rule and series, to continue after a restart."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (UniqueConstraint("dataset_id", "rule", "series"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(String(63), _ds_fk())
+    rule: Mapped[str] = mapped_column(String(128))
+    series: Mapped[str] = mapped_column(String(256))
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    evaluated_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertEventRow(Base):
+    """A state change of a rule on a series (unique, so replays do not duplicate it)."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "rule", "series", "at", "to_state"),
+        Index("ix_alert_events_dataset_id_at", "dataset_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(String(63), _ds_fk())
+    rule: Mapped[str] = mapped_column(String(128))
+    series: Mapped[str] = mapped_column(String(256))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SilenceRow(Base):
+    """A mute window (one-off or recurring) for a dataset, or one rule of it."""
+
+    __tablename__ = "alert_silences"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(String(63), _ds_fk())
+    rule: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String)
+
+
+class SinkRow(Base):
+    """A notification sink (kind + config JSON), shared by datasets through routes."""
+
+    __tablename__ = "alert_sinks"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String)
+
+
+class RoutesRow(Base):
+    """A dataset's routing table (JSON)."""
+
+    __tablename__ = "alert_routes"
+    dataset_id: Mapped[str] = mapped_column(String(63), _ds_fk(), primary_key=True)
+    routes: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String)
+
+
+class DeliveryRow(Base):
+    """One attempt series of sending a notification to a sink, successful or not."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_key_sink", "key", "sink"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(512))
+    sink: Mapped[str] = mapped_column(String(128))
+    dataset_id: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventRecord(BaseModel):
+    """An alert event as read back."""
+
+    model_config = ConfigDict(frozen=True)
+    id: int
+    dataset: str
+    rule: str
+    series: str
+    at: datetime
+    from_state: str
+    to_state: str
+    severity: str
+    value: float | None
+    detail: dict[str, Any]
+
+
+class DeliveryRecord(BaseModel):
+    """A delivery as read back."""
+
+    model_config = ConfigDict(frozen=True)
+    key: str
+    sink: str
+    dataset: str | None
+    ok: bool
+    attempts: int
+    error: str | None
+    at: datetime
+
+
+class AlertRegistry:
+    """Alert rows in the platform's registry database (same engine, same migrations)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # -- rules ---------------------------------------------------------------------
+    def save_rule(self, dataset_id: str, name: str, spec: dict[str, Any], actor: str) -> None:
+        """Insert or replace a rule (audited ``alert.create``/``alert.update``)."""
+        with self.registry.write_session() as s:
+            self.registry._dataset_row(s, dataset_id)
+            row = s.scalars(
+                select(AlertRuleRow).where(
+                    AlertRuleRow.dataset_id == dataset_id, AlertRuleRow.name == name
+                )
+            ).one_or_none()
+            now = utcnow()
+            action = "alert.update" if row is not None else "alert.create"
+            if row is None:
+                row = AlertRuleRow(
+                    dataset_id=dataset_id, name=name, created_at=now, created_by=actor
+                )
+                s.add(row)
+            elif row.spec == spec:
+                return
+            row.spec, row.updated_at, row.updated_by = spec, now, actor
+            s.flush()
+            self.registry.add_audit(
+                s, actor, action, dataset_id, {"rule": name, "spec": spec}, None, now
+            )
+
+    def rules(self, dataset_id: str) -> list[dict[str, Any]]:
+        """Specs of a dataset's rules, oldest first."""
+        with self.registry.read_session() as s:
+            self.registry._dataset_row(s, dataset_id)
+            rows = s.scalars(
+                select(AlertRuleRow)
+                .where(AlertRuleRow.dataset_id == dataset_id)
+                .order_by(AlertRuleRow.id)
+            )
+            return [dict(r.spec) for r in rows]
+
+    def delete_rule(self, dataset_id: str, name: str, actor: str) -> None:
+        """Delete a rule with its live state (events stay as history)."""
+        with self.registry.write_session() as s:
+            n = s.execute(
+                delete(AlertRuleRow).where(
+                    AlertRuleRow.dataset_id == dataset_id, AlertRuleRow.name == name
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if not n:
+                raise ValidationError(f"dataset {dataset_id!r} has no alert rule {name!r}")
+            s.execute(
+                delete(AlertStateRow).where(
+                    AlertStateRow.dataset_id == dataset_id, AlertStateRow.rule == name
+                )
+            )
+            self.registry.add_audit(s, actor, "alert.delete", dataset_id, {"rule": name}, None)
+
+    # -- live state and events --------------------------------------------------------
+    def states(self, dataset_id: str, rule: str) -> dict[str, tuple[dict[str, Any], int | None]]:
+        """Series -> (engine state, evaluated until ns) of one rule."""
+        with self.registry.read_session() as s:
+            rows = s.scalars(
+                select(AlertStateRow).where(
+                    AlertStateRow.dataset_id == dataset_id, AlertStateRow.rule == rule
+                )
+            )
+            return {r.series: (dict(r.state), r.evaluated_until) for r in rows}
+
+    def commit_evaluation(
+        self,
+        dataset_id: str,
+        rule: str,
+        states: dict[str, tuple[dict[str, Any], int | None]],
+        events: list[dict[str, Any]],
+    ) -> list[int]:
+        """Store new states and events in one transaction; returns ids of events that are new.
+
+        Events already stored (same rule, series, time and state) are skipped, so running an
+        evaluation again after a crash neither duplicates nor loses them.
+        """
+        now = utcnow()
+        new_ids: list[int] = []
+        with self.registry.write_session() as s:
+            for series, (state, until) in states.items():
+                row = s.scalars(
+                    select(AlertStateRow).where(
+                        AlertStateRow.dataset_id == dataset_id,
+                        AlertStateRow.rule == rule,
+                        AlertStateRow.series == series,
+                    )
+                ).one_or_none()
+                if row is None:
+                    row = AlertStateRow(dataset_id=dataset_id, rule=rule, series=series)
+                    s.add(row)
+                row.state, row.evaluated_until, row.updated_at = state, until, now
+            for ev in events:
+                exists = s.scalars(
+                    select(AlertEventRow.id).where(
+                        AlertEventRow.dataset_id == dataset_id,
+                        AlertEventRow.rule == rule,
+                        AlertEventRow.series == ev["series"],
+                        AlertEventRow.at == ev["at"],
+                        AlertEventRow.to_state == ev["to_state"],
+                    )
+                ).first()
+                if exists is not None:
+                    continue
+                row_ev = AlertEventRow(
+                    dataset_id=dataset_id,
+                    rule=rule,
+                    series=ev["series"],
+                    at=ev["at"],
+                    from_state=ev["from_state"],
+                    to_state=ev["to_state"],
+                    severity=ev["severity"],
+                    value=ev.get("value"),
+                    detail=ev.get("detail", {}),
+                    recorded_at=now,
+                )
+                s.add(row_ev)
+                s.flush()
+                new_ids.append(row_ev.id)
+        return new_ids
+
+    def events(
+        self,
+        dataset_id: str | None = None,
+        rule: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        ids: list[int] | None = None,
+    ) -> list[EventRecord]:
+        """Events newest first, filtered by dataset, rule, state (to_state) and time."""
+        q = select(AlertEventRow)
+        if dataset_id is not None:
+            q = q.where(AlertEventRow.dataset_id == dataset_id)
+        if rule is not None:
+            q = q.where(AlertEventRow.rule == rule)
+        if state is not None:
+            q = q.where(AlertEventRow.to_state == state)
+        if since is not None:
+            q = q.where(AlertEventRow.at >= since)
+        if until is not None:
+            q = q.where(AlertEventRow.at < until)
+        if ids is not None:
+            q = q.where(AlertEventRow.id.in_(ids))
+        q = q.order_by(AlertEventRow.at.desc(), AlertEventRow.id.desc()).limit(limit)
+        with self.registry.read_session() as s:
+            return [
+                EventRecord(
+                    id=r.id,
+                    dataset=r.dataset_id,
+                    rule=r.rule,
+                    series=r.series,
+                    at=r.at,
+                    from_state=r.from_state,
+                    to_state=r.to_state,
+                    severity=r.severity,
+                    value=r.value,
+                    detail=dict(r.detail),
+                )
+                for r in s.scalars(q)
+            ]
+
+    # -- silences ------------------------------------------------------------------
+    def add_silence(
+        self, dataset_id: str, rule: str | None, spec: dict[str, Any], actor: str
+    ) -> int:
+        """Save a mute window; returns its id."""
+        with self.registry.write_session() as s:
+            self.registry._dataset_row(s, dataset_id)
+            row = SilenceRow(
+                dataset_id=dataset_id, rule=rule, spec=spec, created_at=utcnow(), created_by=actor
+            )
+            s.add(row)
+            s.flush()
+            self.registry.add_audit(
+                s,
+                actor,
+                "alert.silence",
+                dataset_id,
+                {"silence": row.id, "rule": rule, "spec": spec},
+                None,
+            )
+            return row.id
+
+    def silences(self, dataset_id: str) -> list[tuple[int, str | None, dict[str, Any]]]:
+        """(id, rule or None for all rules, spec) of a dataset's silences."""
+        with self.registry.read_session() as s:
+            rows = s.scalars(
+                select(SilenceRow)
+                .where(SilenceRow.dataset_id == dataset_id)
+                .order_by(SilenceRow.id)
+            )
+            return [(r.id, r.rule, dict(r.spec)) for r in rows]
+
+    def delete_silence(self, dataset_id: str, silence_id: int, actor: str) -> None:
+        """Remove a silence."""
+        with self.registry.write_session() as s:
+            n = s.execute(
+                delete(SilenceRow).where(
+                    SilenceRow.dataset_id == dataset_id, SilenceRow.id == silence_id
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if not n:
+                raise ValidationError(f"dataset {dataset_id!r} has no silence {silence_id}")
+            self.registry.add_audit(
+                s, actor, "alert.unsilence", dataset_id, {"silence": silence_id}, None
+            )
+
+    # -- sinks and routes ----------------------------------------------------------
+    def save_sink(self, name: str, kind: str, config: dict[str, Any], actor: str) -> None:
+        """Insert or replace a sink's configuration."""
+        with self.registry.write_session() as s:
+            row = s.get(SinkRow, name)
+            if row is None:
+                row = SinkRow(name=name)
+                s.add(row)
+            row.kind, row.config, row.updated_at, row.updated_by = kind, config, utcnow(), actor
+            s.flush()
+            self.registry.add_audit(
+                s, actor, "alert.sink", None, {"sink": name, "kind": kind}, None
+            )
+
+    def sinks(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Sink name -> (kind, config)."""
+        with self.registry.read_session() as s:
+            return {r.name: (r.kind, dict(r.config)) for r in s.scalars(select(SinkRow))}
+
+    def set_routes(self, dataset_id: str, routes: dict[str, Any], actor: str) -> None:
+        """Replace a dataset's routing table."""
+        with self.registry.write_session() as s:
+            self.registry._dataset_row(s, dataset_id)
+            row = s.get(RoutesRow, dataset_id)
+            if row is None:
+                row = RoutesRow(dataset_id=dataset_id)
+                s.add(row)
+            row.routes, row.updated_at, row.updated_by = routes, utcnow(), actor
+            s.flush()
+            self.registry.add_audit(s, actor, "alert.routes", dataset_id, {"routes": routes}, None)
+
+    def routes(self, dataset_id: str) -> dict[str, Any] | None:
+        """A dataset's routing table, if one was set."""
+        with self.registry.read_session() as s:
+            row = s.get(RoutesRow, dataset_id)
+            return None if row is None else dict(row.routes)
+
+    # -- deliveries ----------------------------------------------------------------
+    def delivered(self, key: str, sink: str) -> bool:
+        """Whether a notification was already delivered to a sink (no duplicates on restart)."""
+        with self.registry.read_session() as s:
+            return (
+                s.scalars(
+                    select(DeliveryRow.id).where(
+                        DeliveryRow.key == key, DeliveryRow.sink == sink, DeliveryRow.ok.is_(True)
+                    )
+                ).first()
+                is not None
+            )
+
+    def record_delivery(
+        self,
+        key: str,
+        sink: str,
+        dataset_id: str | None,
+        ok: bool,
+        attempts: int,
+        error: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record a delivery or a failure (failures stay visible)."""
+        try:
+            with self.registry.write_session() as s:
+                s.add(
+                    DeliveryRow(
+                        key=key,
+                        sink=sink,
+                        dataset_id=dataset_id,
+                        ok=ok,
+                        attempts=attempts,
+                        error=error,
+                        at=at or utcnow(),
+                    )
+                )
+        except IntegrityError as exc:  # pragma: no cover - no unique constraint today
+            raise ValidationError(str(exc)) from exc
+
+    def deliveries(
+        self, dataset_id: str | None = None, failed_only: bool = False, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        """Deliveries newest first."""
+        q = select(DeliveryRow)
+        if dataset_id is not None:
+            q = q.where(DeliveryRow.dataset_id == dataset_id)
+        if failed_only:
+            q = q.where(DeliveryRow.ok.is_(False))
+        q = q.order_by(DeliveryRow.id.desc()).limit(limit)
+        with self.registry.read_session() as s:
+            return [
+                DeliveryRecord(
+                    key=r.key,
+                    sink=r.sink,
+                    dataset=r.dataset_id,
+                    ok=r.ok,
+                    attempts=r.attempts,
+                    error=r.error,
+                    at=r.at,
+                )
+                for r in s.scalars(q)
+            ]
