@@ -10,6 +10,9 @@ PYTHON ?= $(shell for p in python3.13 python3.12 \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { command -v $$p; break; }; done)
 
+# pip repeats one warning per package for index folders this machine's pip config names.
+PIP_NOISE := is ignored: it is neither a file nor a directory
+
 .PHONY: setup setup-test run test lint bench clean-var
 .DEFAULT_GOAL := run
 
@@ -18,8 +21,8 @@ setup: $(BIN)/.installed node_modules/.installed
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found; set PYTHON=/path/to/python3.12" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@set -o pipefail; { $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -e '.[test]'; } 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
