@@ -1,0 +1,1 @@
+"""Alerts: rules, evaluation, notifications (sinks, routing, dispatch)."""
