@@ -587,7 +587,7 @@ class WebhookSink(Sink):
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": f"stream0d_nb/{__version__}",
             TIMESTAMP_HEADER: timestamp,
-            KEY_HEADER: urllib.parse.quote(notification.key, safe="/:#-_.~"),
+            KEY_HEADER: notification.key,  # ASCII: its parts are percent-encoded
             SEVERITY_HEADER: notification.severity,
         }
         if self.config.secret is not None:
