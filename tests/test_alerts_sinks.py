@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -511,6 +513,36 @@ class TestWebhookSink(SinkContract):
                 }
             )
 
+    def test_header_values_with_control_characters_refused(self) -> None:
+        with pytest.raises(ValidationError, match="control characters are not allowed"):
+            sink_from_config(
+                {
+                    "kind": "webhook",
+                    "name": "h",
+                    "url": "http://127.0.0.1/",
+                    "headers": {"Authorization": "Bearer x\r\nX-Evil: 1"},
+                }
+            )
+
+    def test_an_answer_that_is_not_http(self) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+
+            def answer_garbage() -> None:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"SMTP ready, not HTTP\r\n\r\n")
+
+            thread = threading.Thread(target=answer_garbage)
+            thread.start()
+            sink = sink_from_config(
+                {"kind": "webhook", "name": "h", "url": f"http://127.0.0.1:{port}/", "timeout": 5}
+            )
+            with pytest.raises(SinkError, match="bad HTTP answer"):
+                sink.send(make_notification())
+            thread.join(10)
+
     def test_request_uses_injected_clock(self) -> None:
         sink = WebhookSink.from_config({"name": "h", "url": "http://127.0.0.1/", "secret": "s"})
         sink._clock = lambda: 1_700_000_000.9
@@ -664,6 +696,10 @@ class TestNotification:
             make_notification(severity="fatal")
         with pytest.raises(ValueError, match="state"):
             make_notification(state="burning")
+
+    def test_summary_is_one_line(self) -> None:
+        n = make_notification(rule="temp\r\nBcc: victim@example.com", series="a\nb")
+        assert n.summary() == "[CRITICAL] line-1: temp Bcc: victim@example.com (a b) firing"
 
     def test_json_round_trip(self) -> None:
         n = make_notification(episode_end=datetime(2024, 3, 1, 9, tzinfo=UTC), repeat=1)

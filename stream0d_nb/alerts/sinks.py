@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import math
@@ -52,7 +53,7 @@ Severity = Literal["critical", "major", "minor", "warning", "info"]
 # Most severe first; rank 0 is the most severe.
 SEVERITIES: tuple[Severity, ...] = ("critical", "major", "minor", "warning", "info")
 SEVERITY_RANK: dict[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
-State = Literal["firing", "resolved", "pending", "nodata", "error"]
+State = Literal["firing", "resolved", "pending", "ok", "nodata", "error"]
 
 SIGNATURE_HEADER = "X-Stream0d-Signature"
 TIMESTAMP_HEADER = "X-Stream0d-Timestamp"
@@ -142,7 +143,8 @@ class Notification(BaseModel):
     def summary(self) -> str:
         """One line, used as e-mail subject: ``[CRITICAL] line-1: temp_high firing``."""
         series = f" ({self.series})" if self.series else ""
-        return f"[{self.severity.upper()}] {self.dataset}: {self.rule}{series} {self.state}"
+        text = f"[{self.severity.upper()}] {self.dataset}: {self.rule}{series} {self.state}"
+        return " ".join(text.split())  # one line: no header injection, no stray newlines
 
     def body_text(self) -> str:
         """A plain-text rendering for people (e-mail body, log line details)."""
@@ -319,9 +321,11 @@ class WebhookSinkConfig(SinkConfig):
     @classmethod
     def _headers_ok(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
         reserved = {h.lower() for h in (SIGNATURE_HEADER, TIMESTAMP_HEADER, "content-type")}
-        for name in v:
+        for name, value in v.items():
             if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name) or name.lower() in reserved:
                 raise ValueError(f"header {name!r} is not allowed")
+            if re.search(r"[\x00-\x1f\x7f]", value.get_secret_value()):
+                raise ValueError(f"header {name!r}: control characters are not allowed")
         return v
 
     def __repr_args__(self) -> Any:
@@ -534,6 +538,12 @@ def verify_webhook_signature(
     (``sha256=<hex>``); compute HMAC-SHA256 with the shared secret over
     ``timestamp + "." + body``; compare in constant time; refuse timestamps more than
     ``tolerance`` seconds from now (replays). De-duplicate on ``X-Stream0d-Key``.
+    Without this package (any language), the same in Python's standard library::
+
+        ts = headers["X-Stream0d-Timestamp"]
+        mac = hmac.new(secret.encode(), ts.encode() + b"." + raw_body, hashlib.sha256)
+        ok = hmac.compare_digest("sha256=" + mac.hexdigest(), headers["X-Stream0d-Signature"])
+        ok = ok and abs(time.time() - int(ts)) <= 300
     """
     if not re.fullmatch(r"[0-9]{1,12}", timestamp or ""):
         raise WebhookSignatureError(f"timestamp {timestamp!r} is not Unix seconds")
@@ -621,6 +631,9 @@ class WebhookSink(Sink):
             raise SinkError(self.name, f"{where}: {why}") from None
         except OSError as exc:  # timeouts while reading the answer
             raise SinkError(self.name, f"{where}: {_os_reason(exc)}") from None
+        except http.client.HTTPException as exc:  # not HTTP at all, cut short...
+            why = f"bad HTTP answer ({type(exc).__name__}: {exc})"
+            raise SinkError(self.name, f"{where}: {why}") from None
 
 
 # ----------------------------------------------------------------------------- log / in-app
