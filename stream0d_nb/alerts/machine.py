@@ -93,11 +93,10 @@ def run(c: F8, r: F8 | None, k_for: int, init: int, pending_thr: int = 0) -> Mac
     own = ~inside
     at_parts = [ep_e[ep_e < n], fire[own & fired]]
     to_parts = [np.full(int((ep_e < n).sum()), RESOLVED), np.full(int((own & fired).sum()), FIRING)]
-    if k_for > 0:
-        new = own & (starts >= 0)
-        cancel = own & ~fired & (ends < n)
-        at_parts += [starts[new], ends[cancel]]
-        to_parts += [np.full(int(new.sum()), PENDING), np.full(int(cancel.sum()), OK)]
+    new = own & (starts >= 0) if k_for > 0 else np.zeros_like(own)
+    cancel = own & ~fired & (ends < n)
+    at_parts += [starts[new], ends[cancel]]
+    to_parts += [np.full(int(new.sum()), PENDING), np.full(int(cancel.sum()), OK)]
     at = np.concatenate(at_parts).astype(np.int64)
     to = np.concatenate(to_parts).astype(np.int64)
     order = np.argsort(at, kind="stable")

@@ -226,10 +226,12 @@ class AlertRule(BaseModel):
             secs = (parse_duration(self.window) or 0) / 1e9
             span = f"{num(secs)} s" if self.per == "s" else f"{num(secs / 60)} min"
             return f"({x} - shift({x}, {w})) / {span}"
+        # a flat window has no score (NaN): zscore() of one is +-inf from rounding residue
+        varies = f"rolling_max({x}, {w}) > rolling_min({x}, {w})"
         if self.kind == "spike" and self.method == "zscore":
-            return f"zscore({x}, {w})"
+            return f"where(zscore({x}, {w}), {varies})"
         if self.kind == "spike":
-            return f"({x} - rolling_mean({x}, {w})) / (1.4826 * mad({x}, {w}))"
+            return f"where(({x} - rolling_mean({x}, {w})) / (1.4826 * mad({x}, {w})), {varies})"
         if self.kind == "missing_share":
             return f"pct_good({x}, {w})"
         return None
