@@ -49,6 +49,7 @@ from stream0d_nb.formulas import Compiled, compile_formula
 from stream0d_nb.formulas.ops import Ctx, as_array
 
 F8 = npt.NDArray[np.float64]
+I8 = npt.NDArray[np.int64]
 Inputs = dict[str, tuple[F8, int]]
 
 
@@ -190,21 +191,19 @@ def _score(mode: PeakMode, v: F8, lo: float, hi: float) -> F8:
     return np.where(np.isnan(v), -np.inf, s)
 
 
-def _peaks(
-    score: F8, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
-) -> tuple[F8, npt.NDArray[np.int64]]:
+def _peaks(vals: F8, mode: PeakMode, lo: float, hi: float, starts: I8, ends: I8) -> tuple[F8, I8]:
     """Best score and its first index per segment ``[starts, ends)`` (-inf, -1 if none)."""
     best = np.full(starts.size, -np.inf)
     where = np.full(starts.size, -1, dtype=np.int64)
     lens = ends - starts
     ok = np.flatnonzero(lens > 0)
-    if not ok.size:
+    if not ok.size or mode in ("first", "none"):
         return best, where
     st, ln = starts[ok], lens[ok]
     offs = np.cumsum(ln) - ln
     seg = np.repeat(np.arange(st.size), ln)
     idx = np.arange(seg.size) - offs[seg] + st[seg]
-    sc = score[idx]
+    sc = _score(mode, vals[idx], lo, hi)
     mx = np.maximum.reduceat(sc, offs)
     hit = (sc == mx[seg]) & (sc > -np.inf)
     segs, first = np.unique(seg[hit], return_index=True)
@@ -260,7 +259,7 @@ def _series(
     t0 = w0 * g
     # transitions (from-state is the previous to-state; warm-up ones are not reported)
     frm = np.concatenate(([init], m.to[:-1])) if m.at.size else m.to
-    vals = v if v is not None else np.full(n, np.nan)
+    vals = v if v is not None else np.full(n if m.at.size or m.ep_start.size else 0, np.nan)
     w = j0 - w0
     for a, f_, to in zip(m.at.tolist(), frm.tolist(), m.to.tolist(), strict=True):
         if a >= w:
@@ -278,9 +277,7 @@ def _series(
     lo = rule.low if rule.low is not None else math.nan
     hi = rule.high if rule.high is not None else math.nan
     mode = rule.peak_mode()
-    score = _score(mode, vals, lo, hi)
-    seg0 = np.maximum(m.ep_start, 0)
-    best, where = _peaks(score, seg0, m.ep_end)
+    best, where = _peaks(vals, mode, lo, hi, np.maximum(m.ep_start, 0), m.ep_end)
     ranked = mode not in ("first", "none")
     for k, (f, e) in enumerate(zip(m.ep_start.tolist(), m.ep_end.tolist(), strict=True)):
         i = int(where[k])

@@ -42,47 +42,52 @@ class Machine:
     since: int
 
 
-def next_true(mask: B1) -> I8:
-    """Index of the next True at or after each position (``n`` when none), length n+1."""
-    n = mask.size
-    idx = np.where(mask, np.arange(n, dtype=np.int64), n)
-    out = np.empty(n + 1, dtype=np.int64)
-    out[n] = n
-    out[:n] = np.minimum.accumulate(idx[::-1])[::-1] if n else idx
-    return out
+def next_index(idx: I8, at: I8, n: int) -> I8:
+    """For each of ``at``, the first of the sorted indices ``idx`` at or after it (else n)."""
+    j = np.searchsorted(idx, at, side="left")
+    return (
+        np.where(j < idx.size, idx[np.minimum(j, max(idx.size - 1, 0))], n)
+        if idx.size
+        else np.full(at.size, n, dtype=np.int64)
+    )
 
 
 def run(c: F8, r: F8 | None, k_for: int, init: int, pending_thr: int = 0) -> Machine:
     """Run the machine from state ``init`` (``pending_thr``: first index a pending may fire)."""
     n = c.size
-    known = ~np.isnan(c)
-    c_true = known & (c != 0)
-    c_false = known & (c == 0)
-    r_true = c_false if r is None else (~np.isnan(r) & (r != 0))
-    s = c_true & ~r_true
+    with np.errstate(invalid="ignore"):
+        c_true = (c != 0) & (c == c)  # known and non-zero
+        c_false = c == 0
+    r_true = c_false if r is None else (r != 0) & (r == r)
+    s = c_true if r is None else c_true & ~r_true
+    empty = np.zeros(0, dtype=np.int64)
+    if init in (OK, RESOLVED) and not s.any():
+        return Machine(empty, empty, empty, empty, init, -1)
     u = c_false | r_true
+    # events only (unknown samples hold the state): armed runs from their set/cancel pattern
+    ev = np.flatnonzero(s | u)
+    se = s[ev]
     armed0 = init == PENDING
-    # forward fill of set/cancel events -> armed signal
-    pos = np.where(s | u, np.arange(n, dtype=np.int64), -1)
-    last = np.maximum.accumulate(pos) if n else pos
-    armed = np.where(last >= 0, s[np.maximum(last, 0)], armed0)
-    prev = np.concatenate(([armed0], armed[:-1])) if n else armed
-    starts = np.flatnonzero(armed & ~prev).astype(np.int64)
-    ends = np.flatnonzero(~armed & prev).astype(np.int64)
+    prev = np.empty(se.size, dtype=bool)
+    if se.size:
+        prev[0] = armed0
+        prev[1:] = se[:-1]
+    starts = ev[se & ~prev].astype(np.int64)
+    ends = ev[~se & prev].astype(np.int64)
     if armed0:
         starts = np.concatenate(([-1], starts))
     if ends.size < starts.size:
         ends = np.concatenate((ends, [n]))
     thr = np.where(starts >= 0, starts + k_for, pending_thr)
-    nxt_s, nxt_r = next_true(s), next_true(r_true)
-    fire = nxt_s[np.minimum(thr, n)]
+    s_idx = np.flatnonzero(s).astype(np.int64)
+    r_idx = np.flatnonzero(r_true).astype(np.int64)
+    fire = next_index(s_idx, thr, n)
     fired = fire < ends
     # episodes: (firing from state) + fired runs, merged when they share their end
     ep_f = fire[fired]
-    ep_e = nxt_r[ep_f]
     if init == FIRING:
         ep_f = np.concatenate(([-1], ep_f))
-        ep_e = np.concatenate(([nxt_r[0]], ep_e))
+    ep_e = next_index(r_idx, np.maximum(ep_f, 0), n)
     keep = np.ones(ep_f.size, dtype=bool)
     keep[1:] = ep_e[1:] != ep_e[:-1]
     ep_f, ep_e = ep_f[keep], ep_e[keep]
