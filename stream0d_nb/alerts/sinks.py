@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, cast
 
 import pydantic
 from pydantic import (
@@ -228,7 +228,7 @@ class SinkConfig(BaseModel):
 
         ``sink_from_config`` accepts it back; ``repr`` and ``model_dump_json`` mask them.
         """
-        return _reveal(self.model_dump(mode="python", by_alias=True))  # type: ignore[no-any-return]
+        return cast(dict[str, Any], _reveal(self.model_dump(mode="python", by_alias=True)))
 
 
 def _reveal(value: Any) -> Any:

@@ -8,6 +8,7 @@ transaction; events and deliveries are the alert history itself.
 from __future__ import annotations
 
 from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -241,7 +242,7 @@ class AlertRegistry:
         self,
         dataset_id: str,
         rule: str,
-        states: dict[str, tuple[dict[str, Any], int | None]],
+        states: Mapping[str, tuple[dict[str, Any], int | None]],
         events: list[dict[str, Any]],
     ) -> list[int]:
         """Store new states and events in one transaction; returns ids of events that are new.

@@ -1,0 +1,349 @@
+"""Live alerting: saved rules evaluated on new data and on a timer, with notifications.
+
+``AlertService`` ties the pure engine to the platform: rules are validated against the
+dataset (stored and derived channels) and saved; ``run`` continues each rule from its
+persisted state over the new data (plus the look-back it needs), stores state changes as
+events in the same transaction as the new state, and then delivers notifications for the
+events not yet delivered to their routed sinks (an outbox: a crash between storing and
+sending loses nothing, and a restart sends nothing twice). ``after_write`` is a store
+write hook; ``tick`` runs the rules that must fire without new data (no_data).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pydantic
+
+from stream0d_nb import derived
+from stream0d_nb.alerts.engine import EvaluationResult, evaluate_rules, lookback_ns
+from stream0d_nb.alerts.notify import DeliveryResult, Dispatcher, RetryPolicy
+from stream0d_nb.alerts.routing import RoutingTable
+from stream0d_nb.alerts.rules import AlertRule
+from stream0d_nb.alerts.sinks import LogSink, LogSinkConfig, Notification, sink_from_config
+from stream0d_nb.errors import ConfirmationRequiredError, ValidationError
+from stream0d_nb.specs import IngestReport, parse_duration
+from stream0d_nb.store import Store
+from stream0d_nb.store.alert_tables import AlertRegistry, EventRecord
+from stream0d_nb.store.grid import to_ns
+
+IN_APP = "in-app"
+NOTIFY_STATES = ("firing", "resolved")
+FIRST_RUN_SPAN = 86_400 * 10**9
+OUTBOX_EVENTS = 200  # newest events checked for undelivered notifications on each run
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+class Silence(pydantic.BaseModel):
+    """A mute window: one-off (start, end) or weekly (days 0=Monday, from/to local times)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    start: datetime | None = None
+    end: datetime | None = None
+    days: list[int] | None = None
+    from_time: str | None = None
+    to_time: str | None = None
+    tz: str = "UTC"
+    comment: str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _one_kind(self) -> Silence:
+        one_off = self.start is not None and self.end is not None
+        weekly = self.days is not None and self.from_time is not None and self.to_time is not None
+        if one_off == weekly:
+            raise ValueError("a silence is either start+end, or days+from_time+to_time")
+        if weekly and not all(0 <= d <= 6 for d in self.days or []):
+            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+        return self
+
+    def covers(self, at: datetime) -> bool:
+        """Whether notifications at ``at`` are muted."""
+        if self.start is not None and self.end is not None:
+            s = self.start if self.start.tzinfo else self.start.replace(tzinfo=UTC)
+            e = self.end if self.end.tzinfo else self.end.replace(tzinfo=UTC)
+            return s <= at < e
+        local = at.astimezone(ZoneInfo(self.tz))
+        hhmm = local.strftime("%H:%M")
+        lo, hi = self.from_time or "00:00", self.to_time or "24:00"
+        if lo <= hi:  # same day window
+            return local.weekday() in (self.days or []) and lo <= hhmm < hi
+        # over midnight: the part after midnight belongs to the previous day's window
+        if hhmm >= lo:
+            return local.weekday() in (self.days or [])
+        return hhmm < hi and (local.weekday() - 1) % 7 in (self.days or [])
+
+
+class AlertService:
+    """Rules, live evaluation, events, silences and notifications of a store's datasets."""
+
+    def __init__(
+        self, store: Store, retry: RetryPolicy | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.table = AlertRegistry(store.registry)
+        self.retry = retry or RetryPolicy(attempts=3, base_delay=1.0, max_delay=30.0)
+        self.clock = clock
+        (store.settings.home / "alerts").mkdir(parents=True, exist_ok=True)
+        self.in_app = LogSink.from_config(
+            LogSinkConfig(name=IN_APP, path=store.settings.home / "alerts" / "notifications.jsonl")
+        )
+
+    # ---- rules -------------------------------------------------------------------
+    def _units(self, dataset_id: str) -> tuple[dict[str, str], int, str]:
+        ctx = derived.DerivedContext(self.store, dataset_id)
+        units = {n: (u or "1") for n, u in ctx.units_map().items()}
+        return units, ctx.snap.grid.interval_ns, ctx.tz
+
+    def add_rule(self, dataset_id: str, rule: AlertRule, actor: str | None = None) -> AlertRule:
+        """Validate a rule against the dataset (channels exist, units agree) and save it."""
+        units, interval, tz = self._units(dataset_id)
+        rule.validate_against(units, interval, tz)
+        self.table.save_rule(
+            dataset_id,
+            rule.name,
+            rule.model_dump(mode="json", by_alias=False),
+            self.store.actor(actor),
+        )
+        return rule
+
+    def rules(self, dataset_id: str) -> list[AlertRule]:
+        """The dataset's saved rules."""
+        return [AlertRule.model_validate(spec) for spec in self.table.rules(dataset_id)]
+
+    def rule(self, dataset_id: str, name: str) -> AlertRule:
+        """One saved rule (ValidationError naming the rules there are)."""
+        rules = {r.name: r for r in self.rules(dataset_id)}
+        if name not in rules:
+            raise ValidationError(
+                f"dataset {dataset_id!r} has no alert rule {name!r}; rules: "
+                + (", ".join(rules) or "none")
+            )
+        return rules[name]
+
+    def delete_rule(
+        self, dataset_id: str, name: str, confirm: str | None, actor: str | None = None
+    ) -> None:
+        """Delete a rule and its live state (its events stay); ``confirm`` repeats the name."""
+        self.rule(dataset_id, name)
+        if confirm != name:
+            raise ConfirmationRequiredError(
+                f"deleting alert rule {name!r}: confirm by repeating its name"
+            )
+        self.table.delete_rule(dataset_id, name, self.store.actor(actor))
+
+    # ---- evaluation ------------------------------------------------------------------
+    def _data(
+        self,
+        dataset_id: str,
+        rules: list[AlertRule],
+        lo: int,
+        hi: int,
+        units: dict[str, str],
+        interval: int,
+        tz: str,
+    ) -> Any:
+        names: set[str] = set()
+        for r in rules:
+            for cond, value, clear in r.compile(units, interval, tz).values():
+                for c in (cond, value, clear):
+                    if c is not None:
+                        names |= set(c.refs)
+        return derived.read(
+            self.store, dataset_id, sorted(names), np.datetime64(lo, "ns"), np.datetime64(hi, "ns")
+        )
+
+    def backfill(
+        self,
+        dataset_id: str,
+        start: object | None = None,
+        end: object | None = None,
+        names: list[str] | None = None,
+    ) -> EvaluationResult:
+        """Run rules over history (nothing stored, nothing sent): the episodes they would give."""
+        rules = [r for r in self.rules(dataset_id) if names is None or r.name in names]
+        units, interval, tz = self._units(dataset_id)
+        snap = self.store.data(dataset_id).snapshot()
+        lo = to_ns(start) if start is not None else (snap.start or 0) * interval
+        hi = to_ns(end) if end is not None else (snap.stop or 0) * interval
+        if not rules or hi <= lo:
+            return EvaluationResult([], [], {})
+        back = max(lookback_ns(r, units, interval, tz) for r in rules)
+        data = self._data(dataset_id, rules, lo - back, hi, units, interval, tz)
+        return evaluate_rules(rules, data, lo, hi, interval, tz)
+
+    def run(
+        self,
+        dataset_id: str,
+        until_ns: int | None = None,
+        names: list[str] | None = None,
+        notify: bool = True,
+    ) -> list[EventRecord]:
+        """Continue every rule from its stored state up to ``until_ns``; store and notify.
+
+        ``until_ns`` defaults to the end of stored data for rules on data and to now for
+        no_data rules (which must fire exactly when data stops coming). A rule without state
+        starts one day before that end (or at the start of data).
+        """
+        units, interval, tz = self._units(dataset_id)
+        snap = self.store.data(dataset_id).snapshot()
+        now = int(self.clock() * 1e9) // interval * interval
+        data_end = (snap.stop or 0) * interval
+        new_ids: list[int] = []
+        for rule in self.rules(dataset_id):
+            if not rule.enabled or (names is not None and rule.name not in names):
+                continue
+            end = (
+                until_ns if until_ns is not None else (now if rule.kind == "no_data" else data_end)
+            )
+            states = self.table.states(dataset_id, rule.name)
+            starts = [u for _, u in states.values() if u is not None]
+            start = (
+                min(starts) if starts else max((snap.start or 0) * interval, end - FIRST_RUN_SPAN)
+            )
+            if end <= start:
+                continue
+            back = lookback_ns(rule, units, interval, tz)
+            data = self._data(dataset_id, [rule], start - back, end, units, interval, tz)
+            prev = {rule.name: {s: st for s, (st, _) in states.items()}} if states else None
+            res = evaluate_rules([rule], data, start, end, interval, tz, prev)
+            episode_start = {(e.series, e.end): e.start for e in res.episodes if e.end is not None}
+            events = []
+            for t in res.transitions:
+                ep = t.at if t.to_state == "firing" else episode_start.get((t.series, t.at), t.at)
+                events.append(
+                    {
+                        "series": t.series,
+                        "at": _dt(t.at),
+                        "from_state": t.from_state,
+                        "to_state": t.to_state,
+                        "severity": rule.severity,
+                        "value": None if np.isnan(t.value) else float(t.value),
+                        "detail": {
+                            "episode_start": _dt(ep).isoformat(),
+                            "labels": rule.labels,
+                            "description": rule.description,
+                            "runbook": rule.runbook,
+                        },
+                    }
+                )
+            new_state = {s: (st, end) for s, st in res.state.get(rule.name, {}).items()}
+            new_ids += self.table.commit_evaluation(dataset_id, rule.name, new_state, events)
+        if notify:
+            self.deliver(dataset_id)
+        return (
+            self.table.events(dataset_id, ids=new_ids, limit=max(len(new_ids), 1))
+            if new_ids
+            else []
+        )
+
+    def after_write(self, store: Store, dataset_id: str, report: IngestReport) -> None:
+        """Store write hook: evaluate the dataset's rules on the data just written."""
+        if not self.table.rules(dataset_id):
+            return
+        self.run(dataset_id)
+
+    def tick(self) -> int:
+        """Timer step: run no_data rules of every dataset up to now; returns events stored."""
+        n = 0
+        for rec in self.store.list_datasets():
+            names = [r.name for r in self.rules(rec.spec.id) if r.kind == "no_data" and r.enabled]
+            if names:
+                n += len(self.run(rec.spec.id, names=names))
+        return n
+
+    # ---- silences and notifications -----------------------------------------------------
+    def silence(
+        self, dataset_id: str, silence: Silence, rule: str | None = None, actor: str | None = None
+    ) -> int:
+        """Mute notifications of a dataset (or one rule) in a window; returns its id."""
+        if rule is not None:
+            self.rule(dataset_id, rule)
+        return self.table.add_silence(
+            dataset_id, rule, silence.model_dump(mode="json"), self.store.actor(actor)
+        )
+
+    def silenced(self, dataset_id: str, rule: str, at: datetime) -> bool:
+        """Whether a notification of ``rule`` at ``at`` falls in a silence."""
+        return any(
+            (r is None or r == rule) and Silence.model_validate(spec).covers(at)
+            for _, r, spec in self.table.silences(dataset_id)
+        )
+
+    def dispatcher(self, dataset_id: str) -> Dispatcher:
+        """Sinks and routes of a dataset, with the delivery log as de-duplication store."""
+        sinks = [self.in_app] + [
+            sink_from_config({"name": name, "kind": kind, **cfg})
+            for name, (kind, cfg) in self.table.sinks().items()
+            if name != IN_APP
+        ]
+        names = [s.name for s in sinks]
+        stored = self.table.routes(dataset_id)
+        routes = (
+            RoutingTable.parse(stored, sink_names=names)
+            if stored
+            else RoutingTable.everything_to([IN_APP])
+        )
+
+        def record(r: DeliveryResult) -> None:
+            self.table.record_delivery(r.key, r.sink, r.dataset, r.ok, r.attempts, r.error, r.at)
+
+        return Dispatcher(
+            sinks, routes, self.retry, already_delivered=self.table.delivered, record=record
+        )
+
+    def deliver(self, dataset_id: str) -> list[DeliveryResult]:
+        """Send notifications of recent events not yet delivered (the outbox)."""
+        pending = [
+            e
+            for e in self.table.events(dataset_id, limit=OUTBOX_EVENTS)
+            if e.to_state in NOTIFY_STATES
+        ]
+        if not pending:
+            return []
+        rules = {r.name: r for r in self.rules(dataset_id)}
+        disp = self.dispatcher(dataset_id)
+        out: list[DeliveryResult] = []
+        for ev in sorted(pending, key=lambda e: (e.at, e.id)):
+            if self.silenced(dataset_id, ev.rule, ev.at):
+                continue
+            rule = rules.get(ev.rule)
+            ep = datetime.fromisoformat(str(ev.detail.get("episode_start", ev.at.isoformat())))
+            n = Notification(
+                dataset=dataset_id,
+                rule=ev.rule,
+                series=ev.series,
+                severity=ev.severity,
+                state=ev.to_state,
+                at=ev.at,
+                value=ev.value,
+                labels=dict(ev.detail.get("labels", {})),
+                description=str(ev.detail.get("description", "")),
+                runbook=str(ev.detail.get("runbook", "")),
+                episode_start=ep,
+                episode_end=ev.at if ev.to_state == "resolved" else None,
+            )
+            if rule is None and ev.to_state == "firing":
+                continue  # a deleted rule: nothing more to say
+            out += disp.dispatch(n)
+        return out
+
+
+def parse_when(text: str | None) -> int | None:
+    """A time or a duration ago (``2h`` = two hours before now) in UTC ns."""
+    if text is None:
+        return None
+    ago = parse_duration(text)
+    if ago is not None:
+        return int(time.time() * 1e9) - ago
+    t = pd.Timestamp(text)
+    return int((t.tz_localize("UTC") if t.tzinfo is None else t).value)
