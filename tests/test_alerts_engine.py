@@ -358,15 +358,22 @@ def test_fast_path_equals_condition_formula(kw: dict[str, Any]) -> None:
     rng = np.random.default_rng(1)
     v = rng.normal(size=300)
     v[rng.random(300) < 0.2] = np.nan
+    v[100:130] = 0.3  # a flat stretch: no spike score there
     x = da(list(v))
     cond = compile_formula(r.condition_formula("T"), {"T": "degC"}, M)
     value = compile_formula(r.value_formula("T") or "", {"T": "degC"}, M)
+    text, inf_unknown = r.fast_value_formula("T")
+    fast = compile_formula(text or "", {"T": "degC"}, M)
     start, end = 20 * M, 300 * M
     expected = cond.evaluate({"T": x}, start, end).values
     t = r.test()
     assert t is not None
-    got = apply_test(t, value.evaluate({"T": x}, start, end).values)
-    np.testing.assert_array_equal(got, expected)
+    v = value.evaluate({"T": x}, start, end).values
+    np.testing.assert_array_equal(apply_test(t, v), expected)
+    fv = fast.evaluate({"T": x}, start, end).values
+    if inf_unknown:
+        fv = np.where(np.isinf(fv), np.nan, fv)
+    np.testing.assert_array_equal(fv, v)
 
 
 # -- the vectorised machine against a per-sample reference ---------------------------------

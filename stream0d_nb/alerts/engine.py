@@ -100,7 +100,7 @@ def compiled_rule(
     key = tuple(sorted(units.items()))
     texts = (
         rule.condition_formula(series),
-        rule.value_formula(series),
+        rule.fast_value_formula(series)[0],
         rule.clear_formula_text(series),
     )
     cond, value, clear = (None if t is None else _compile(t, key, interval_ns, tz) for t in texts)
@@ -249,6 +249,8 @@ def _series(
     j1 = max(j1, j0)
     n = j1 - w0
     v = _values(value, inputs, w0, j1) if value is not None else None
+    if v is not None and rule.fast_value_formula(series)[1]:
+        v = np.where(np.isinf(v), np.nan, v)
     t = rule.test()
     c = apply_test(t, v) if t is not None and v is not None else _values(cond, inputs, w0, j1)
     r = _values(clear, inputs, w0, j1) if clear is not None else None

@@ -72,15 +72,15 @@ def run(c: F8, r: F8 | None, k_for: int, init: int, pending_thr: int = 0) -> Mac
     if se.size:
         prev[0] = armed0
         prev[1:] = se[:-1]
-    starts = ev[se & ~prev].astype(np.int64)
-    ends = ev[~se & prev].astype(np.int64)
+    starts = ev[se & ~prev].astype(np.int64, copy=False)
+    ends = ev[~se & prev].astype(np.int64, copy=False)
     if armed0:
         starts = np.concatenate(([-1], starts))
     if ends.size < starts.size:
         ends = np.concatenate((ends, [n]))
     thr = np.where(starts >= 0, starts + k_for, pending_thr)
-    s_idx = np.flatnonzero(s).astype(np.int64)
-    r_idx = np.flatnonzero(r_true).astype(np.int64)
+    s_idx = np.flatnonzero(s).astype(np.int64, copy=False)
+    r_idx = np.flatnonzero(r_true).astype(np.int64, copy=False)
     fire = next_index(s_idx, thr, n)
     fired = fire < ends
     # episodes: (firing from state) + fired runs, merged when they share their end
@@ -102,8 +102,8 @@ def run(c: F8, r: F8 | None, k_for: int, init: int, pending_thr: int = 0) -> Mac
     cancel = own & ~fired & (ends < n)
     at_parts += [starts[new], ends[cancel]]
     to_parts += [np.full(int(new.sum()), PENDING), np.full(int(cancel.sum()), OK)]
-    at = np.concatenate(at_parts).astype(np.int64)
-    to = np.concatenate(to_parts).astype(np.int64)
+    at = np.concatenate(at_parts).astype(np.int64, copy=False)
+    to = np.concatenate(to_parts).astype(np.int64, copy=False)
     order = np.argsort(at, kind="stable")
     at, to = at[order], to[order]
     final, since = (int(to[-1]), -1) if at.size else (init, -1)

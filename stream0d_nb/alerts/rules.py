@@ -236,6 +236,17 @@ class AlertRule(BaseModel):
             return f"pct_good({x}, {w})"
         return None
 
+    def fast_value_formula(self, series: str = FORMULA_SERIES) -> tuple[str | None, bool]:
+        """What the engine evaluates for the value: (text, infinities mean unknown).
+
+        The z-score of a flat window is 0/0 (NaN or +-inf from rounding) and no other
+        window gives an infinite one, so ``zscore`` with infinities set to NaN equals the
+        guarded ``value_formula`` without its rolling max/min.
+        """
+        if self.kind == "spike" and self.method == "zscore":
+            return f'zscore({self.watched(series)}, "{self.window}")', True
+        return self.value_formula(series), False
+
     def test(self) -> Test | None:
         """The condition as a predicate on the value (None: evaluate the condition formula)."""
         if self.kind == "threshold" and self.units is None:
