@@ -95,7 +95,10 @@ def main() -> None:
     prior = evaluate_rules(rules, ds, T0, end - minute, S)
     i0 = int((end - minute - lb - (T0 - lb)) // S)
     tail = ds.isel(time=slice(i0, None))  # the new minute plus the look-back
-    inc, last = timed(lambda: evaluate_rules(rules, tail, end - minute, end, S, state=prior.state), 5)
+    inc, last = timed(
+        lambda: evaluate_rules(rules, tail, end - minute, end, S, state=prior.state), 5
+    )
+
     def key(ts: list[Transition]) -> list[tuple[str, str, int, str, str]]:
         return sorted((t.rule, t.series, t.at, t.from_state, t.to_state) for t in ts)
 
@@ -107,7 +110,9 @@ def main() -> None:
         ("last minute with state (after a 1-min ingest)", inc),
     ]
     print(f"{a.rules} rules over {a.channels} channels x 1 day at 1 Hz ({n_samples:,} samples);")
-    print(f"look-back {lb // S} s; {len(full.episodes):,} episodes, {len(full.transitions):,} transitions")  # type: ignore[attr-defined]
+    print(
+        f"look-back {lb // S} s; {len(full.episodes):,} episodes, {len(full.transitions):,} transitions"
+    )  # type: ignore[attr-defined]
     print(f"| {'evaluation':46} | {'seconds':>8} | {'per rule':>9} |")
     print(f"|{'-' * 48}|{'-' * 10}|{'-' * 11}|")
     for name, sec in rows:

@@ -61,11 +61,11 @@ DEFAULT_RULES = [
         value=50,
         for_duration="30min",
         clear_above=60,
-    ),  # fmt: skip
+    ),
     # a fast drift: more than 1.5 degF per minute over 15 minutes
     AlertRule(
         name="drift", kind="rate_of_change", channels="T", limit=1.5, per="min", window="15min"
-    ),  # fmt: skip
+    ),
 ]
 
 
