@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import numpy as np
 import pydantic
 import typer
 from rich.console import Console
@@ -37,7 +39,11 @@ formula_app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(channel_app, name="channel")
+alerts_app = typer.Typer(
+    help="Alert rules, their evaluation, events and silences.", no_args_is_help=True
+)
 app.add_typer(formula_app, name="formula")
+app.add_typer(alerts_app, name="alerts")
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -67,11 +73,13 @@ def settings() -> Settings:
 
 
 def store() -> Store:
-    """The store for this invocation (materialised derived channels follow every write)."""
+    """The store for this invocation: derived channels and alert rules follow every write."""
     from stream0d_nb import derived
+    from stream0d_nb.alerts.service import AlertService
 
     st = Store(settings())
     st.add_write_hook(derived.materialize_after_write)
+    st.add_write_hook(AlertService(st).after_write)
     return st
 
 
@@ -528,6 +536,309 @@ def formula_eval(
         arr = derived.evaluate_text(st, dataset_id, formula, start, end, as_of)
     df = to_pandas(arr.to_dataset(name="value"))
     _emit(df, format, None, aggregated=False)
+
+
+# ---- alerts ----------------------------------------------------------------------------
+def _utc(ns: int) -> str:
+    """A UTC time in ns as text to the second."""
+    return str(np.datetime64(ns, "ns").astype("datetime64[s]"))
+
+
+def _alerts(st: Store) -> Any:
+    from stream0d_nb.alerts.service import AlertService
+
+    return AlertService(st)
+
+
+@alerts_app.command("add")
+def alerts_add(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    name: Annotated[str, typer.Argument(help="Rule name (slug).")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="threshold, rate_of_change, no_data, flatline, spike, missing_share, formula."
+        ),
+    ],
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Watched channel (repeatable; '*' = all).")
+    ] = None,
+    formula: Annotated[
+        str | None, typer.Option(help="Watched value, or the condition of kind formula.")
+    ] = None,
+    op: Annotated[str | None, typer.Option(help="Threshold: > < >= <= outside inside.")] = None,
+    value: Annotated[float | None, typer.Option(help="Threshold value.")] = None,
+    low: Annotated[float | None, typer.Option(help="Range low end (outside/inside).")] = None,
+    high: Annotated[float | None, typer.Option(help="Range high end (outside/inside).")] = None,
+    units: Annotated[str | None, typer.Option(help="Units of value/low/high.")] = None,
+    limit: Annotated[float | None, typer.Option(help="Rate of change limit.")] = None,
+    per: Annotated[str | None, typer.Option(help="Rate per s or min.")] = None,
+    direction: Annotated[str | None, typer.Option(help="both, up, down.")] = None,
+    window: Annotated[
+        str | None, typer.Option(help="Window of no_data, flatline, spike, missing_share.")
+    ] = None,
+    tolerance: Annotated[float | None, typer.Option(help="Flatline tolerance.")] = None,
+    method: Annotated[str | None, typer.Option(help="Spike: zscore or mad.")] = None,
+    k: Annotated[float | None, typer.Option(help="Spike score limit.")] = None,
+    min_good: Annotated[
+        float | None, typer.Option(help="Missing share: percent of good samples.")
+    ] = None,
+    for_duration: Annotated[
+        str, typer.Option("--for", help="How long the condition must hold.")
+    ] = "0s",
+    clear_below: Annotated[float | None, typer.Option(help="Hysteresis: clear below.")] = None,
+    clear_above: Annotated[float | None, typer.Option(help="Hysteresis: clear above.")] = None,
+    clear_formula: Annotated[
+        str | None, typer.Option(help="Clear when this formula is true.")
+    ] = None,
+    severity: Annotated[
+        str, typer.Option(help="critical, major, minor, warning, info.")
+    ] = "warning",
+    label: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
+    description: Annotated[str, typer.Option()] = "",
+    runbook: Annotated[str, typer.Option()] = "",
+    evaluation_interval: Annotated[
+        str, typer.Option(help="How often live evaluation runs.")
+    ] = "1min",
+    replace: Annotated[bool, typer.Option(help="Replace a rule of that name.")] = False,
+) -> None:
+    """Save an alert rule after checking it against the dataset (channels, units)."""
+    from stream0d_nb.alerts.rules import AlertRule
+
+    fields = {
+        "name": name,
+        "kind": kind,
+        "channels": channel or [],
+        "formula": formula,
+        "op": op,
+        "value": value,
+        "low": low,
+        "high": high,
+        "units": units,
+        "limit": limit,
+        "per": per,
+        "direction": direction,
+        "window": window,
+        "tolerance": tolerance,
+        "method": method,
+        "k": k,
+        "min_good": min_good,
+        "for_duration": for_duration,
+        "clear_below": clear_below,
+        "clear_above": clear_above,
+        "clear_formula": clear_formula,
+        "severity": severity,
+        "labels": _pairs(label, "--label"),
+        "description": description,
+        "runbook": runbook,
+        "evaluation_interval": evaluation_interval,
+    }
+    rule = AlertRule.model_validate({k_: v for k_, v in fields.items() if v is not None})
+    with store() as st:
+        svc = _alerts(st)
+        if not replace and any(r.name == name for r in svc.rules(dataset_id)):
+            fail(f"alert rule {name!r} exists; pass --replace to change it")
+        svc.add_rule(dataset_id, rule)
+    out.print(
+        f"saved alert rule {name} ({kind}, {severity}): {rule.condition_formula(rule.series_names(None)[0])}"
+    )
+
+
+@alerts_app.command("list")
+def alerts_list(dataset_id: Annotated[str, typer.Argument(metavar="DATASET")]) -> None:
+    """List a dataset's alert rules."""
+    with store() as st:
+        rules = _alerts(st).rules(dataset_id)
+    if not rules:
+        out.print(f"no alert rules in {dataset_id}: add one with `stream0d alerts add`")
+        return
+    t = Table("name", "kind", "severity", "for", "series", "condition", "enabled")
+    for r in rules:
+        series = r.series_names(None)
+        t.add_row(
+            r.name,
+            r.kind,
+            r.severity,
+            r.for_duration,
+            ", ".join(s or "(formula)" for s in series),
+            r.condition_formula(series[0]),
+            "yes" if r.enabled else "no",
+        )
+    out.print(t)
+
+
+@alerts_app.command("show")
+def alerts_show(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    name: Annotated[str, typer.Argument()],
+) -> None:
+    """Show a rule, its live state and its latest events."""
+    with store() as st:
+        svc = _alerts(st)
+        rule = svc.rule(dataset_id, name)
+        states = svc.table.states(dataset_id, name)
+        events = svc.table.events(dataset_id, rule=name, limit=10)
+    out.print_json(rule.model_dump_json(exclude_defaults=True))
+    for series, (state, until) in states.items():
+        when = "" if until is None else f" (evaluated until {np.datetime64(until, 'ns')} UTC)"
+        out.print(f"  series {series or '(formula)'}: {state.get('state', state)}{when}")
+    for e in events:
+        out.print(
+            f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.series or '(formula)'}  {e.from_state} -> {e.to_state}  value {e.value}"
+        )
+
+
+@alerts_app.command("delete")
+def alerts_delete(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    name: Annotated[str, typer.Argument()],
+    confirm: Annotated[str | None, typer.Option(help="Repeat the rule name to confirm.")] = None,
+) -> None:
+    """Delete a rule and its live state (its events stay in the history)."""
+    with store() as st:
+        _alerts(st).delete_rule(dataset_id, name, confirm)
+    out.print(f"deleted alert rule {name} of {dataset_id}")
+
+
+@alerts_app.command("backfill")
+def alerts_backfill(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    start: Annotated[str | None, typer.Option(help="From (default: start of data).")] = None,
+    end: Annotated[str | None, typer.Option(help="To (default: end of data).")] = None,
+    rule: Annotated[list[str] | None, typer.Option(help="Only these rules (repeatable).")] = None,
+) -> None:
+    """Run rules over history and list the episodes they give (nothing stored or sent)."""
+    with store() as st:
+        res = _alerts(st).backfill(dataset_id, start, end, rule)
+    if not res.episodes:
+        out.print("no episodes")
+        return
+    t = Table("rule", "series", "start (UTC)", "end (UTC)", "peak", "severity")
+    for e in res.episodes:
+        t.add_row(
+            e.rule,
+            e.series or "(formula)",
+            _utc(e.start),
+            "open" if e.end is None else _utc(e.end),
+            f"{e.peak_value:.6g}",
+            e.severity,
+        )
+    out.print(t)
+    out.print(f"{len(res.episodes)} episodes")
+
+
+@alerts_app.command("run")
+def alerts_run(
+    dataset_id: Annotated[str | None, typer.Argument(metavar="[DATASET]")] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Keep running, once per interval (e.g. 1min).")
+    ] = None,
+) -> None:
+    """Evaluate rules on new data (and no_data rules up to now), store events, notify."""
+    from stream0d_nb.specs import parse_duration_ns
+
+    with store() as st:
+        svc = _alerts(st)
+        while True:
+            ids = [dataset_id] if dataset_id else [r.spec.id for r in st.list_datasets()]
+            for ds_id in ids:
+                for e in svc.run(ds_id):
+                    out.print(
+                        f"{ds_id}: {e.rule} {e.series or '(formula)'} {e.from_state} -> {e.to_state} at {e.at:%Y-%m-%d %H:%M:%S}"
+                    )
+            if every is None:
+                break
+            time.sleep(parse_duration_ns(every, what="--every") / 1e9)
+
+
+@alerts_app.command("events")
+def alerts_events(
+    dataset_id: Annotated[str | None, typer.Argument(metavar="[DATASET]")] = None,
+    rule: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option(help="pending, firing, resolved, ok ...")] = None,
+    since: Annotated[str | None, typer.Option(help="A time, or a duration ago such as 2h.")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alert events (state changes), newest first."""
+    from datetime import UTC, datetime
+
+    from stream0d_nb.alerts.service import parse_when
+
+    when = parse_when(since)
+    with store() as st:
+        events = _alerts(st).table.events(
+            dataset_id,
+            rule,
+            state,
+            None if when is None else datetime.fromtimestamp(when / 1e9, tz=UTC),
+            None,
+            limit,
+        )
+    if as_json:
+        out.print_json(json.dumps([e.model_dump(mode="json") for e in events]))
+        return
+    t = Table("at (UTC)", "dataset", "rule", "series", "from", "to", "severity", "value")
+    for e in events:
+        t.add_row(
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            e.dataset,
+            e.rule,
+            e.series or "(formula)",
+            e.from_state,
+            e.to_state,
+            e.severity,
+            "" if e.value is None else f"{e.value:.6g}",
+        )
+    out.print(t)
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    rule: Annotated[str | None, typer.Option(help="Only this rule (default: all rules).")] = None,
+    start: Annotated[str | None, typer.Option(help="One-off window start.")] = None,
+    end: Annotated[str | None, typer.Option(help="One-off window end.")] = None,
+    days: Annotated[str | None, typer.Option(help="Weekly: days 0-6 (Monday=0), e.g. 5,6.")] = None,
+    from_time: Annotated[
+        str | None, typer.Option("--from", help="Weekly: from HH:MM local.")
+    ] = None,
+    to_time: Annotated[str | None, typer.Option("--to", help="Weekly: to HH:MM local.")] = None,
+    tz: Annotated[str, typer.Option(help="Zone of the weekly times.")] = "UTC",
+    comment: Annotated[str, typer.Option()] = "",
+    remove: Annotated[int | None, typer.Option(help="Remove the silence with this id.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List silences.")] = False,
+) -> None:
+    """Mute notifications of a dataset or rule: one-off or weekly windows."""
+    from stream0d_nb.alerts.service import Silence
+
+    with store() as st:
+        svc = _alerts(st)
+        if list_:
+            for sid, r, spec in svc.table.silences(dataset_id):
+                out.print(f"{sid}  {r or '(all rules)'}  {json.dumps(spec)}")
+            return
+        if remove is not None:
+            svc.table.delete_silence(dataset_id, remove, st.actor(None))
+            out.print(f"removed silence {remove}")
+            return
+        sil = Silence.model_validate(
+            {
+                k_: v
+                for k_, v in {
+                    "start": start,
+                    "end": end,
+                    "from_time": from_time,
+                    "to_time": to_time,
+                    "tz": tz,
+                    "comment": comment,
+                    "days": [int(d) for d in days.split(",")] if days else None,
+                }.items()
+                if v is not None
+            }
+        )
+        sid = svc.silence(dataset_id, sil, rule)
+    out.print(f"silence {sid} saved for {rule or 'all rules'} of {dataset_id}")
 
 
 # ---- read / export / history ------------------------------------------------------------

@@ -185,3 +185,84 @@ def test_no_data_rule_fires_on_the_timer(store: Store) -> None:
     clock["now"] += 600
     svc.tick()
     assert len([e for e in svc.table.events("line-1") if e.to_state == "firing"]) == 1
+
+
+def test_cli_alerts_follow_ingests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stream0d_nb.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["--home", str(tmp_path), *args])
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    run("dataset", "create", "oven", "--interval", "1min", "--channel", "temp=degC")
+    code, out, err = run(
+        "alerts",
+        "add",
+        "oven",
+        "hot",
+        "--kind",
+        "threshold",
+        "--channel",
+        "temp",
+        "--op",
+        ">",
+        "--value",
+        "200",
+        "--for",
+        "2min",
+        "--severity",
+        "critical",
+        "--label",
+        "team=ops",
+    )
+    assert code == 0, err
+    assert "saved alert rule hot (threshold, critical): {temp} > 200.0" in out
+    code, _, err = run(
+        "alerts",
+        "add",
+        "oven",
+        "bad",
+        "--kind",
+        "threshold",
+        "--channel",
+        "tmp",
+        "--op",
+        ">",
+        "--value",
+        "1",
+    )
+    assert code == 1 and "did you mean 'temp'" in err and "^" in err
+    csv = tmp_path / "oven.csv"
+    csv.write_text(
+        "time,temp\n"
+        + "".join(
+            f"2024-03-01T00:{m:02d}:00,{v}\n" for m, v in enumerate([180, 210, 215, 220, 190, 185])
+        )
+    )
+    code, out, err = run("ingest", "oven", str(csv))
+    assert code == 0, err
+    code, out, _ = run("alerts", "events", "oven", "--json")
+    got = [(e["to_state"], e["at"][:16]) for e in reversed(json.loads(out))]
+    assert got == [
+        ("pending", "2024-03-01T00:01"),
+        ("firing", "2024-03-01T00:03"),
+        ("resolved", "2024-03-01T00:04"),
+    ]
+    notes = [
+        json.loads(line)
+        for line in (tmp_path / "alerts" / "notifications.jsonl").read_text().splitlines()
+    ]
+    assert [n["state"] for n in notes] == ["firing", "resolved"] and notes[0]["labels"] == {
+        "team": "ops"
+    }
+    code, out, _ = run("alerts", "backfill", "oven")
+    assert "2024-03-01T00:03:00" in out and "1 episodes" in out
+    code, out, _ = run(
+        "alerts", "silence", "oven", "--days", "5,6", "--from", "00:00", "--to", "23:59"
+    )
+    assert code == 0 and "silence 1 saved" in out
+    code, _, err = run("alerts", "delete", "oven", "hot")
+    assert code == 1 and "confirm" in err
+    code, out, _ = run("alerts", "delete", "oven", "hot", "--confirm", "hot")
+    assert code == 0
