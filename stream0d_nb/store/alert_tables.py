@@ -7,8 +7,8 @@ transaction; events and deliveries are the alert history itself.
 
 from __future__ import annotations
 
-from datetime import datetime
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
