@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from stream0d_nb import derived
+from stream0d_nb.alerts.rules import AlertRule
+from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.errors import IngestError
 from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec, IngestOptions
 from stream0d_nb.store import Store
@@ -109,6 +111,44 @@ FORMULAS: dict[str, tuple[FormulaSpec, ...]] = {
 }
 
 
+RULES: dict[str, tuple[AlertRule, ...]] = {
+    "zf-extrusion-2": (
+        AlertRule(
+            name="melt-pressure-spike",
+            kind="spike",
+            channels=["melt_pressure"],
+            window="10min",
+            k=6,
+            severity="minor",
+            description="Melt pressure jumps far outside its recent spread",
+        ),
+        AlertRule(
+            name="melt-pressure-dropout",
+            kind="missing_share",
+            channels=["melt_pressure"],
+            window="10min",
+            min_good=90,
+            severity="major",
+            description="The melt pressure sensor stopped reporting",
+        ),
+    ),
+    "fersa-grinding-1": (
+        AlertRule(
+            name="vibration-high",
+            kind="threshold",
+            channels=["vibration_rms"],
+            op=">",
+            value=1.6,
+            for_duration="10min",
+            clear_below=1.3,
+            severity="major",
+            description="Grinding wheel worn: dress it",
+            labels={"area": "grinding"},
+        ),
+    ),
+}
+
+
 def _running(t_local: pd.DatetimeIndex) -> np.ndarray:
     """1.0 while the line runs (weekdays 06:00-22:00 local, with 10-minute ramps), else 0..1."""
     hours = (
@@ -162,7 +202,7 @@ def day_frame(line: Line, day: pd.Timestamp) -> pd.DataFrame:
         ]
         zones[2] = zones[2] + drift
         pressure = 20 + 160 * run + 1.5 * (screw - 45) * (run > 0) + rng.normal(0, 1.2, n)
-        spikes = rng.random(n) < 2e-4
+        spikes = rng.random(n) < 3e-5
         pressure[spikes] += rng.normal(25, 5, spikes.sum())
         if day.dayofyear % 3 == 0:  # melt-pressure sensor dropout, 20 minutes
             pressure[10 * 3600 : 10 * 3600 + 1200] = np.nan
@@ -208,6 +248,19 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
         )
         for spec in FORMULAS.get(line.spec.id, ()):
             derived.save_formula(store, line.spec.id, spec, actor="demo")
+        alerts = AlertService(store)
+        for rule in RULES.get(line.spec.id, ()):
+            alerts.add_rule(line.spec.id, rule, actor="demo")
+        episodes = alerts.backfill(line.spec.id).episodes
+        live = alerts.run(line.spec.id)
+        counts = ", ".join(
+            f"{r.name} {sum(e.rule == r.name for e in episodes)}"
+            for r in RULES.get(line.spec.id, ())
+        )
+        out.print(
+            f"  alert episodes over the data: {counts}; {len(live)} new live events "
+            f"(stream0d alerts events {line.spec.id})"
+        )
     real = find_data_dir(data_dir)
     nab_id = "nab-machine-temp"
     if real is None:
@@ -269,6 +322,8 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
         f"stream0d dataset show {first}",
         f"stream0d read {first} --channels zone3_temp,melt_pressure --every 1h --how mean",
         f"stream0d formula list {first}",
+        f"stream0d alerts list {first}",
+        f"stream0d alerts backfill {first}",
         f"stream0d read {first} --channels zone_spread --every 1h",
         f"stream0d history {first}",
         f"stream0d export {first} {first}.parquet --every 1min",

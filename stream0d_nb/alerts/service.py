@@ -11,6 +11,7 @@ write hook; ``tick`` runs the rules that must fire without new data (no_data).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from stream0d_nb.store.alert_tables import AlertRegistry, EventRecord
 from stream0d_nb.store.grid import to_ns
 
 IN_APP = "in-app"
+IN_APP_LOGGER = "stream0d_nb.alerts.in_app"
 NOTIFY_STATES = ("firing", "resolved")
 FIRST_RUN_SPAN = 86_400 * 10**9
 OUTBOX_EVENTS = 200  # newest events checked for undelivered notifications on each run
@@ -94,8 +96,15 @@ class AlertService:
         self.retry = retry or RetryPolicy(attempts=3, base_delay=1.0, max_delay=30.0)
         self.clock = clock
         (store.settings.home / "alerts").mkdir(parents=True, exist_ok=True)
+        # The in-app list is read by the GUI/CLI; its log lines stay quiet unless configured.
+        logging.getLogger(IN_APP_LOGGER).addHandler(logging.NullHandler())
+        logging.getLogger(IN_APP_LOGGER).propagate = False
         self.in_app = LogSink.from_config(
-            LogSinkConfig(name=IN_APP, path=store.settings.home / "alerts" / "notifications.jsonl")
+            LogSinkConfig(
+                logger=IN_APP_LOGGER,
+                name=IN_APP,
+                path=store.settings.home / "alerts" / "notifications.jsonl",
+            )
         )
 
     # ---- rules -------------------------------------------------------------------
