@@ -104,3 +104,19 @@ def test_skab_vibration_ratio_and_one_minute_resample() -> None:
     assert got.index[0] == want.index[0]
     np.testing.assert_allclose(got.values, want.values, rtol=1e-12)
     assert per_min.sizes["time"] == want.size
+
+
+def test_number_minus_boolean_and_flat_zscore() -> None:
+    """Regressions: ``1 - (bool)`` recursed forever; a flat window's z-score was infinite."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    from stream0d_nb.formulas import compile_formula
+
+    assert compile_formula("1 - isnan({T})", {"T": "degC"}, 10**9).units == "1"
+    c = compile_formula('zscore({T}, "4min")', {"T": "degC"}, 60 * 10**9)
+    t = pd.date_range("2024-01-01", periods=7, freq="1min").as_unit("ns")
+    a = xr.DataArray([0.3, 1.7, -2.9, 0.1, 0.1, 0.1, 0.1], coords={"time": t.values}, dims="time")
+    z = c.evaluate({"T": a}, int(t[3].value), int(t[-1].value) + 60 * 10**9).values
+    assert np.isfinite(z[0]) and np.isnan(z[-1])

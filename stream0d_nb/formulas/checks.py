@@ -132,7 +132,10 @@ def additive(op: str, a: Op, b: Op, site: Site) -> Op:
     if bare_a:  # 5 + x: a difference; 5 - x: an absolute value minus x
         if op == "+":
             return make_map(op, [convert(a, delta(ub), site, op), b], ub, site)
-        return additive(op, convert(a, ub, site, op), b, site)
+        # the constant takes x's units; no longer bare, so this does not come back here
+        return additive(
+            op, Const(ub, a.grid, value=a.value, bare=False, boolean=a.boolean), b, site
+        )
     if not same_dimension(ua, ub):
         raise site.fail(
             f"cannot {'add' if op == '+' else 'subtract'} {fmt(ub)!r} "

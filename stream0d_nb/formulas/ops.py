@@ -293,7 +293,9 @@ class Window(Op):
         if kind == "zscore":
             m = kernels.rolling(a, self.k, "mean")
             s = kernels.rolling(a, self.k, "std")
-            return (a[self.k - 1 :] - m) / s
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = (a[self.k - 1 :] - m) / s
+            return np.where(s > 0, z, np.nan)  # a flat window has no spread: no score
         if kind == "mad":
             return kernels.mad(a, self.k, ctx.check)
         if kind == "diff":
