@@ -841,6 +841,90 @@ def alerts_silence(
     out.print(f"silence {sid} saved for {rule or 'all rules'} of {dataset_id}")
 
 
+@alerts_app.command("sink")
+def alerts_sink(
+    name: Annotated[str | None, typer.Argument(help="Sink name (omit to list sinks).")] = None,
+    kind: Annotated[str | None, typer.Option(help="email, webhook or log.")] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(help='JSON settings, e.g. \'{"url": "https://...", "secret": "..."}\'.'),
+    ] = None,
+) -> None:
+    """Add or replace a notification sink (secrets are never printed), or list sinks."""
+    from stream0d_nb.alerts.sinks import sink_from_config
+
+    with store() as st:
+        svc = _alerts(st)
+        if name is None:
+            for sink_name, (sink_kind, _) in svc.table.sinks().items():
+                out.print(f"{sink_name}  {sink_kind}")
+            out.print("in-app  log (built in: <home>/alerts/notifications.jsonl)")
+            return
+        if kind is None or config is None:
+            fail("give --kind and --config to add a sink")
+        try:
+            settings_json = json.loads(config)
+        except json.JSONDecodeError as exc:
+            fail(f"--config is not JSON: {exc}")
+        sink = sink_from_config({"name": name, "kind": kind, **settings_json})  # validates
+        svc.table.save_sink(
+            name, kind, sink.config.dump_with_secrets() | {"kind": kind}, st.actor(None)
+        )
+    out.print(f"saved {kind} sink {name}: {sink.config!r}")
+
+
+@alerts_app.command("routes")
+def alerts_routes(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    set_json: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            help='Routing table JSON: {"routes": [{"min_severity": "major", "sinks": ["ops"]}], "default_sinks": ["in-app"]}',
+        ),
+    ] = None,
+) -> None:
+    """Show or set which sinks a dataset's alerts go to, by severity and labels."""
+    from stream0d_nb.alerts.routing import RoutingTable
+
+    with store() as st:
+        svc = _alerts(st)
+        if set_json is not None:
+            names = [*svc.table.sinks(), "in-app"]
+            try:
+                data = json.loads(set_json)
+            except json.JSONDecodeError as exc:
+                fail(f"--set is not JSON: {exc}")
+            table = RoutingTable.parse(data, sink_names=names)
+            svc.table.set_routes(
+                dataset_id, table.model_dump(mode="json", by_alias=True), st.actor(None)
+            )
+        current = svc.table.routes(dataset_id)
+    out.print_json(json.dumps(current or {"default_sinks": ["in-app"]}))
+
+
+@alerts_app.command("deliveries")
+def alerts_deliveries(
+    dataset_id: Annotated[str | None, typer.Argument(metavar="[DATASET]")] = None,
+    failed: Annotated[bool, typer.Option(help="Only failed deliveries.")] = False,
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """Notification deliveries and failures, newest first."""
+    with store() as st:
+        rows = _alerts(st).table.deliveries(dataset_id, failed, limit)
+    t = Table("at (UTC)", "sink", "ok", "attempts", "notification", "error")
+    for d in rows:
+        t.add_row(
+            f"{d.at:%Y-%m-%d %H:%M:%S}",
+            d.sink,
+            "yes" if d.ok else "NO",
+            str(d.attempts),
+            d.key,
+            d.error or "",
+        )
+    out.print(t)
+
+
 # ---- read / export / history ------------------------------------------------------------
 @app.command("read")
 def read(

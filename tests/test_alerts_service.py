@@ -266,3 +266,67 @@ def test_cli_alerts_follow_ingests(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 1 and "confirm" in err
     code, out, _ = run("alerts", "delete", "oven", "hot", "--confirm", "hot")
     assert code == 0
+
+
+def test_cli_sinks_routes_and_failed_deliveries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stream0d_nb.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["--home", str(tmp_path), *args])
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    run("dataset", "create", "oven", "--interval", "1min", "--channel", "temp=degC")
+    run(
+        "alerts",
+        "add",
+        "oven",
+        "hot",
+        "--kind",
+        "threshold",
+        "--channel",
+        "temp",
+        "--op",
+        ">",
+        "--value",
+        "200",
+        "--severity",
+        "critical",
+    )
+    with webhook_server(secret="k3y") as hook:
+        code, out, err = run(
+            "alerts",
+            "sink",
+            "ops",
+            "--kind",
+            "webhook",
+            "--config",
+            json.dumps({"url": hook.url, "secret": "k3y", "timeout": 2}),
+        )
+        assert code == 0 and "k3y" not in out, err
+        run(
+            "alerts",
+            "sink",
+            "dead",
+            "--kind",
+            "webhook",
+            "--config",
+            json.dumps({"url": "http://127.0.0.1:9/none", "timeout": 1}),
+        )
+        code, out, err = run(
+            "alerts",
+            "routes",
+            "oven",
+            "--set",
+            json.dumps({"routes": [{"min_severity": "major", "sinks": ["ops", "dead"]}]}),
+        )
+        assert code == 0, err
+        csv = tmp_path / "oven.csv"
+        csv.write_text("time,temp\n2024-03-01T00:00:00,250\n")
+        code, _, err = run("ingest", "oven", str(csv))
+        assert code == 0, err
+        assert len(hook.received) == 1 and hook.received[0].signature_error is None
+    code, out, _ = run("alerts", "deliveries", "oven", "--failed")
+    assert "dead" in out and "ops" not in out.replace("dead", "")

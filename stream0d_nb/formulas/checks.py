@@ -133,6 +133,7 @@ def additive(op: str, a: Op, b: Op, site: Site) -> Op:
         if op == "+":
             return make_map(op, [convert(a, delta(ub), site, op), b], ub, site)
         # the constant takes x's units; no longer bare, so this does not come back here
+        assert isinstance(a, Const)
         return additive(
             op, Const(ub, a.grid, value=a.value, bare=False, boolean=a.boolean), b, site
         )
