@@ -50,4 +50,5 @@ lint: setup
 bench: setup-test
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_formulas.py
+	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_memory.py
