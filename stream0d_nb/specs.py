@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATASET_ID_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 # Channel names become Zarr node names: no '/', no leading '.', no '__' prefix, printable.
 CHANNEL_NAME_RE = re.compile(r"^(?![.])(?!__)[^/\x00-\x1f]{1,128}$")
 
@@ -71,6 +71,16 @@ def format_duration(ns: int) -> str:
         if ns % size == 0:
             return f"{ns // size}{unit}"
     return f"{ns}ns"
+
+
+def check_slug(value: str, what: str, max_len: int = 63) -> str:
+    """``value`` if it is a lowercase slug (ids and names used in URLs and paths)."""
+    if not SLUG_RE.match(value) or len(value) > max_len:
+        raise ValueError(
+            f"{what} {value!r} must be a lowercase slug: letters, digits, '-' or '_', "
+            f"starting with a letter, at most {max_len} characters"
+        )
+    return value
 
 
 def check_timezone(tz: str) -> str:
@@ -148,12 +158,7 @@ class DatasetSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_ok(cls, v: str) -> str:
-        if not DATASET_ID_RE.match(v) or len(v) > 63:
-            raise ValueError(
-                f"dataset id {v!r} must be a lowercase slug: letters, digits, '-' or '_', "
-                "starting with a letter, at most 63 characters"
-            )
-        return v
+        return check_slug(v, "dataset id")
 
     @field_validator("interval")
     @classmethod

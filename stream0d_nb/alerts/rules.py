@@ -14,16 +14,14 @@ formula instead. Without them an episode ends when the condition is 0.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stream0d_nb.formulas import Compiled, FormulaError, compile_formula
-from stream0d_nb.specs import format_duration, parse_duration, parse_duration_ns
+from stream0d_nb.specs import check_slug, format_duration, parse_duration, parse_duration_ns
 
-RULE_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 Kind = Literal[
     "threshold", "rate_of_change", "no_data", "flatline", "spike", "missing_share", "formula"
 ]
@@ -116,12 +114,7 @@ class AlertRule(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not RULE_NAME_RE.match(v) or len(v) > 128:
-            raise ValueError(
-                f"rule name {v!r} must be a lowercase slug: letters, digits, '-' or '_', "
-                "starting with a letter, at most 128 characters"
-            )
-        return v
+        return check_slug(v, "rule name", 128)
 
     @field_validator("channels", mode="before")
     @classmethod

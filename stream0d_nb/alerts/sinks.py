@@ -48,6 +48,7 @@ from pydantic import (
 
 from stream0d_nb import __version__
 from stream0d_nb.errors import Stream0dError, ValidationError
+from stream0d_nb.specs import check_slug
 
 Severity = Literal["critical", "major", "minor", "warning", "info"]
 # Most severe first; rank 0 is the most severe.
@@ -60,7 +61,6 @@ TIMESTAMP_HEADER = "X-Stream0d-Timestamp"
 KEY_HEADER = "X-Stream0d-Key"
 SEVERITY_HEADER = "X-Stream0d-Severity"
 PAYLOAD_VERSION = 1
-SINK_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
 
 log = logging.getLogger(__name__)
@@ -216,12 +216,7 @@ class SinkConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not SINK_NAME_RE.match(v) or len(v) > 63:
-            raise ValueError(
-                f"sink name {v!r} must be a lowercase slug: letters, digits, '-' or '_', "
-                "starting with a letter, at most 63 characters"
-            )
-        return v
+        return check_slug(v, "sink name")
 
     def dump_with_secrets(self) -> dict[str, Any]:
         """A JSON-ready dict with secrets in clear, for a store that keeps them safe.
