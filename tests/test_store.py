@@ -576,3 +576,18 @@ def test_report_warnings_and_unit_conversion_digits(store: Store) -> None:
     )
     assert rep.warnings == ["channels created without units: new"]
     assert stored(store, channels=["temp"]).temp.iloc[0] == pytest.approx(22.0, abs=1e-12)
+
+
+def test_write_back_what_was_read_in_a_dataset_with_a_local_zone(settings: Settings) -> None:
+    """An xarray Dataset from a read (naive UTC times) writes back to the same instants."""
+    st = Store(settings)
+    try:
+        st.create_dataset(SPEC.model_copy(update={"id": "madrid", "tz": "Europe/Madrid"}))
+        st.write("madrid", frame("2024-01-01", 60))
+        ds = st.read("madrid", ["temp"])
+        st.create_dataset(SPEC.model_copy(update={"id": "copy", "tz": "Europe/Madrid"}))
+        st.write("copy", ds)
+        assert stored(st, "copy").index[0] == pd.Timestamp("2024-01-01", tz="UTC")
+        assert stored(st, "copy").temp.tolist() == stored(st, "madrid").temp.tolist()
+    finally:
+        st.close()

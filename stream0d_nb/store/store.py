@@ -296,6 +296,9 @@ class Store:
         rec = self.registry.get_dataset(dataset_id)
         df = frame.to_dataframe() if isinstance(frame, xr.Dataset) else frame
         if isinstance(frame, xr.Dataset):
+            # xarray times are naive UTC (as reads return them), not the dataset's zone
+            if isinstance(df.index, pd.DatetimeIndex) and df.index.tz is None:
+                df = df.tz_localize("UTC")
             units = {
                 **{
                     str(k): str(v.attrs["units"])
