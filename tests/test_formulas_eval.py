@@ -120,3 +120,22 @@ def test_number_minus_boolean_and_flat_zscore() -> None:
     a = xr.DataArray([0.3, 1.7, -2.9, 0.1, 0.1, 0.1, 0.1], coords={"time": t.values}, dims="time")
     z = c.evaluate({"T": a}, int(t[3].value), int(t[-1].value) + 60 * 10**9).values
     assert np.isfinite(z[0]) and np.isnan(z[-1])
+
+
+def test_flat_windows_matches_moving_max_min() -> None:
+    """``kernels.flat_windows`` equals max == min wherever a window has two valid values."""
+    import bottleneck as bn
+
+    from stream0d_nb.formulas.kernels import flat_windows
+
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        n = int(rng.integers(1, 80))
+        k = int(rng.integers(1, n + 1))
+        a = rng.choice([0.0, -0.0, 1.0, 2.0, np.nan, np.inf, -np.inf], n)
+        if rng.random() < 0.3:  # mostly distinct values with a stuck stretch
+            a = rng.normal(size=n)
+            a[n // 3 : n // 2] = a[n // 3]
+        want = bn.move_max(a, k, min_count=1)[k - 1 :] == bn.move_min(a, k, min_count=1)[k - 1 :]
+        two = bn.move_sum((~np.isnan(a)).astype(float), k, min_count=1)[k - 1 :] >= 2
+        np.testing.assert_array_equal(flat_windows(a, k)[two], want[two])

@@ -40,12 +40,42 @@ def rolling(a: F8, k: int, how: str) -> F8:
     if how == "std":
         # running sums leave rounding residue after large values; flat windows are exactly 0
         out = fn(a, window=k, min_count=2, ddof=1)[k - 1 :]
-        flat = (
-            bn.move_max(a, window=k, min_count=1)[k - 1 :]
-            == bn.move_min(a, window=k, min_count=1)[k - 1 :]
-        )
-        return np.where(flat & ~np.isnan(out), 0.0, out)  # fewer than 2 samples stay NaN
+        out[flat_windows(a, k) & ~np.isnan(out)] = 0.0  # fewer than 2 samples stay NaN
+        return np.asarray(out, dtype=np.float64)
     return np.asarray(fn(a, window=k, min_count=1)[k - 1 :], dtype=np.float64)
+
+
+def flat_windows(a: F8, k: int) -> npt.NDArray[np.bool_]:
+    """Trailing windows of ``k`` whose valid values are all equal (max == min).
+
+    Exact for windows with two or more valid values (others: unspecified). Such a window
+    holds two consecutive valid samples that are equal, so max/min are only computed on
+    the stretches around those pairs (none at all in noisy data).
+    """
+    n = a.size - k + 1
+    out = np.zeros(max(n, 0), dtype=bool)
+    valid = np.flatnonzero(~np.isnan(a))
+    vals = a[valid]
+    eq = np.flatnonzero(vals[1:] == vals[:-1])  # pair (valid[j], valid[j + 1]) is equal
+    eq = eq[valid[eq + 1] - valid[eq] < k]  # and fits in a window
+    if n <= 0 or not eq.size:
+        return out
+    # windows (by output index) holding such a pair: [valid[j + 1] - k + 1, valid[j] + 1),
+    # both ends non-decreasing in j, so overlapping ones merge where a gap opens
+    lo = np.clip(valid[eq + 1] - k + 1, 0, n)
+    hi = np.clip(valid[eq] + 1, 0, n)
+    gap = lo[1:] > hi[:-1]
+    starts = lo[np.concatenate(([True], gap))]
+    ends = hi[np.concatenate((gap, [True]))]
+    if starts.size > 64 or int((ends - starts).sum()) > n // 2:
+        starts, ends = np.array([0]), np.array([n])
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        w = a[s : e + k - 1]
+        out[s:e] = (
+            bn.move_max(w, window=k, min_count=1)[k - 1 :]
+            == bn.move_min(w, window=k, min_count=1)[k - 1 :]
+        )
+    return out
 
 
 def window_count(a: F8, k: int) -> F8:
