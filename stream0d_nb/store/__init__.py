@@ -1,7 +1,8 @@
 """Datasets: data in Icechunk repositories, registry and audit in SQL (see ``store.Store``)."""
 
+from stream0d_nb.store import access_tables as _access_tables  # registers its tables
 from stream0d_nb.store import alert_tables as _alert_tables  # registers its tables
 from stream0d_nb.store.store import Store
 
 __all__ = ["Store"]
-del _alert_tables
+del _access_tables, _alert_tables
