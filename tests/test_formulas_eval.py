@@ -139,3 +139,28 @@ def test_flat_windows_matches_moving_max_min() -> None:
         want = bn.move_max(a, k, min_count=1)[k - 1 :] == bn.move_min(a, k, min_count=1)[k - 1 :]
         two = bn.move_sum((~np.isnan(a)).astype(float), k, min_count=1)[k - 1 :] >= 2
         np.testing.assert_array_equal(flat_windows(a, k)[two], want[two])
+
+
+def test_evaluate_values_and_shared_window_cache() -> None:
+    """``evaluate_values`` equals ``evaluate``; a cache computes identical windows once."""
+    from stream0d_nb.formulas.ops import Cache
+
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=500)
+    v[rng.integers(0, 500, 40)] = np.nan
+    da = xr.DataArray(v, dims=("time",), coords={"time": (np.arange(500) * S).astype("M8[ns]")})
+    a = compile_formula('rolling_mean({x}, "1min") > 0.1', {"x": "1"}, S)
+    b = compile_formula('zscore({x}, "30s") + rolling_mean({x}, "1min")', {"x": "1"}, S)
+    c = compile_formula('cumsum({x}) + rolling_mean(cumsum({x}), "10s")', {"x": "1"}, S)
+    inputs = {"x": (v, 0)}
+    cache: Cache = {}
+    for comp, i0, i1 in [(a, 100, 400), (b, 80, 500), (a, 60, 300), (c, 120, 400)]:
+        want = comp.evaluate({"x": da}, i0 * S, i1 * S).values
+        np.testing.assert_array_equal(comp.evaluate_values(inputs, i0, i1, cache), want)
+        np.testing.assert_array_equal(comp.evaluate_values(inputs, i0, i1), want)
+    # one rolling mean shared by a and b, one zscore; cumsum depends on the range: not kept
+    assert sorted(k[0][4] for k in cache) == [
+        "rolling",
+        "zscore",
+    ]  # (type, grid, boolean, child, kind...)
+    assert cache[next(k for k in cache if k[0][4] == "rolling")][0] == 80  # the widest kept

@@ -46,10 +46,12 @@ from stream0d_nb.alerts import machine
 from stream0d_nb.alerts.rules import AlertRule, PeakMode, Test
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.formulas import Compiled, compile_formula
-from stream0d_nb.formulas.ops import Ctx, as_array
+from stream0d_nb.formulas.ops import Cache
+from stream0d_nb.specs import parse_duration
 
 F8 = npt.NDArray[np.float64]
 I8 = npt.NDArray[np.int64]
+B1 = npt.NDArray[np.bool_]
 Inputs = dict[str, tuple[F8, int]]
 
 
@@ -97,7 +99,12 @@ def compiled_rule(
     rule: AlertRule, series: str, units: Mapping[str, str], interval_ns: int, tz: str
 ) -> tuple[Compiled, Compiled | None, Compiled | None]:
     """(condition, value, clear) compiled for one series (cached by text and units)."""
-    key = tuple(sorted(units.items()))
+    return _compiled_rule(rule, series, tuple(sorted(units.items())), interval_ns, tz)
+
+
+def _compiled_rule(
+    rule: AlertRule, series: str, key: tuple[tuple[str, str], ...], interval_ns: int, tz: str
+) -> tuple[Compiled, Compiled | None, Compiled | None]:
     texts = (
         rule.condition_formula(series),
         rule.fast_value_formula(series)[0],
@@ -110,6 +117,12 @@ def compiled_rule(
             f"rule {rule.name!r}: condition, value and clear are on different time grids"
         )
     return cond, value, clear
+
+
+@lru_cache(maxsize=1024)
+def _duration_ns(text: str) -> int:
+    """``AlertRule.for_ns`` of a ``for_duration`` text (parsing is slow; rules repeat)."""
+    return parse_duration(text) or 0
 
 
 def lookback_ns(
@@ -147,33 +160,41 @@ def _inputs(
     return inputs, units
 
 
-def _values(c: Compiled, inputs: Inputs, i0: int, i1: int) -> F8:
-    """``c.evaluate(...).values`` on grid indices ``[i0, i1)`` without building a DataArray."""
-    ctx = Ctx(inputs, c.base_ns, c.tz, c.limits)
-    ctx.check(i1 - i0)
-    with np.errstate(all="ignore"):
-        return np.asarray(as_array(c.root.eval(ctx, c.interval_ns, i0, i1), i1 - i0), np.float64)
-
-
 def apply_test(t: Test, v: F8) -> F8:
     """The condition from the value (1/0, NaN where the value is NaN)."""
-    x = np.abs(v) if t.absolute else v
-    with np.errstate(invalid="ignore"):
-        if t.op == ">":
-            out = x > t.a
-        elif t.op == ">=":
-            out = x >= t.a
-        elif t.op == "<":
-            out = x < t.a
-        elif t.op == "<=":
-            out = x <= t.a
-        elif t.op == "outside":
-            out = (x < t.a) | (x > t.b)
-        else:
-            out = (x >= t.a) & (x <= t.b)
-    res = out.astype(np.float64)
+    true, _ = test_masks(t, v)
+    res = true.astype(np.float64)
     res[np.isnan(v)] = np.nan
     return res
+
+
+def apply_test_nan_bounds(t: Test, x: F8) -> B1:
+    """The true mask when a bound is NaN (comparisons with it are all False)."""
+    with np.errstate(invalid="ignore"):
+        if t.op in ("outside", "inside"):
+            out = (x < t.a) | (x > t.b)
+            return out if t.op == "outside" else (x >= t.a) & (x <= t.b)
+        return {">": x > t.a, ">=": x >= t.a, "<": x < t.a, "<=": x <= t.a}[t.op]
+
+
+def test_masks(t: Test, v: F8) -> tuple[B1, B1]:
+    """(known true, known false) masks of the condition from the value (NaN: neither)."""
+    x = np.abs(v) if t.absolute else v
+    if math.isnan(t.a) or (t.op in ("outside", "inside") and math.isnan(t.b)):
+        true = apply_test_nan_bounds(t, x)
+        return true, ~true & ~np.isnan(x)
+    with np.errstate(invalid="ignore"):  # comparisons with NaN are False both ways
+        if t.op == ">":
+            return x > t.a, x <= t.a
+        if t.op == ">=":
+            return x >= t.a, x < t.a
+        if t.op == "<":
+            return x < t.a, x >= t.a
+        if t.op == "<=":
+            return x <= t.a, x > t.a
+        outside = (x < t.a) | (x > t.b)
+        inside = (x >= t.a) & (x <= t.b)
+    return (outside, inside) if t.op == "outside" else (inside, outside)
 
 
 def _score(mode: PeakMode, v: F8, lo: float, hi: float) -> F8:
@@ -225,12 +246,13 @@ def _series(
     end_ns: int,
     st: dict[str, Any] | None,
     res: EvaluationResult,
+    cache: Cache,
 ) -> dict[str, Any]:
     """Evaluate one series; appends to ``res`` and returns its new state."""
     cond, value, clear = comp
     g = cond.interval_ns
     j0, j1 = -(-start_ns // g), -(-end_ns // g)
-    k_for = -(-rule.for_ns() // g)
+    k_for = -(-_duration_ns(rule.for_duration) // g)
     init, since = machine.OK, None
     peak_v, peak_t = math.nan, None
     if st is not None:
@@ -248,33 +270,37 @@ def _series(
     w0 = j0 - (k_for if st is None else 0)
     j1 = max(j1, j0)
     n = j1 - w0
-    v = _values(value, inputs, w0, j1) if value is not None else None
+    v = value.evaluate_values(inputs, w0, j1, cache) if value is not None else None
     if v is not None and rule.fast_value_formula(series)[1]:
-        v = np.where(np.isinf(v), np.nan, v)
+        v = np.where(np.isinf(v), np.nan, v)  # not in place: v may be a shared window
     t = rule.test()
-    c = apply_test(t, v) if t is not None and v is not None else _values(cond, inputs, w0, j1)
-    r = _values(clear, inputs, w0, j1) if clear is not None else None
+    if t is not None and v is not None:
+        c_true, c_false = test_masks(t, v)
+    else:
+        c_true, c_false = machine.truth(cond.evaluate_values(inputs, w0, j1, cache))
+    r = None
+    if clear is not None:
+        r = machine.truth(clear.evaluate_values(inputs, w0, j1, cache))[0]
     pending_thr = 0
     if init == machine.PENDING and since is not None:
         pending_thr = max(0, -(-(int(since) + k_for * g) // g) - w0)
-    m = machine.run(c, r, k_for, init, pending_thr)
+    m = machine.run_masks(c_true, c_false, r, k_for, init, pending_thr)
     t0 = w0 * g
     # transitions (from-state is the previous to-state; warm-up ones are not reported)
     frm = np.concatenate(([init], m.to[:-1])) if m.at.size else m.to
     vals = v if v is not None else np.full(n if m.at.size or m.ep_start.size else 0, np.nan)
-    w = j0 - w0
-    for a, f_, to in zip(m.at.tolist(), frm.tolist(), m.to.tolist(), strict=True):
-        if a >= w:
-            res.transitions.append(
-                Transition(
-                    rule.name,
-                    series,
-                    t0 + a * g,
-                    machine.STATES[f_],
-                    machine.STATES[to],
-                    float(vals[a]),
-                )
-            )
+    keep = m.at >= j0 - w0
+    name, states = rule.name, machine.STATES
+    res.transitions.extend(
+        Transition(name, series, t0 + a * g, states[f_], states[to], x)
+        for a, f_, to, x in zip(
+            m.at[keep].tolist(),
+            frm[keep].tolist(),
+            m.to[keep].tolist(),
+            vals[m.at[keep]].tolist(),
+            strict=True,
+        )
+    )
     # episodes with peaks
     lo = rule.low if rule.low is not None else math.nan
     hi = rule.high if rule.high is not None else math.nan
@@ -321,18 +347,20 @@ def evaluate_rules(
     inputs, units = _inputs(data, interval_ns)
     res = EvaluationResult([], [], {})
     state = state or {}
+    key = tuple(sorted(units.items()))
+    cache: Cache = {}  # windows shared between rules (same inputs throughout)
     for rule in rules:
         if not rule.enabled:
             continue
         out = res.state.setdefault(rule.name, {})
         for s in rule.series_names(units):
-            comp = compiled_rule(rule, s, units, interval_ns, tz)
+            comp = _compiled_rule(rule, s, key, interval_ns, tz)
             missing = comp[0].refs - inputs.keys()
             if missing:
                 raise ValidationError(f"rule {rule.name!r}: no data for {sorted(missing)}")
             prev = state.get(rule.name, {}).get(s)
             out[s] = _series(rule, s, comp, inputs, int(start_ns), int(end_ns),
-                             dict(prev) if prev else None, res)  # fmt: skip
+                             dict(prev) if prev else None, res, cache)  # fmt: skip
     res.transitions.sort(key=lambda x: x.at)
     res.episodes.sort(key=lambda x: x.start)
     return res

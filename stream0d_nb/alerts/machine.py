@@ -52,14 +52,26 @@ def next_index(idx: I8, at: I8, n: int) -> I8:
     )
 
 
+def truth(c: F8) -> tuple[B1, B1]:
+    """(known true, known false) masks of a condition (1 true, 0 false, NaN unknown)."""
+    with np.errstate(invalid="ignore"):
+        return (c != 0) & (c == c), c == 0
+
+
 def run(c: F8, r: F8 | None, k_for: int, init: int, pending_thr: int = 0) -> Machine:
     """Run the machine from state ``init`` (``pending_thr``: first index a pending may fire)."""
-    n = c.size
-    with np.errstate(invalid="ignore"):
-        c_true = (c != 0) & (c == c)  # known and non-zero
-        c_false = c == 0
-    r_true = c_false if r is None else (r != 0) & (r == r)
-    s = c_true if r is None else c_true & ~r_true
+    c_true, c_false = truth(c)
+    return run_masks(c_true, c_false, None if r is None else truth(r)[0], k_for, init, pending_thr)
+
+
+def run_masks(
+    c_true: B1, c_false: B1, r_true: B1 | None, k_for: int, init: int, pending_thr: int = 0
+) -> Machine:
+    """:func:`run` on the condition's true/false masks and the clear's true mask."""
+    n = c_true.size
+    s = c_true if r_true is None else c_true & ~r_true
+    if r_true is None:
+        r_true = c_false
     empty = np.zeros(0, dtype=np.int64)
     if init in (OK, RESOLVED) and not s.any():
         return Machine(empty, empty, empty, empty, init, -1)
@@ -68,12 +80,12 @@ def run(c: F8, r: F8 | None, k_for: int, init: int, pending_thr: int = 0) -> Mac
     ev = np.flatnonzero(s | u)
     se = s[ev]
     armed0 = init == PENDING
-    prev = np.empty(se.size, dtype=bool)
-    if se.size:
-        prev[0] = armed0
-        prev[1:] = se[:-1]
-    starts = ev[se & ~prev].astype(np.int64, copy=False)
-    ends = ev[~se & prev].astype(np.int64, copy=False)
+    # events whose kind (set/cancel) differs from the previous one's (before all: armed0)
+    flip = np.flatnonzero(se[1:] != se[:-1]) + 1
+    if se.size and se[0] != armed0:
+        flip = np.concatenate(([0], flip))
+    at_flip, up = ev[flip].astype(np.int64, copy=False), se[flip]
+    starts, ends = at_flip[up], at_flip[~up]
     if armed0:
         starts = np.concatenate(([-1], starts))
     if ends.size < starts.size:

@@ -13,7 +13,7 @@ from stream0d_nb.formulas.compiler import compile_ops
 from stream0d_nb.formulas.errors import FormulaError
 from stream0d_nb.formulas.grammar import parse
 from stream0d_nb.formulas.limits import Limits
-from stream0d_nb.formulas.ops import Ctx, Op, Window, as_array
+from stream0d_nb.formulas.ops import F8, Cache, Ctx, Op, Window, as_array
 from stream0d_nb.formulas.unitrules import fmt
 from stream0d_nb.specs import check_timezone
 
@@ -70,6 +70,24 @@ class Compiled:
             coords={"time": times},
             attrs={"units": self.units, "formula": self.text},
         )
+
+    def evaluate_values(
+        self,
+        inputs: Mapping[str, tuple[F8, int]],
+        i0: int,
+        i1: int,
+        cache: Cache | None = None,
+    ) -> F8:
+        """Values on grid indices ``[i0, i1)`` from (float64 values, first base-grid index).
+
+        The fast path of :meth:`evaluate` (no DataArrays, no time limit). A ``cache`` dict
+        shared by calls on the same inputs computes identical windows once.
+        """
+        ctx = Ctx(inputs, self.base_ns, self.tz, self.limits, cache=cache)
+        ctx.check(i1 - i0)
+        with np.errstate(all="ignore"):
+            out = as_array(self.root.eval(ctx, self.interval_ns, i0, i1), i1 - i0)
+        return np.asarray(out, dtype=np.float64)
 
     def _inputs(self, inputs: Mapping[str, xr.DataArray]) -> dict[str, tuple[np.ndarray, int]]:
         out: dict[str, tuple[np.ndarray, int]] = {}

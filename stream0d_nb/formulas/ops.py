@@ -9,8 +9,8 @@ ranges they need, so a window reads its margin and nothing else.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,8 @@ from stream0d_nb.formulas.unitrules import ONE, Unit
 
 F8 = npt.NDArray[np.float64]
 Value = F8 | float
+# Shared window results of one evaluation: (op key, grid) -> (first index, values).
+Cache = dict[tuple[Hashable, int], tuple[int, F8]]
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Ctx:
     tz: str
     limits: Limits
     deadline: float = field(default=0.0)
+    cache: Cache | None = None  # for one set of inputs, zone and base grid only
 
     def check(self, n: int = 0) -> None:
         """Refuse arrays over the size limit and evaluations over the time limit."""
@@ -60,12 +63,63 @@ class Op:
         return 0, 0
 
     def eval(self, ctx: Ctx, g: int, i0: int, i1: int) -> Value:
-        """Values at grid ``g`` indices ``[i0, i1)`` (a float for constants)."""
+        """Values at grid ``g`` indices ``[i0, i1)`` (a float for constants).
+
+        With ``ctx.cache``, window and resample results are shared between identical ops
+        (same :meth:`key`): a range inside one already computed is a slice of it.
+        """
         ctx.check(i1 - i0)
-        return self.run(ctx, g, i0, i1)
+        if ctx.cache is None or not self.shareable():
+            return self.run(ctx, g, i0, i1)
+        ck = (self.key(), g)
+        hit = ctx.cache.get(ck)
+        if hit is not None and hit[0] <= i0 and i1 - hit[0] <= hit[1].size:
+            return hit[1][i0 - hit[0] : i1 - hit[0]]  # a view: ops never write into children
+        out = self.run(ctx, g, i0, i1)
+        if (
+            isinstance(out, np.ndarray)
+            and out.shape == (i1 - i0,)
+            and (hit is None or out.size >= hit[1].size)
+        ):
+            ctx.cache[ck] = (i0, out)
+        return out
+
+    def shareable(self) -> bool:
+        """Whether results are worth sharing and independent of the range asked for."""
+        return False
+
+    def key(self) -> Hashable:
+        """What the values depend on: the op type, its parameters and its children's keys."""
+        k = self.__dict__.get("_key")
+        if k is None:
+            parts: list[Hashable] = [type(self).__name__]
+            for f in fields(self):
+                if f.name != "units":
+                    parts.append(_key_part(getattr(self, f.name)))
+            k = self.__dict__["_key"] = tuple(parts)
+        return k
+
+    def range_free(self) -> bool:
+        """Values at a time do not depend on where the evaluated range starts."""
+        for o in (getattr(self, "child", None), *getattr(self, "children", ())):
+            if isinstance(o, Op) and not o.range_free():
+                return False
+        return True
 
     def run(self, ctx: Ctx, g: int, i0: int, i1: int) -> Value:  # pragma: no cover
         raise NotImplementedError
+
+
+def _key_part(v: object) -> Hashable:
+    """A field of an op in its key (floats by their bits: 0.0 and -0.0 differ)."""
+    if isinstance(v, Op):
+        return v.key()
+    if isinstance(v, tuple):
+        return tuple(_key_part(x) for x in v)
+    if isinstance(v, float):
+        return ("f", float.hex(v))
+    assert isinstance(v, Hashable)
+    return v
 
 
 def as_array(v: Value, n: int) -> F8:
@@ -281,6 +335,14 @@ class Window(Op):
         g = self.grid or 0
         return b + self.before * g, a + self.after * g
 
+    def shareable(self) -> bool:
+        return self.range_free()
+
+    def range_free(self) -> bool:
+        if self.kind in ("cumsum", "integral") and self.reset == 0:
+            return False  # from the first evaluated time
+        return self.child.range_free()
+
     def run(self, ctx: Ctx, g: int, i0: int, i1: int) -> Value:
         size = i1 - i0 + self.before + self.after
         ctx.check(size)
@@ -340,6 +402,9 @@ class Resample(Op):
     def margin(self) -> tuple[int, int]:
         b, a = self.child.margin()
         return b, a + (self.grid or 0) - self.child_grid
+
+    def shareable(self) -> bool:
+        return self.range_free()
 
     def run(self, ctx: Ctx, g: int, i0: int, i1: int) -> Value:
         k = g // self.child_grid
