@@ -1,0 +1,119 @@
+"""The FastAPI app factory of the stream0d service (OpenAPI at /openapi.json, docs at /docs).
+
+The hub runs the app as a managed service under ``JUPYTERHUB_SERVICE_PREFIX`` (e.g.
+``/services/stream0d/``); the proxy keeps that prefix, so a small ASGI wrapper strips it
+and sets ``root_path``, which keeps routes and docs prefix-agnostic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from stream0d_nb import derived
+from stream0d_nb.alerts.service import AlertService
+from stream0d_nb.api import errors
+from stream0d_nb.api.deps import GroupResolver, unconfigured_resolver
+from stream0d_nb.api.routes import access as access_routes
+from stream0d_nb.api.routes import alerts as alert_routes
+from stream0d_nb.api.routes import data as data_routes
+from stream0d_nb.api.routes import datasets as dataset_routes
+from stream0d_nb.api.routes import formulas as formula_routes
+from stream0d_nb.api.routes import ingest as ingest_routes
+from stream0d_nb.store import Store
+from stream0d_nb.store.access_tables import AccessRegistry
+from stream0d_nb.store.reader import MAX_READ_VALUES
+
+
+class ApiSettings(BaseSettings):
+    """Hard limits of the API (env ``STREAM0D_API_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAM0D_API_")
+
+    max_values: int = Field(20_000_000, ge=1, description="Values returned per read.")
+    max_json_values: int = Field(2_000_000, ge=1, description="Values per JSON read.")
+    max_scan_values: int = Field(MAX_READ_VALUES, ge=1, description="Values scanned per read.")
+    csv_window_values: int = Field(1_000_000, ge=1, description="Values per streamed CSV part.")
+    max_upload_bytes: int = Field(256 * 2**20, ge=1, description="Size of one ingest upload.")
+
+
+class StripPrefix:
+    """ASGI wrapper: requests under ``prefix`` get it as ``root_path`` (routes match below it)."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = "/" + prefix.strip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            # Starlette routes on ``path`` minus ``root_path`` (ASGI: path includes it).
+            scope = dict(scope)
+            scope["root_path"] = self.prefix
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    store: Store | None = None,
+    settings: ApiSettings | None = None,
+    group_resolver: GroupResolver | None = None,
+    prefix: str | None = None,
+) -> FastAPI:
+    """Build the API app on ``store`` (default: one from the environment, closed on exit).
+
+    ``prefix`` (default ``JUPYTERHUB_SERVICE_PREFIX``) is also accepted in front of every
+    route; ``group_resolver`` finds an API token owner's groups (hub-backed later).
+    """
+    owned = store is None
+    the_store = store if store is not None else Store()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            the_store.close()
+
+    app = FastAPI(
+        title="stream0d API",
+        version="0.1.0",
+        description="Datasets, reads, ingest, formulas, alerts, grants and tokens.",
+        lifespan=lifespan,
+    )
+    app.state.store = the_store
+    app.state.access = AccessRegistry(the_store.registry)
+    app.state.alerts = AlertService(the_store)
+    app.state.settings = settings or ApiSettings()
+    app.state.group_resolver = group_resolver or unconfigured_resolver
+    the_store.add_write_hook(derived.materialize_after_write)
+    the_store.add_write_hook(app.state.alerts.after_write)
+    errors.install(app)
+    for module in (
+        dataset_routes,
+        data_routes,
+        ingest_routes,
+        formula_routes,
+        alert_routes,
+        access_routes,
+    ):
+        app.include_router(module.router, prefix="/api")
+    prefix = prefix if prefix is not None else os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "")
+    if prefix.strip("/"):
+        app.add_middleware(_prefix_middleware(prefix))
+    return app
+
+
+def _prefix_middleware(prefix: str) -> Any:
+    """A middleware class stripping ``prefix`` (``add_middleware`` wants a class)."""
+
+    class _Strip(StripPrefix):
+        def __init__(self, app: ASGIApp) -> None:
+            super().__init__(app, prefix)
+
+    return _Strip

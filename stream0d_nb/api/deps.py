@@ -1,0 +1,214 @@
+"""Dependencies of the API: the store, registries, settings and the caller's identity.
+
+Identity is resolved in this order: ``Authorization: token|Bearer s0d_...`` is one of our
+API tokens (verified by ``AccessRegistry.verify_token``; the owner's groups, admin flag
+and scopes come from a pluggable ``GroupResolver``, hub-backed once the hub work lands);
+otherwise, when running as a hub service (``JUPYTERHUB_API_TOKEN`` set), a hub token in
+the header or the hub OAuth cookie through ``jupyterhub.services.auth.HubOAuth``. Tokens
+in the query string are refused. Every dependency is overridable in tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Path, Request
+
+from stream0d_nb.access import (
+    AccessDeniedError,
+    Action,
+    Identity,
+    InvalidTokenError,
+    Role,
+    check,
+)
+from stream0d_nb.alerts.service import AlertService
+from stream0d_nb.errors import Stream0dError
+from stream0d_nb.store import Store
+from stream0d_nb.store.access_tables import AccessRegistry, looks_like_token
+from stream0d_nb.store.registry import DatasetRecord
+
+AuthMethod = Literal["api-token", "hub-token", "cookie"]
+URL_TOKEN_PARAMS = ("token", "access_token", "api_token")
+
+
+class NotAuthenticatedError(InvalidTokenError):
+    """No usable credentials (HTTP 401)."""
+
+
+class AuthUnavailableError(Stream0dError, RuntimeError):
+    """The service cannot resolve identities in this setup (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """What the hub knows of a user: partner groups, admin flag, stream0d scopes."""
+
+    groups: frozenset[str] = frozenset()
+    is_admin: bool = False
+    scopes: frozenset[str] = frozenset()
+
+
+GroupResolver = Callable[[str], UserInfo]
+
+
+def unconfigured_resolver(user: str) -> UserInfo:
+    """Default resolver: refuses, since groups of a token's owner need the hub (later)."""
+    raise AuthUnavailableError(
+        "API tokens need a group resolver; the hub-backed one comes with the hub setup"
+    )
+
+
+def get_store(request: Request) -> Store:
+    """The app's store."""
+    store: Store = request.app.state.store
+    return store
+
+
+def get_access(request: Request) -> AccessRegistry:
+    """Grants and API tokens, on the store's registry."""
+    access: AccessRegistry = request.app.state.access
+    return access
+
+
+def get_alerts(request: Request) -> AlertService:
+    """The alert service of the app's store."""
+    alerts: AlertService = request.app.state.alerts
+    return alerts
+
+
+def get_settings(request: Request) -> Any:
+    """The app's ``ApiSettings`` (limits)."""
+    return request.app.state.settings
+
+
+def get_group_resolver(request: Request) -> GroupResolver:
+    """How to find a token owner's groups (override in tests; hub-backed later)."""
+    resolver: GroupResolver = request.app.state.group_resolver
+    return resolver
+
+
+def _split_authorization(header: str) -> str:
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() not in ("token", "bearer") or not value or " " in value:
+        raise NotAuthenticatedError(
+            "malformed Authorization header: use 'Authorization: token <token>'"
+        )
+    return value
+
+
+@lru_cache(maxsize=1)
+def _hub_auth() -> Any:
+    """The ``HubOAuth`` helper when running as a hub service (None otherwise)."""
+    if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        return None
+    from jupyterhub.services.auth import HubOAuth
+
+    return HubOAuth(cache_max_age=60)
+
+
+def _hub_identity(model: dict[str, Any] | None) -> Identity:
+    """An ``Identity`` from a hub user model (untested until the hub work)."""
+    if not model or model.get("kind", "user") != "user" or not model.get("name"):
+        raise NotAuthenticatedError("the hub did not accept these credentials")
+    return Identity(
+        user=str(model["name"]),
+        groups=frozenset(model.get("groups") or ()),
+        is_admin=bool(model.get("admin")),
+        scopes=frozenset(model.get("scopes") or ()),
+    )
+
+
+def get_identity(
+    request: Request,
+    access: Annotated[AccessRegistry, Depends(get_access)],
+    resolver: Annotated[GroupResolver, Depends(get_group_resolver)],
+) -> Identity:
+    """Who calls: our API token, else the hub (token or OAuth cookie); 401 otherwise."""
+    for name in URL_TOKEN_PARAMS:
+        if name in request.query_params:
+            raise NotAuthenticatedError(
+                f"tokens in the URL (?{name}=) are refused: they end up in logs and "
+                "histories; send 'Authorization: token <token>' instead"
+            )
+    header = request.headers.get("authorization")
+    hub = _hub_auth()
+    if header is not None:
+        token = _split_authorization(header)
+        if looks_like_token(token):
+            record = access.verify_token(token)
+            info = resolver(record.owner)
+            request.state.auth_method = "api-token"
+            return Identity(
+                user=record.owner,
+                groups=info.groups,
+                is_admin=info.is_admin,
+                scopes=info.scopes,
+                token=record.restriction(),
+            )
+        if hub is None:
+            raise NotAuthenticatedError("invalid API token")
+        request.state.auth_method = "hub-token"
+        return _hub_identity(hub.user_for_token(token, sync=True))
+    if hub is not None:
+        cookie = request.cookies.get(hub.cookie_name)
+        if cookie:
+            request.state.auth_method = "cookie"
+            return _hub_identity(hub.user_for_token(cookie, sync=True))
+    raise NotAuthenticatedError(
+        "authentication required: send 'Authorization: token <token>' "
+        "(tokens are created in the hub's browser session)"
+    )
+
+
+def session_only(
+    request: Request, identity: Annotated[Identity, Depends(get_identity)]
+) -> Identity:
+    """The identity, if it came from a hub browser session (never from a token header)."""
+    if getattr(request.state, "auth_method", None) != "cookie" or identity.token is not None:
+        raise AccessDeniedError(
+            "tokens can only be created from a hub-authenticated browser session, "
+            "never with a token"
+        )
+    return identity
+
+
+@dataclass(frozen=True)
+class DatasetContext:
+    """A dataset the caller may act on, with the caller and the role they act with."""
+
+    record: DatasetRecord
+    identity: Identity
+    role: Role
+
+    @property
+    def id(self) -> str:
+        """The dataset id."""
+        return self.record.id
+
+
+def require(action: Action) -> Callable[..., DatasetContext]:
+    """A dependency checking ``action`` on the path's dataset (404 if hidden, 403 if too low)."""
+
+    def dependency(
+        dataset_id: Annotated[str, Path(description="Dataset id")],
+        identity: Annotated[Identity, Depends(get_identity)],
+        store: Annotated[Store, Depends(get_store)],
+        access: Annotated[AccessRegistry, Depends(get_access)],
+    ) -> DatasetContext:
+        record = store.get_dataset(dataset_id)
+        role = check(identity, record, action, access.list_grants(dataset_id))
+        return DatasetContext(record, identity, role)
+
+    return dependency
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+AccessDep = Annotated[AccessRegistry, Depends(get_access)]
+AlertsDep = Annotated[AlertService, Depends(get_alerts)]
+IdentityDep = Annotated[Identity, Depends(get_identity)]

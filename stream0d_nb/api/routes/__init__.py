@@ -1,0 +1,1 @@
+"""Small routers of the API, one per area (datasets, data, ingest, formulas, alerts, access)."""

@@ -1,0 +1,133 @@
+"""Datasets: list what I may see, create, show, update, delete; channels and history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from stream0d_nb import derived
+from stream0d_nb.access import Action, Identity, check_create, effective_role, visible_datasets
+from stream0d_nb.api.deps import AccessDep, DatasetContext, IdentityDep, StoreDep, require
+from stream0d_nb.specs import CommitInfo, DatasetSpec
+from stream0d_nb.store.registry import DatasetRecord
+
+router = APIRouter(tags=["datasets"])
+
+
+class DatasetUpdate(BaseModel):
+    """Descriptive fields to change (missing: keep)."""
+
+    title: str | None = Field(None, max_length=500)
+    description: str | None = Field(None, max_length=20_000)
+
+
+def dataset_json(record: DatasetRecord, role: str | None) -> dict[str, Any]:
+    """A dataset as the API shows it: its spec, bookkeeping and the caller's role."""
+    return {
+        **record.spec.model_dump(mode="json"),
+        "created_at": record.created_at.isoformat(),
+        "created_by": record.created_by,
+        "updated_at": record.updated_at.isoformat(),
+        "role": role,
+    }
+
+
+@router.get("/whoami")
+def whoami(identity: IdentityDep) -> dict[str, Any]:
+    """Who the service takes the caller for, and through what."""
+    token = identity.token
+    return {
+        "user": identity.user,
+        "groups": sorted(identity.groups),
+        "is_admin": identity.is_admin,
+        "scopes": sorted(identity.scopes),
+        "via": identity.via,
+        "token": None
+        if token is None
+        else {
+            "id": token.token_id,
+            "level": token.level.value,
+            "partner": token.partner,
+            "datasets": None if token.datasets is None else sorted(token.datasets),
+        },
+    }
+
+
+@router.get("/datasets")
+def list_datasets(
+    identity: IdentityDep, store: StoreDep, access: AccessDep
+) -> list[dict[str, Any]]:
+    """The datasets the caller may see (any role), with that role."""
+    grants = access.grants_for(identity.user, identity.groups)
+    out = []
+    for rec in visible_datasets(identity, store.list_datasets(), grants):
+        role = effective_role(identity, rec, [g for g in grants if g.dataset == rec.id])
+        out.append(dataset_json(rec, None if role is None else role.value))
+    return out
+
+
+@router.post("/datasets", status_code=201)
+def create_dataset(spec: DatasetSpec, identity: IdentityDep, store: StoreDep) -> dict[str, Any]:
+    """Create a dataset of one of the caller's partners (write access needed)."""
+    check_create(identity, spec)
+    return dataset_json(store.create_dataset(spec, actor=identity.user), "owner")
+
+
+Read = Annotated[DatasetContext, Depends(require(Action.READ))]
+
+
+@router.get("/datasets/{dataset_id}")
+def show_dataset(ctx: Read, store: StoreDep) -> dict[str, Any]:
+    """One dataset with what is stored (extent, channels, commits)."""
+    summary = store.summary(ctx.id)
+    summary["channels"] = [c.model_dump(mode="json") for c in summary["channels"]]
+    for key in ("start", "end"):
+        if summary[key] is not None:
+            summary[key] = str(summary[key])
+    return {**dataset_json(ctx.record, ctx.role.value), "summary": summary}
+
+
+@router.patch("/datasets/{dataset_id}")
+def update_dataset(
+    body: DatasetUpdate,
+    ctx: Annotated[DatasetContext, Depends(require(Action.UPDATE))],
+    store: StoreDep,
+) -> dict[str, Any]:
+    """Change title or description (editor)."""
+    ident: Identity = ctx.identity
+    rec = store.registry.update_dataset(
+        ctx.id, ident.user, title=body.title, description=body.description, via=ident.via
+    )
+    return dataset_json(rec, ctx.role.value)
+
+
+@router.delete("/datasets/{dataset_id}")
+def delete_dataset(
+    ctx: Annotated[DatasetContext, Depends(require(Action.DELETE))],
+    store: StoreDep,
+    confirm: Annotated[str | None, Query(description="Repeat the dataset id.")] = None,
+) -> dict[str, Any]:
+    """Delete a dataset and all its data (owner; ``confirm`` repeats the id)."""
+    objects = store.delete_dataset(ctx.id, confirm, actor=ctx.identity.user)
+    return {"deleted": ctx.id, "objects": objects}
+
+
+@router.get("/datasets/{dataset_id}/channels")
+def channels(
+    ctx: Read, store: StoreDep, as_of: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    """Stored channels (as of a snapshot or time) and derived ones (formulas)."""
+    return {
+        "stored": [c.model_dump(mode="json") for c in store.channels(ctx.id, as_of)],
+        "derived": [f.model_dump(mode="json") for f in derived.list_formulas(store, ctx.id)],
+    }
+
+
+@router.get("/datasets/{dataset_id}/history")
+def history(
+    ctx: Read, store: StoreDep, limit: Annotated[int | None, Query(ge=1, le=10_000)] = 100
+) -> list[CommitInfo]:
+    """The dataset's commits, newest first."""
+    return store.history(ctx.id, limit)

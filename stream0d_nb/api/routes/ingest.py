@@ -1,0 +1,130 @@
+"""Ingest: a multipart upload (``file`` plus ``IngestOptions`` as form fields or as one
+JSON ``options`` field), written to a temp file under the store home and ingested."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from stream0d_nb.access import Action
+from stream0d_nb.api.deps import DatasetContext, StoreDep, get_settings, require
+from stream0d_nb.api.errors import PayloadTooLargeError
+from stream0d_nb.errors import IngestError, Location, ValidationError
+from stream0d_nb.specs import IngestOptions, IngestReport
+
+router = APIRouter(tags=["ingest"])
+
+CHUNK = 1 << 20
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class LengthRequiredError(ValidationError):
+    """Uploads must say their size up front so limits hold before reading."""
+
+
+def options_from_form(fields: dict[str, str]) -> IngestOptions:
+    """``IngestOptions`` from a JSON ``options`` field and/or one form field per option."""
+    raw: dict[str, Any] = {}
+    if "options" in fields:
+        try:
+            parsed = json.loads(fields["options"])
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"options is not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise ValidationError("options must be a JSON object")
+        raw.update(parsed)
+    known = IngestOptions.model_fields
+    for key, text in fields.items():
+        if key == "options":
+            continue
+        if key not in known:
+            raise ValidationError(f"unknown ingest option {key!r}")
+        raw[key] = _form_value(text)
+    return IngestOptions.model_validate(raw)
+
+
+def _form_value(text: str) -> Any:
+    """JSON lists/objects/numbers/booleans as such, anything else as the text."""
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{") or stripped in ("true", "false", "null"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+def _safe_name(name: str | None) -> str:
+    base = Path(name or "upload").name
+    return _UNSAFE.sub("_", base)[-120:] or "upload"
+
+
+@router.post("/datasets/{dataset_id}/ingest")
+async def ingest(
+    request: Request,
+    ctx: Annotated[DatasetContext, Depends(require(Action.INGEST))],
+    store: StoreDep,
+    settings: Annotated[Any, Depends(get_settings)],
+) -> IngestReport:
+    """Ingest one uploaded file as one commit; returns the ingest report (422 on bad input)."""
+    limit = settings.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is None:
+        raise LengthRequiredError("uploads need a Content-Length header")
+    if not length.isdigit() or int(length) > limit + 64 * 1024:
+        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
+    form = await request.form(max_files=1, max_fields=64)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ValidationError("the upload needs a 'file' part")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        options = options_from_form(fields)
+        tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=_upload_dir(store.settings.home)))
+        try:
+            path = tmp / _safe_name(upload.filename)
+            size = 0
+            with path.open("wb") as out:
+                while chunk := await upload.read(CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
+                    out.write(chunk)
+            try:
+                return await run_in_threadpool(
+                    store.ingest, ctx.id, path, options, ctx.identity.user
+                )
+            except IngestError as exc:
+                raise _hide_path(exc, path) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        await form.close()
+
+
+def _upload_dir(home: Path) -> Path:
+    d = home / "uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _hide_path(exc: IngestError, path: Path) -> IngestError:
+    """The same error naming the upload, not the server's temp path."""
+    locs = [
+        Location(
+            path.name if loc.file in (str(path), path.name) else loc.file,
+            loc.line,
+            loc.column,
+            loc.value,
+        )
+        for loc in exc.locations
+    ]
+    return IngestError(exc.message.replace(str(path), path.name), locs)
