@@ -390,7 +390,7 @@ def test_derived_channel_read(env: Env) -> None:
 
 
 def test_read_limits_and_bad_arguments(env: Env) -> None:
-    r = env.get("alice", "/api/datasets/fersa-press/data")  # 1200 values > 2000? no: fine
+    r = env.get("alice", "/api/datasets/fersa-press/data")  # 1,200 values: under 2,000
     assert r.status_code == 200
     r = env.get("alice", "/api/datasets/fersa-press/data?end=2024-05-02T00:00:00Z")
     assert r.status_code == 413 and "2,000" in r.json()["error"]["message"]
