@@ -19,6 +19,7 @@ from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
 from stream0d_nb.store import Store
 from tests.alert_servers import webhook_server
+from tests.conftest import CliRun
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 HOT = AlertRule(
@@ -187,14 +188,8 @@ def test_no_data_rule_fires_on_the_timer(store: Store) -> None:
     assert len([e for e in svc.table.events("line-1") if e.to_state == "firing"]) == 1
 
 
-def test_cli_alerts_follow_ingests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stream0d_nb.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--home", str(tmp_path), *args])
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
+def test_cli_alerts_follow_ingests(tmp_path: Path, cli: CliRun) -> None:
+    run = cli
     run("dataset", "create", "oven", "--interval", "1min", "--channel", "temp=degC")
     code, out, err = run(
         "alerts",
@@ -268,16 +263,8 @@ def test_cli_alerts_follow_ingests(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0
 
 
-def test_cli_sinks_routes_and_failed_deliveries(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from stream0d_nb.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--home", str(tmp_path), *args])
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
+def test_cli_sinks_routes_and_failed_deliveries(tmp_path: Path, cli: CliRun) -> None:
+    run = cli
     run("dataset", "create", "oven", "--interval", "1min", "--channel", "temp=degC")
     run(
         "alerts",

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from stream0d_nb import derived
-from stream0d_nb.cli import main
 from stream0d_nb.errors import ChannelNotFoundError, ConfirmationRequiredError, ValidationError
 from stream0d_nb.formulas import FormulaError
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec, IngestOptions
 from stream0d_nb.store import Store
+from tests.conftest import CliRun
 
 DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 
@@ -135,13 +135,9 @@ def test_as_of_evaluates_on_the_past_data(store: Store) -> None:
     np.testing.assert_allclose(past.double.values, store.frame.p_in.iloc[:10].values * 2)  # type: ignore[attr-defined]
 
 
-def test_cli_formula_commands(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    home = str(store.settings.home)
-
+def test_cli_formula_commands(store: Store, cli: CliRun) -> None:
     def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--home", home, *args])
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
+        return cli(*args, home=store.settings.home)
 
     code, out, _ = run(
         "formula", "add", "press", "ratio", "{p out} / p_in", "--description", "pressure ratio"
