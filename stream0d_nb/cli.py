@@ -448,6 +448,9 @@ def formula_add(
     replace: Annotated[
         bool, typer.Option(help="Replace an existing formula of that name.")
     ] = False,
+    materialize: Annotated[
+        bool, typer.Option(help="Also store the values (kept fresh after every write).")
+    ] = False,
 ) -> None:
     """Save a derived channel after checking it (syntax, channels, units, cycles)."""
     from stream0d_nb import derived
@@ -457,7 +460,11 @@ def formula_add(
         if not replace and any(f.name == name for f in derived.list_formulas(st, dataset_id)):
             fail(f"derived channel {name!r} exists; pass --replace to change it")
         saved = derived.save_formula(
-            st, dataset_id, FormulaSpec(name=name, formula=formula, description=description)
+            st,
+            dataset_id,
+            FormulaSpec(
+                name=name, formula=formula, description=description, materialize=materialize
+            ),
         )
     out.print(f"saved derived channel {saved.name} = {saved.formula}  [{saved.units or '1'}]")
 

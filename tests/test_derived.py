@@ -178,6 +178,10 @@ def test_cli_formula_commands(store: Store, cli: CliRun) -> None:
     assert code == 1 and "confirm" in err
     code, out, _ = run("formula", "delete", "press", "ratio", "--confirm", "ratio")
     assert code == 0
+    code, out, err = run("formula", "add", "press", "p2", "p_in * 2", "--materialize")
+    assert code == 0, err
+    assert store.history("press")[0].metadata["action"] == "materialize"
+    assert code == 0
 
 
 @pytest.mark.skipif(not (DATA / "skab").is_dir(), reason=f"real recordings not found at {DATA}")
