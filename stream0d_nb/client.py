@@ -1,0 +1,438 @@
+"""Python client of the stream0d API: datasets, reads into xarray/pandas, ingest, formulas,
+alerts and history, over HTTP with an API token.
+
+    with Client("https://hub.example/services/stream0d", token) as c:
+        ds = c.read("fersa-press", ["temp"], start="2024-05-01", every="1min")
+
+The token goes in the ``Authorization`` header, never in the URL. API errors become the
+platform's exceptions (``stream0d_nb.errors``) carrying the server's message.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import xarray as xr
+
+from stream0d_nb.access import AccessDeniedError, InvalidTokenError
+from stream0d_nb.alerts.rules import AlertRule
+from stream0d_nb.errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    IngestError,
+    Location,
+    Stream0dError,
+    ValidationError,
+)
+from stream0d_nb.specs import (
+    CommitInfo,
+    DatasetSpec,
+    FormulaSpec,
+    IngestOptions,
+    IngestReport,
+    format_duration,
+    parse_duration_ns,
+)
+from stream0d_nb.store.alert_tables import EventRecord
+
+TimeLike = str | datetime | pd.Timestamp | np.datetime64
+
+
+class ApiError(Stream0dError):
+    """An error answer of the API; ``status`` and ``type`` are the HTTP status and its class."""
+
+    status: int = 0
+    type: str = ""
+
+
+class NotFoundError(ApiError, DatasetNotFoundError):
+    """404: the dataset (or something in it) does not exist or is not visible to you."""
+
+
+class PermissionDeniedError(ApiError, AccessDeniedError):
+    """403: the token or the user's role does not allow this action."""
+
+
+class AuthenticationError(ApiError, InvalidTokenError):
+    """401: the token is missing, unknown, expired or revoked."""
+
+
+class ConflictError(ApiError, DatasetExistsError):
+    """409: the object exists already, or a concurrent write won."""
+
+
+class RequestValidationError(ApiError, ValidationError):
+    """400/413/422: the request is not acceptable (too large, a bad value)."""
+
+
+class RemoteIngestError(ApiError, IngestError):
+    """422 from an ingest, with the server's ``locations`` (file, line, column, value)."""
+
+
+class ServerError(ApiError, RuntimeError):
+    """5xx or an answer that is not the API's JSON."""
+
+
+class ConnectionFailedError(Stream0dError, ConnectionError):
+    """The API could not be reached (names the URL)."""
+
+
+def _time_text(t: TimeLike | None) -> str | None:
+    """ISO text of a time (naive times are taken as UTC, as ``Store.read`` does)."""
+    if t is None or isinstance(t, str):
+        return t
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC")
+    return ts.isoformat()
+
+
+def _error_class(status: int, locations: list[Any] | None) -> type[ApiError]:
+    if status == 401:
+        return AuthenticationError
+    if status == 403:
+        return PermissionDeniedError
+    if status == 404:
+        return NotFoundError
+    if status == 409:
+        return ConflictError
+    if status == 422 and locations:
+        return RemoteIngestError
+    if status in (400, 405, 411, 413, 422):
+        return RequestValidationError
+    return ServerError
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """The exception matching an error answer ``{"error": {"type", "message", ...}}``."""
+    status = response.status_code
+    try:
+        err = response.json()["error"]
+        message = str(err["message"])
+        kind = str(err.get("type", ""))
+        locs = err.get("locations")
+    except (ValueError, KeyError, TypeError):
+        text = response.text.strip()[:500]
+        message = f"HTTP {status} from {response.request.url.copy_with(query=None)}: {text}"
+        kind, locs = "", None
+    cls = _error_class(status, locs)
+    exc: ApiError
+    if cls is RemoteIngestError:
+        locations = [
+            Location(str(d.get("file", "")), d.get("line"), d.get("column"), d.get("value"))
+            for d in locs or []
+            if isinstance(d, dict)
+        ]
+        exc = RemoteIngestError(message, locations)
+    else:
+        exc = cls(message)
+    exc.status, exc.type = status, kind
+    return exc
+
+
+def from_arrow(table: pa.Table, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """The ``Store.read`` layout from an Arrow read: naive UTC ``time``, float64 channels
+    with the attrs carried in the field metadata."""
+    times = table.column("time").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    t = np.asarray(times.to_numpy(), dtype=np.int64).view("datetime64[ns]")
+    data_vars: dict[str, Any] = {}
+    for field in table.schema:
+        if field.name == "time":
+            continue
+        col = table.column(field.name).cast(pa.float64())
+        vals = np.asarray(col.to_numpy(), dtype=np.float64)
+        meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+        data_vars[field.name] = (("time",), vals, meta)
+    ds = xr.Dataset(
+        data_vars, coords={"time": ("time", t, {"standard_name": "time", "timezone": "UTC"})}
+    )
+    schema_meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    ds.attrs.update({k: v for k, v in schema_meta.items() if not k.startswith("pandas")})
+    ds.attrs.update(attrs or {})
+    ds.attrs.setdefault("Conventions", "CF-1.10")
+    return ds
+
+
+class Client:
+    """A synchronous client of the stream0d API at ``url`` with an API ``token``."""
+
+    def __init__(
+        self, url: str, token: str, timeout: float = 60, verify: bool | str = True
+    ) -> None:
+        token = token.strip()
+        if not token or any(c.isspace() for c in token):
+            raise ValidationError("the token must be one word (as shown when it was created)")
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url + "/api/",
+            headers={"Authorization": f"token {token}", "User-Agent": "stream0d-client"},
+            timeout=timeout,
+            verify=verify,
+        )
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # --------------------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying ``httpx.Client`` (for event hooks or extra calls)."""
+        return self._http
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            r = self._http.request(method, path, **kw)
+        except httpx.TimeoutException as exc:
+            raise ConnectionFailedError(f"timed out talking to {self.url}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise ConnectionFailedError(f"cannot reach {self.url}: {exc}") from exc
+        if r.status_code >= 400:
+            raise error_from_response(r)
+        return r
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        r = self._request(method, path, **kw)
+        return None if r.status_code == 204 or not r.content else r.json()
+
+    @staticmethod
+    def _ds(dataset_id: str) -> str:
+        if not dataset_id or "/" in dataset_id or dataset_id in (".", ".."):
+            raise ValidationError(f"dataset id {dataset_id!r} is not valid")
+        return f"datasets/{dataset_id}"
+
+    # --------------------------------------------------------------------- datasets
+
+    def whoami(self) -> dict[str, Any]:
+        """Who the service takes this token for (user, groups, token level)."""
+        out: dict[str, Any] = self._json("GET", "whoami")
+        return out
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """The datasets this token may see, each with its spec and the caller's role."""
+        out: list[dict[str, Any]] = self._json("GET", "datasets")
+        return out
+
+    def dataset(self, dataset_id: str) -> dict[str, Any]:
+        """One dataset with its stored extent, channels and commits (``summary``)."""
+        out: dict[str, Any] = self._json("GET", self._ds(dataset_id))
+        return out
+
+    def create_dataset(self, spec: DatasetSpec | Mapping[str, Any]) -> dict[str, Any]:
+        """Create a dataset (checked locally first); returns it as the API shows it."""
+        s = spec if isinstance(spec, DatasetSpec) else DatasetSpec.model_validate(dict(spec))
+        out: dict[str, Any] = self._json("POST", "datasets", json=s.model_dump(mode="json"))
+        return out
+
+    def channels(self, dataset_id: str, as_of: TimeLike | None = None) -> dict[str, Any]:
+        """``{"stored": [ChannelSpec...], "derived": [FormulaSpec...]}`` as dicts."""
+        params = {"as_of": _time_text(as_of)} if as_of is not None else None
+        out: dict[str, Any] = self._json("GET", self._ds(dataset_id) + "/channels", params=params)
+        return out
+
+    def history(self, dataset_id: str, limit: int = 100) -> list[CommitInfo]:
+        """The dataset's commits, newest first."""
+        rows = self._json("GET", self._ds(dataset_id) + "/history", params={"limit": limit})
+        return [CommitInfo.model_validate(r) for r in rows]
+
+    # --------------------------------------------------------------------- reads
+
+    def read(
+        self,
+        dataset_id: str,
+        channels: list[str] | str | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        every: str | None = None,
+        how: str = "mean",
+        as_of: TimeLike | None = None,
+    ) -> xr.Dataset:
+        """Channels (stored or derived) over ``[start, end)`` as ``Store.read`` returns them."""
+        if isinstance(channels, str):
+            channels = [channels]
+        params: dict[str, str] = {"format": "arrow", "how": how}
+        for key, value in (
+            ("start", _time_text(start)),
+            ("end", _time_text(end)),
+            ("as_of", _time_text(as_of)),
+            ("every", every),
+            ("channels", ",".join(channels) if channels is not None else None),
+        ):
+            if value is not None:
+                params[key] = value
+        r = self._request("GET", self._ds(dataset_id) + "/data", params=params)
+        try:
+            table = pa.ipc.open_stream(r.content).read_all()
+        except pa.ArrowInvalid as exc:
+            raise ServerError(f"the read answer of {self.url} is not Arrow: {exc}") from exc
+        attrs: dict[str, Any] = {"dataset": dataset_id}
+        if every is not None:
+            attrs["interval"] = format_duration(parse_duration_ns(every, what="every"))
+        elif table.num_rows > 1:
+            t = table.column("time").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+            attrs["interval"] = format_duration(int(t[1].as_py()) - int(t[0].as_py()))
+        return from_arrow(table, attrs)
+
+    def read_pandas(
+        self,
+        dataset_id: str,
+        channels: list[str] | str | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        every: str | None = None,
+        how: str = "mean",
+        as_of: TimeLike | None = None,
+        tz: str | None = None,
+    ) -> pd.DataFrame:
+        """Like ``read`` as a DataFrame with a tz-aware index (UTC, or ``tz``)."""
+        from stream0d_nb.store.reader import to_pandas
+
+        return to_pandas(self.read(dataset_id, channels, start, end, every, how, as_of), tz)
+
+    # --------------------------------------------------------------------- ingest
+
+    def ingest(
+        self,
+        dataset_id: str,
+        path_or_dataframe: str | Path | pd.DataFrame,
+        options: IngestOptions | Mapping[str, Any] | None = None,
+    ) -> IngestReport:
+        """Ingest a file (CSV, Excel, Parquet, JSON) or a DataFrame (sent as Parquet)."""
+        if options is None:
+            opts = IngestOptions()
+        elif isinstance(options, IngestOptions):
+            opts = options
+        else:
+            opts = IngestOptions.model_validate(dict(options))
+        data = {"options": json.dumps(opts.model_dump(mode="json", exclude_defaults=True))}
+        url = self._ds(dataset_id) + "/ingest"
+        if isinstance(path_or_dataframe, pd.DataFrame):
+            body = _parquet_bytes(path_or_dataframe)
+            files = {"file": ("dataframe.parquet", body, "application/vnd.apache.parquet")}
+            r = self._request("POST", url, data=data, files=files)
+        else:
+            p = Path(path_or_dataframe)
+            if not p.is_file():
+                raise IngestError(f"{p}: no such file", [Location(str(p))])
+            with p.open("rb") as fh:
+                r = self._request("POST", url, data=data, files={"file": (p.name, fh)})
+        return IngestReport.model_validate(r.json())
+
+    # --------------------------------------------------------------------- formulas
+
+    def formulas(self, dataset_id: str) -> list[FormulaSpec]:
+        """The dataset's derived channels."""
+        rows = self._json("GET", self._ds(dataset_id) + "/formulas")
+        return [FormulaSpec.model_validate(r) for r in rows]
+
+    def add_formula(
+        self, dataset_id: str, spec: FormulaSpec | Mapping[str, Any] | str, formula: str = ""
+    ) -> FormulaSpec:
+        """Save (create or replace) a derived channel: a spec, or ``name`` and ``formula``."""
+        if isinstance(spec, str):
+            spec = FormulaSpec(name=spec, formula=formula)
+        elif not isinstance(spec, FormulaSpec):
+            spec = FormulaSpec.model_validate(dict(spec))
+        body = spec.model_dump(mode="json")
+        return FormulaSpec.model_validate(
+            self._json("POST", self._ds(dataset_id) + "/formulas", json=body)
+        )
+
+    def delete_formula(self, dataset_id: str, name: str) -> None:
+        """Delete a derived channel (refused while other formulas use it)."""
+        self._json("DELETE", f"{self._ds(dataset_id)}/formulas/{_segment(name)}")
+
+    # --------------------------------------------------------------------- alerts
+
+    def alert_rules(self, dataset_id: str) -> list[AlertRule]:
+        """The dataset's alert rules."""
+        rows = self._json("GET", self._ds(dataset_id) + "/alerts")
+        return [AlertRule.model_validate(r) for r in rows]
+
+    def add_alert_rule(self, dataset_id: str, rule: AlertRule | Mapping[str, Any]) -> AlertRule:
+        """Check and save an alert rule (editor)."""
+        r = rule if isinstance(rule, AlertRule) else AlertRule.model_validate(dict(rule))
+        body = r.model_dump(mode="json", by_alias=False, exclude_none=True)
+        return AlertRule.model_validate(
+            self._json("POST", self._ds(dataset_id) + "/alerts", json=body)
+        )
+
+    def delete_alert_rule(self, dataset_id: str, name: str) -> None:
+        """Delete an alert rule and its live state (its events stay)."""
+        self._json("DELETE", f"{self._ds(dataset_id)}/alerts/{_segment(name)}")
+
+    def alert_events(
+        self,
+        dataset_id: str,
+        rule: str | None = None,
+        state: str | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """Alert events, newest first (``since``/``until`` naive times are UTC)."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (
+            ("rule", rule),
+            ("state", state),
+            ("since", _aware(since)),
+            ("until", _aware(until)),
+        ):
+            if value is not None:
+                params[key] = value
+        rows = self._json("GET", self._ds(dataset_id) + "/alerts/events", params=params)
+        return [EventRecord.model_validate(r) for r in rows]
+
+
+def _segment(name: str) -> str:
+    """A name as one URL path segment."""
+    if not name or "/" in name or name in (".", ".."):
+        raise ValidationError(f"name {name!r} is not valid")
+    return name
+
+
+def _aware(t: TimeLike | None) -> str | None:
+    """ISO text with a zone (the events endpoint wants one)."""
+    if t is None:
+        return None
+    ts = pd.Timestamp(t)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.isoformat()
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    """A DataFrame with a time index (or a time column) as Parquet bytes."""
+    import pyarrow.parquet as pq
+
+    frame = df
+    if isinstance(df.index, pd.DatetimeIndex):
+        frame = df.reset_index(names=df.index.name or "time")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
