@@ -437,6 +437,10 @@ def test_ingest_small_csv(env: Env) -> None:
     ).json()
     assert body["channels"]["temp"]["values"] == [61.5, 61.7]
     assert not list((env.store.settings.home / "uploads").iterdir())
+    # the audit entry says who and through which token, though the store was not told
+    entry = env.store.registry.audit_log("fersa-press", action="ingest")[0]
+    token_id = env.tokens["alice"].split("_")[1]
+    assert entry.actor == "alice" and entry.via == f"token:{token_id}"
 
 
 def test_ingest_options_as_json_field(env: Env) -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stream0d_nb import derived
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import errors
-from stream0d_nb.api.deps import GroupResolver, unconfigured_resolver
+from stream0d_nb.api.deps import GroupResolver, bind_audit_via, unconfigured_resolver
 from stream0d_nb.api.routes import access as access_routes
 from stream0d_nb.api.routes import alerts as alert_routes
 from stream0d_nb.api.routes import data as data_routes
@@ -102,7 +102,7 @@ def create_app(
         alert_routes,
         access_routes,
     ):
-        app.include_router(module.router, prefix="/api")
+        app.include_router(module.router, prefix="/api", dependencies=[Depends(bind_audit_via)])
     prefix = prefix if prefix is not None else os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "")
     if prefix.strip("/"):
         app.add_middleware(_prefix_middleware(prefix))

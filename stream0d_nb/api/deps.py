@@ -30,7 +30,7 @@ from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.errors import Stream0dError
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry, looks_like_token
-from stream0d_nb.store.registry import DatasetRecord
+from stream0d_nb.store.registry import AUDIT_VIA, DatasetRecord
 
 AuthMethod = Literal["api-token", "hub-token", "cookie"]
 URL_TOKEN_PARAMS = ("token", "access_token", "api_token")
@@ -130,6 +130,15 @@ def get_identity(
     resolver: Annotated[GroupResolver, Depends(get_group_resolver)],
 ) -> Identity:
     """Who calls: our API token, else the hub (token or OAuth cookie); 401 otherwise."""
+    identity = _identity(request, access, resolver)
+    holder = AUDIT_VIA.get()
+    if holder is not None:  # audit entries of this request record how the caller came in
+        holder["via"] = identity.via
+    return identity
+
+
+def _identity(request: Request, access: AccessRegistry, resolver: GroupResolver) -> Identity:
+    """The identity behind the request's credentials (see ``get_identity``)."""
     for name in URL_TOKEN_PARAMS:
         if name in request.query_params:
             raise NotAuthenticatedError(
@@ -212,3 +221,12 @@ StoreDep = Annotated[Store, Depends(get_store)]
 AccessDep = Annotated[AccessRegistry, Depends(get_access)]
 AlertsDep = Annotated[AlertService, Depends(get_alerts)]
 IdentityDep = Annotated[Identity, Depends(get_identity)]
+
+
+async def bind_audit_via() -> None:
+    """Give this request a holder for how the caller authenticated (filled by get_identity).
+
+    Async on purpose: it runs in the request's own context, which the (sync) dependencies
+    and endpoint then inherit, so they all see the same holder.
+    """
+    AUDIT_VIA.set({"via": None})

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,6 +92,14 @@ _CHANNEL_FIELDS = ("units", "long_name", "description", "tags")
 _DATASET_FIELDS = ("title", "description", "partner")
 
 T = TypeVar("T")
+
+
+AUDIT_VIA: ContextVar[dict[str, str | None] | None] = ContextVar("stream0d_audit_via", default=None)
+"""How the current actor came in (``{"via": "token:<id>"}``...) when a caller does not say.
+
+The API puts a fresh holder here per request and fills it once it knows the identity, so
+every audit entry written while serving the request records it without each layer passing
+it along (a holder, because identity is resolved in a worker thread's copy of the context)."""
 
 
 def utcnow() -> datetime:
@@ -572,7 +581,7 @@ class Registry:
             action=action,
             dataset=dataset_id,
             detail=_jsonable(detail),
-            via=via,
+            via=via if via is not None else (AUDIT_VIA.get() or {}).get("via"),
         )
         session.add(row)
         session.flush()
