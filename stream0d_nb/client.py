@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -177,7 +178,7 @@ class Client:
             base_url=self.url + "/api/",
             headers={"Authorization": f"token {token}", "User-Agent": "stream0d-client"},
             timeout=timeout,
-            verify=verify,
+            verify=_ssl_context(verify),
         )
 
     def __repr__(self) -> str:
@@ -407,6 +408,18 @@ class Client:
                 params[key] = value
         rows = self._json("GET", self._ds(dataset_id) + "/alerts/events", params=params)
         return [EventRecord.model_validate(r) for r in rows]
+
+
+def _ssl_context(verify: bool | str) -> bool | ssl.SSLContext:
+    """``verify`` as httpx wants it: a bool, or a context trusting a CA file or directory."""
+    if isinstance(verify, bool):
+        return verify
+    p = Path(verify)
+    if p.is_file():
+        return ssl.create_default_context(cafile=str(p))
+    if p.is_dir():
+        return ssl.create_default_context(capath=str(p))
+    raise ValidationError(f"verify={verify!r} is neither a CA bundle file nor a directory")
 
 
 def _segment(name: str) -> str:

@@ -318,3 +318,14 @@ def test_token_never_in_url(server: Server, tmp_path: Path) -> None:
         assert token not in str(req.url)
         assert req.headers["authorization"] == f"token {token}"
         assert "token" not in req.url.params
+
+
+def test_verify_takes_a_ca_bundle(server: Server, tmp_path: Path) -> None:
+    import certifi
+
+    with Client(server.url, server.tokens["alice"], verify=certifi.where()) as c:
+        assert c.whoami()["user"] == "alice"
+    with pytest.raises(ValueError, match="CA bundle"):
+        Client(server.url, server.tokens["alice"], verify=str(tmp_path / "nope.pem"))
+    with pytest.raises(ValueError, match="one word"):
+        Client(server.url, "")
