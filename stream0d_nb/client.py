@@ -141,6 +141,16 @@ def error_from_response(response: httpx.Response) -> ApiError:
     return exc
 
 
+def _attr(text: str) -> Any:
+    """An attribute from Arrow metadata: lists were sent as JSON (``to_arrow``), text as is."""
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
 def from_arrow(table: pa.Table, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
     """The ``Store.read`` layout from an Arrow read: naive UTC ``time``, float64 channels
     with the attrs carried in the field metadata."""
@@ -152,7 +162,7 @@ def from_arrow(table: pa.Table, attrs: Mapping[str, Any] | None = None) -> xr.Da
             continue
         col = table.column(field.name).cast(pa.float64())
         vals = np.asarray(col.to_numpy(), dtype=np.float64)
-        meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+        meta = {k.decode(): _attr(v.decode()) for k, v in (field.metadata or {}).items()}
         data_vars[field.name] = (("time",), vals, meta)
     ds = xr.Dataset(
         data_vars, coords={"time": ("time", t, {"standard_name": "time", "timezone": "UTC"})}

@@ -329,3 +329,23 @@ def test_verify_takes_a_ca_bundle(server: Server, tmp_path: Path) -> None:
         Client(server.url, server.tokens["alice"], verify=str(tmp_path / "nope.pem"))
     with pytest.raises(ValueError, match="one word"):
         Client(server.url, "")
+
+
+def test_arrow_carries_dataset_attrs_and_tag_lists() -> None:
+    """``to_arrow`` -> ``from_arrow`` keeps dataset attributes and list attributes."""
+    import numpy as np
+    import xarray as xr
+
+    from stream0d_nb.client import from_arrow
+    from stream0d_nb.store.reader import to_arrow
+
+    t = np.array(["2024-01-01T00:00", "2024-01-01T00:01"], dtype="datetime64[ns]")
+    ds = xr.Dataset(
+        {"temp": (("time",), [1.0, 2.0], {"units": "degC", "tags": ["a", "b"]})},
+        coords={"time": t},
+        attrs={"dataset": "d", "snapshot": "S1", "tz": "Europe/Madrid"},
+    )
+    back = from_arrow(to_arrow(ds))
+    assert back.temp.attrs["tags"] == ["a", "b"] and back.temp.attrs["units"] == "degC"
+    assert back.attrs["snapshot"] == "S1" and back.attrs["tz"] == "Europe/Madrid"
+    assert back.time.values.tolist() == ds.time.values.tolist()

@@ -8,6 +8,7 @@ a bin's sum, mean, min, max, first or last is NaN when the bin holds no sample.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import bottleneck as bn
@@ -159,8 +160,23 @@ def to_pandas(ds: xr.Dataset, tz: str | None = None) -> pd.DataFrame:
     return df
 
 
+def _arrow_meta(attrs: dict[Any, Any]) -> dict[str, str]:
+    """Attributes as Arrow metadata: text as is, lists and numbers as JSON."""
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, str):
+            out[str(k)] = v
+        elif isinstance(v, list | tuple | int | float | bool):
+            out[str(k)] = json.dumps(list(v) if isinstance(v, tuple) else v)
+    return out
+
+
 def to_arrow(ds: xr.Dataset) -> pa.Table:
-    """An Arrow table: ``time`` (timestamp[ns, UTC]) then one float64 column per channel."""
+    """An Arrow table: ``time`` (timestamp[ns, UTC]) then one float64 column per channel.
+
+    Channel attributes go to field metadata and dataset attributes (dataset, snapshot,
+    interval, tz) to schema metadata; lists such as tags are JSON text.
+    """
     cols: dict[str, pa.Array] = {
         "time": pa.array(
             ds["time"].values.astype("datetime64[ns]"), type=pa.timestamp("ns", tz="UTC")
@@ -169,6 +185,6 @@ def to_arrow(ds: xr.Dataset) -> pa.Table:
     fields = [pa.field("time", pa.timestamp("ns", tz="UTC"))]
     for name, var in ds.data_vars.items():
         cols[str(name)] = pa.array(var.values, type=pa.float64(), from_pandas=True)
-        meta = {k: str(v) for k, v in var.attrs.items() if isinstance(v, str | int | float)}
-        fields.append(pa.field(str(name), pa.float64(), metadata=meta or None))
-    return pa.Table.from_arrays(list(cols.values()), schema=pa.schema(fields))
+        fields.append(pa.field(str(name), pa.float64(), metadata=_arrow_meta(var.attrs) or None))
+    schema = pa.schema(fields, metadata=_arrow_meta(ds.attrs) or None)
+    return pa.Table.from_arrays(list(cols.values()), schema=schema)
