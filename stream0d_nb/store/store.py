@@ -330,6 +330,7 @@ class Store:
     ) -> IngestReport:
         t0 = time.perf_counter()
         data = self.data(rec.spec.id)
+        grid = data.snapshot().grid  # constant for the life of a dataset
         spill = self.settings.home / "tmp"
         spill.mkdir(parents=True, exist_ok=True)
 
@@ -359,8 +360,7 @@ class Store:
                 return None
             span = ""
             if st.start is not None and st.stop is not None:
-                g = view_grid(data)
-                span = f", {g.time_of(st.start).isoformat()}..{g.time_of(st.stop - 1).isoformat()}"
+                span = f", {grid.time_of(st.start).isoformat()}..{grid.time_of(st.stop - 1).isoformat()}"
             digest = checksum()
             return (
                 f"ingest {source_name}{f' (sha256 {digest[:12]})' if digest else ''} by {who}: "
@@ -380,8 +380,8 @@ class Store:
                 "values_changed": st.values_changed,
                 "new_channels": [s.name for s in new],
                 "channels": st.channels_written,
-                "start": None if st.start is None else st.start * data.snapshot().grid.interval_ns,
-                "stop": None if st.stop is None else st.stop * data.snapshot().grid.interval_ns,
+                "start": None if st.start is None else st.start * grid.interval_ns,
+                "stop": None if st.stop is None else st.stop * grid.interval_ns,
                 "options": opts.model_dump(exclude_defaults=True),
             }
 
@@ -473,11 +473,6 @@ class Store:
             "channels": [_spec_from_attrs(n, a) for n, a in snap.channels.items()],
             "commits": len(data.history()),
         }
-
-
-def view_grid(data: DatasetData):  # type: ignore[no-untyped-def]
-    """The grid of a dataset (constant for its life)."""
-    return data.snapshot().grid
 
 
 def _spec_from_attrs(name: str, attrs: dict[str, Any]) -> ChannelSpec:
