@@ -36,6 +36,7 @@ from stream0d_nb.recalibration import (
     register_model,
     residuals,
     rolling_cvrmse,
+    unregister_model,
 )
 
 DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
@@ -108,7 +109,7 @@ def test_metrics_align_series_and_skip_missing() -> None:
 # --- registry and interface ----------------------------------------------------------------
 
 
-def test_registry_builtin_partner_and_spec_round_trip() -> None:
+def test_registry_builtin_partner_and_spec_round_trip(request: pytest.FixtureRequest) -> None:
     assert model_class("linear") is LinearRegressionModel
     assert model_class("first_order_thermal") is FirstOrderThermalModel
     with pytest.raises(ValidationError, match=r"known: .*linear"):
@@ -125,6 +126,7 @@ def test_registry_builtin_partner_and_spec_round_trip() -> None:
         def simulate(self, frame: pd.DataFrame, params: Mapping[str, float]) -> pd.Series:
             return frame[self.inputs[0]] + params["offset"]
 
+    request.addfinalizer(lambda: unregister_model("test_constant_offset"))
     assert "test_constant_offset" in model_names()
     with pytest.raises(ValidationError, match="registered already"):
         register_model("linear")(Offset)

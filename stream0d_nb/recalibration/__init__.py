@@ -30,6 +30,7 @@ from stream0d_nb.recalibration.models import (
     model_class,
     model_names,
     register_model,
+    unregister_model,
 )
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "register_model",
     "residuals",
     "rolling_cvrmse",
+    "unregister_model",
 ]

@@ -72,6 +72,11 @@ def model_class(name: str) -> type[Model]:
         raise ValidationError(f"no model named {name!r} (known: {known})") from None
 
 
+def unregister_model(name: str) -> None:
+    """Forget the model class registered under ``name`` (tests, plugin reloads)."""
+    _REGISTRY.pop(name, None)
+
+
 def model_names() -> list[str]:
     """Names of the registered model classes, sorted."""
     return sorted(_REGISTRY)
