@@ -186,6 +186,11 @@ def test_no_data_rule_fires_on_the_timer(store: Store) -> None:
     clock["now"] += 600
     svc.tick()
     assert len([e for e in svc.table.events("line-1") if e.to_state == "firing"]) == 1
+    # the rule's evaluation_interval (default 1min) spaces timer runs: not due yet
+    rule = svc.rule("line-1", "silent")
+    now_ns = int(clock["now"] * 1e9)
+    assert not svc._due("line-1", rule, now_ns + 30 * 10**9)
+    assert svc._due("line-1", rule, now_ns + 60 * 10**9)
 
 
 def test_cli_alerts_follow_ingests(tmp_path: Path, cli: CliRun) -> None:
