@@ -71,14 +71,20 @@ class DerivedContext:
         return compiled
 
     def _compile_text(self, text: str, stack: tuple[str, ...] = ()) -> Compiled:
-        # First pass finds references; derived ones are compiled first so their units are known.
+        # Saved derived channels carry their units, so one compile usually suffices; the
+        # derived ones it uses are compiled too (cycles), and a unit they disagree on
+        # (a formula not saved yet) means compiling again with the right one.
         units = self.units_map()
         compiled = compile_formula(text, units, self.snap.grid.interval_ns, self.tz)
+        stale = False
         for ref in compiled.refs:
             if ref in self.formulas and ref not in self.raw_units:
                 dep = self.compile(ref, stack)
+                stale |= units[ref] != dep.units
                 units[ref] = dep.units
-        return compile_formula(text, units, self.snap.grid.interval_ns, self.tz)
+        if stale:
+            compiled = compile_formula(text, units, self.snap.grid.interval_ns, self.tz)
+        return compiled
 
     def check_grid(self, name: str, compiled: Compiled) -> None:
         """Derived channels used as inputs must be on the dataset's own grid."""

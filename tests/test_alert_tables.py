@@ -106,6 +106,7 @@ def test_silences_sinks_routes_and_deliveries(alerts: AlertRegistry) -> None:
     assert not alerts.delivered("k1", "ops-mail")
     alerts.record_delivery("k1", "ops-mail", "line-1", True, 1, None)
     assert alerts.delivered("k1", "ops-mail")
+    assert alerts.delivered_pairs(["k1", "k2"]) == {("k1", "ops-mail")}
     assert [d.error for d in alerts.deliveries("line-1", failed_only=True)] == [
         "connection refused"
     ]

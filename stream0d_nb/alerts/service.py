@@ -295,14 +295,24 @@ class AlertService:
             dataset_id, rule, silence.model_dump(mode="json"), self.store.actor(actor)
         )
 
-    def silenced(self, dataset_id: str, rule: str, at: datetime) -> bool:
-        """Whether a notification of ``rule`` at ``at`` falls in a silence."""
-        return any(
-            (r is None or r == rule) and Silence.model_validate(spec).covers(at)
-            for _, r, spec in self.table.silences(dataset_id)
-        )
+    def silences(self, dataset_id: str) -> list[tuple[str | None, Silence]]:
+        """The dataset's silences as (rule or None for all rules, window)."""
+        return [(r, Silence.model_validate(spec)) for _, r, spec in self.table.silences(dataset_id)]
 
-    def dispatcher(self, dataset_id: str) -> Dispatcher:
+    def silenced(
+        self,
+        dataset_id: str,
+        rule: str,
+        at: datetime,
+        silences: list[tuple[str | None, Silence]] | None = None,
+    ) -> bool:
+        """Whether a notification of ``rule`` at ``at`` falls in a silence."""
+        found = self.silences(dataset_id) if silences is None else silences
+        return any((r is None or r == rule) and sil.covers(at) for r, sil in found)
+
+    def dispatcher(
+        self, dataset_id: str, already_delivered: Callable[[str, str], bool] | None = None
+    ) -> Dispatcher:
         """Sinks and routes of a dataset, with the delivery log as de-duplication store."""
         sinks = [self.in_app] + [
             sink_from_config({"name": name, "kind": kind, **cfg})
@@ -321,7 +331,11 @@ class AlertService:
             self.table.record_delivery(r.key, r.sink, r.dataset, r.ok, r.attempts, r.error, r.at)
 
         return Dispatcher(
-            sinks, routes, self.retry, already_delivered=self.table.delivered, record=record
+            sinks,
+            routes,
+            self.retry,
+            already_delivered=already_delivered or self.table.delivered,
+            record=record,
         )
 
     def deliver(self, dataset_id: str) -> list[DeliveryResult]:
@@ -334,29 +348,36 @@ class AlertService:
         if not pending:
             return []
         rules = {r.name: r for r in self.rules(dataset_id)}
-        disp = self.dispatcher(dataset_id)
-        out: list[DeliveryResult] = []
+        silences = self.silences(dataset_id)
+        notes: list[Notification] = []
         for ev in sorted(pending, key=lambda e: (e.at, e.id)):
-            if self.silenced(dataset_id, ev.rule, ev.at):
-                continue
-            rule = rules.get(ev.rule)
-            ep = datetime.fromisoformat(str(ev.detail.get("episode_start", ev.at.isoformat())))
-            n = Notification(
-                dataset=dataset_id,
-                rule=ev.rule,
-                series=ev.series,
-                severity=ev.severity,
-                state=ev.to_state,
-                at=ev.at,
-                value=ev.value,
-                labels=dict(ev.detail.get("labels", {})),
-                description=str(ev.detail.get("description", "")),
-                runbook=str(ev.detail.get("runbook", "")),
-                episode_start=ep,
-                episode_end=ev.at if ev.to_state == "resolved" else None,
-            )
-            if rule is None and ev.to_state == "firing":
+            if ev.rule not in rules and ev.to_state == "firing":
                 continue  # a deleted rule: nothing more to say
+            if self.silenced(dataset_id, ev.rule, ev.at, silences):
+                continue
+            ep = datetime.fromisoformat(str(ev.detail.get("episode_start", ev.at.isoformat())))
+            notes.append(
+                Notification(
+                    dataset=dataset_id,
+                    rule=ev.rule,
+                    series=ev.series,
+                    severity=ev.severity,
+                    state=ev.to_state,
+                    at=ev.at,
+                    value=ev.value,
+                    labels=dict(ev.detail.get("labels", {})),
+                    description=str(ev.detail.get("description", "")),
+                    runbook=str(ev.detail.get("runbook", "")),
+                    episode_start=ep,
+                    episode_end=ev.at if ev.to_state == "resolved" else None,
+                )
+            )
+        # One query for what was delivered already, instead of one per event and sink on
+        # every run (events have unique keys, so this run sends each at most once).
+        done = self.table.delivered_pairs([n.key for n in notes])
+        disp = self.dispatcher(dataset_id, already_delivered=lambda key, sink: (key, sink) in done)
+        out: list[DeliveryResult] = []
+        for n in notes:
             out += disp.dispatch(n)
         return out
 

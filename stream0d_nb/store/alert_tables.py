@@ -432,6 +432,18 @@ class AlertRegistry:
                 is not None
             )
 
+    def delivered_pairs(self, keys: list[str]) -> set[tuple[str, str]]:
+        """(key, sink) of the successful deliveries among ``keys``, in one query."""
+        if not keys:
+            return set()
+        with self.registry.read_session() as s:
+            rows = s.execute(
+                select(DeliveryRow.key, DeliveryRow.sink).where(
+                    DeliveryRow.key.in_(keys), DeliveryRow.ok.is_(True)
+                )
+            )
+            return {(k, sink) for k, sink in rows}
+
     def record_delivery(
         self,
         key: str,
