@@ -29,10 +29,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Debian packages the tests need; installed only when missing.
+# Debian packages the tests need (PostgreSQL, Chromium for the browser tests); installed
+# only when missing. Playwright drives /usr/bin/chromium: it never downloads a browser.
+DEB_TEST := $(shell (command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) || echo postgresql; \
+	test -x /usr/bin/chromium || echo chromium)
+
 setup-test: setup
-	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@test -z "$(strip $(DEB_TEST))" || { echo "installing Debian packages: $(DEB_TEST)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_TEST) >/dev/null; }
 
 run: setup
 	$(BIN)/stream0d demo
