@@ -603,3 +603,94 @@ def test_service_prefix(env: Env) -> None:
         assert r.status_code == 200 and r.json()["user"] == "alice"
         assert c.get("/api/whoami", headers=env.h("alice")).status_code == 200
         assert c.get("/services/stream0d/openapi.json").status_code == 200
+
+
+# ----------------------------------------------------------------------------- export, channels
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "netcdf", "zarr"])
+def test_export_formats_match_store_read(env: Env, fmt: str, tmp_path: Path) -> None:
+    import zipfile
+
+    import xarray as xr
+
+    q = f"format={fmt}&start=2024-05-01T00:00:05Z&end=2024-05-01T00:01:40Z&channels=temp,p_in"
+    r = env.get("alice", f"/api/datasets/fersa-press/export?{q}")
+    assert r.status_code == 200, r.text
+    assert r.headers["x-stream0d-rows"] == "95"
+    assert r.headers["x-stream0d-snapshot"] == env.store.data("fersa-press").head()
+    assert "attachment" in r.headers["content-disposition"]
+    exp = _expected(env, start="2024-05-01T00:00:05Z", end="2024-05-01T00:01:40Z")
+    if fmt == "csv":
+        got = pd.read_csv(io.StringIO(r.text), index_col="time", parse_dates=["time"])
+    elif fmt == "parquet":
+        got = pq.read_table(io.BytesIO(r.content)).to_pandas().set_index("time")
+    else:
+        path = tmp_path / "out"
+        if fmt == "zarr":
+            zipfile.ZipFile(io.BytesIO(r.content)).extractall(path)
+            ds = xr.open_zarr(path, consolidated=True).load()
+        else:
+            path.write_bytes(r.content)
+            ds = xr.open_dataset(path, engine="h5netcdf").load()
+        got = ds.to_dataframe()
+        got.index = pd.DatetimeIndex(got.index).tz_localize("UTC")
+    assert got.index.equals(exp.index)
+    np.testing.assert_allclose(got[["temp", "p_in"]].to_numpy(), exp.to_numpy(), rtol=1e-15)
+    assert not list((env.store.settings.home / "exports").iterdir())
+
+
+def test_export_limits_and_errors(env: Env) -> None:
+    r = env.get("alice", "/api/datasets/fersa-press/export?end=2024-05-02T00:00:00Z")
+    assert r.status_code == 413 and "5,000" in r.json()["error"]["message"]
+    assert env.get("alice", "/api/datasets/fersa-press/export?format=xlsx").status_code == 422
+    assert env.get("alice", "/api/datasets/fersa-press/export?channels=tmp").status_code == 404
+    r = env.get("alice", "/api/datasets/fersa-press/export?format=zarr&tz=Europe/Madrid")
+    assert r.status_code == 422
+    assert env.get("bob", "/api/datasets/fersa-press/export").status_code == 404
+    r = env.get("alice", "/api/datasets/fersa-press/export?every=1min&how=max&tz=Europe/Madrid")
+    assert r.status_code == 200 and "+02:00" in r.text.splitlines()[1]
+    assert not list((env.store.settings.home / "exports").iterdir())
+
+
+def test_channels_set_and_delete(env: Env) -> None:
+    h = env.h("alice")
+    r = env.client.put(
+        "/api/datasets/fersa-press/channels",
+        json=[
+            {"name": "flow", "units": "l/min", "description": "coolant"},
+            {"name": "temp", "units": "degC", "long_name": "Oil temperature"},
+        ],
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    stored = {c["name"]: c for c in r.json()["stored"]}
+    assert stored["flow"]["units"] == "l/min" and stored["temp"]["long_name"] == "Oil temperature"
+    assert r.json()["commit"] == env.store.data("fersa-press").head()
+    before = env.snapshot()
+    r = env.client.put(
+        "/api/datasets/fersa-press/channels", json=[{"name": "temp", "units": "K"}], headers=h
+    )
+    assert r.status_code == 422 and "units" in r.json()["error"]["message"]
+    assert (
+        env.client.put("/api/datasets/fersa-press/channels", json=[], headers=h).status_code == 422
+    )
+    r = env.client.delete("/api/datasets/fersa-press/channels/flow", headers=h)
+    assert r.status_code == 400
+    assert env.snapshot() == before
+    r = env.client.delete("/api/datasets/fersa-press/channels/flow?confirm=flow", headers=h)
+    assert r.status_code == 200 and r.json()["deleted"] == "flow"
+    names = [
+        c["name"] for c in env.get("alice", "/api/datasets/fersa-press/channels").json()["stored"]
+    ]
+    assert names == ["temp", "p_in"]
+    r = env.client.delete("/api/datasets/fersa-press/channels/nope?confirm=nope", headers=h)
+    assert r.status_code == 404
+
+
+def test_update_refuses_unknown_fields(env: Env) -> None:
+    before = env.snapshot()
+    for body in ({"partner": "zf"}, {"title": "x", "id": "other"}, {"created_by": "root"}):
+        r = env.client.patch("/api/datasets/fersa-press", json=body, headers=env.h("alice"))
+        assert r.status_code == 422, body
+    assert env.snapshot() == before

@@ -25,6 +25,7 @@ from stream0d_nb.api.routes import access as access_routes
 from stream0d_nb.api.routes import alerts as alert_routes
 from stream0d_nb.api.routes import data as data_routes
 from stream0d_nb.api.routes import datasets as dataset_routes
+from stream0d_nb.api.routes import export as export_routes
 from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.store import Store
@@ -101,6 +102,7 @@ def create_app(
         formula_routes,
         alert_routes,
         access_routes,
+        export_routes,
     ):
         app.include_router(module.router, prefix="/api", dependencies=[Depends(bind_audit_via)])
     prefix = prefix if prefix is not None else os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "")

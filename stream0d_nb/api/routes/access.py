@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stream0d_nb.access import (
     Action,
@@ -34,7 +34,9 @@ Auditor = Annotated[DatasetContext, Depends(require(Action.VIEW_AUDIT))]
 
 
 class GrantIn(BaseModel):
-    """A role for a partner group or a user."""
+    """A role for a partner group or a user (the dataset is the path's; extra fields: 422)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: PrincipalKind
     principal: str = Field(..., min_length=1, max_length=255)

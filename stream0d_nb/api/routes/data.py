@@ -22,6 +22,7 @@ from stream0d_nb.api.errors import PayloadTooLargeError
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.store import Store
 from stream0d_nb.store.reader import bin_steps, index_range, to_arrow, to_pandas
+from stream0d_nb.store.repo import Snapshot
 
 router = APIRouter(tags=["data"])
 
@@ -33,7 +34,7 @@ MEDIA = {
 }
 
 
-def _channels(text: str | None) -> list[str] | None:
+def parse_channels(text: str | None) -> list[str] | None:
     if text is None or not text.strip():
         return None
     names = [c.strip() for c in text.split(",")]
@@ -63,22 +64,21 @@ def to_json(ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
-@router.get("/datasets/{dataset_id}/data")
-def read(
-    ctx: Annotated[DatasetContext, Depends(require(Action.READ))],
-    store: StoreDep,
-    settings: Annotated[Any, Depends(get_settings)],
-    start: Annotated[str | None, Query(description="Inclusive start (ISO time).")] = None,
-    end: Annotated[str | None, Query(description="Exclusive end (ISO time).")] = None,
-    channels: Annotated[str | None, Query(description="Comma-separated; default all.")] = None,
-    every: Annotated[str | None, Query(description="Aggregation bin, e.g. '1min'.")] = None,
-    how: Annotated[str, Query(description="mean, min, max, sum, count, first, last...")] = "mean",
-    as_of: Annotated[str | None, Query(description="Snapshot id or time.")] = None,
-    format: Annotated[Format, Query()] = "json",
-) -> Any:
-    """Channels over ``[start, end)``; derived channels allowed; limits give 413."""
-    names = _channels(channels)
-    snap = store.data(ctx.id).snapshot(as_of)
+def check_limits(
+    snap: Snapshot,
+    names: list[str] | None,
+    start: str | None,
+    end: str | None,
+    every: str | None,
+    how: str,
+    settings: Any,
+    format: str,
+) -> tuple[int, int, int, int]:
+    """Grid range ``[i0, i1)``, bin steps and channel count of a read; 413 over the limits.
+
+    Two limits: values scanned (range x channels, before aggregation) and values returned
+    (rows x channels; JSON has its own, smaller one). Exports use the same.
+    """
     k = bin_steps(snap.grid, every, how)
     i0, i1 = index_range(snap, start, end)
     n_channels = len(names) if names is not None else max(len(snap.channels), 1)
@@ -96,6 +96,26 @@ def read(
             f"this read returns {values:,} values, over the limit of {limit:,} per request "
             f"for format={format}: narrow the range or the channels, or aggregate with every="
         )
+    return i0, i1, k, n_channels
+
+
+@router.get("/datasets/{dataset_id}/data")
+def read(
+    ctx: Annotated[DatasetContext, Depends(require(Action.READ))],
+    store: StoreDep,
+    settings: Annotated[Any, Depends(get_settings)],
+    start: Annotated[str | None, Query(description="Inclusive start (ISO time).")] = None,
+    end: Annotated[str | None, Query(description="Exclusive end (ISO time).")] = None,
+    channels: Annotated[str | None, Query(description="Comma-separated; default all.")] = None,
+    every: Annotated[str | None, Query(description="Aggregation bin, e.g. '1min'.")] = None,
+    how: Annotated[str, Query(description="mean, min, max, sum, count, first, last...")] = "mean",
+    as_of: Annotated[str | None, Query(description="Snapshot id or time.")] = None,
+    format: Annotated[Format, Query()] = "json",
+) -> Any:
+    """Channels over ``[start, end)``; derived channels allowed; limits give 413."""
+    names = parse_channels(channels)
+    snap = store.data(ctx.id).snapshot(as_of)
+    i0, i1, k, n_channels = check_limits(snap, names, start, end, every, how, settings, format)
     step = snap.grid.interval_ns
     if format == "csv":
         window_rows = max(settings.csv_window_values // n_channels // k, 1) * k

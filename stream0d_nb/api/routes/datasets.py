@@ -5,19 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stream0d_nb import derived
 from stream0d_nb.access import Action, Identity, check_create, effective_role, visible_datasets
 from stream0d_nb.api.deps import AccessDep, DatasetContext, IdentityDep, StoreDep, require
-from stream0d_nb.specs import CommitInfo, DatasetSpec
+from stream0d_nb.errors import ValidationError
+from stream0d_nb.specs import ChannelSpec, CommitInfo, DatasetSpec
 from stream0d_nb.store.registry import DatasetRecord
 
 router = APIRouter(tags=["datasets"])
 
 
 class DatasetUpdate(BaseModel):
-    """Descriptive fields to change (missing: keep)."""
+    """Descriptive fields to change (missing: keep); other fields are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, max_length=500)
     description: str | None = Field(None, max_length=20_000)
@@ -123,6 +126,40 @@ def channels(
         "stored": [c.model_dump(mode="json") for c in store.channels(ctx.id, as_of)],
         "derived": [f.model_dump(mode="json") for f in derived.list_formulas(store, ctx.id)],
     }
+
+
+@router.put("/datasets/{dataset_id}/channels")
+def set_channels(
+    specs: list[ChannelSpec],
+    ctx: Annotated[DatasetContext, Depends(require(Action.UPDATE))],
+    store: StoreDep,
+) -> dict[str, Any]:
+    """Create channels or update their metadata (editor); units of a channel with data stay.
+
+    Channels not named are left as they are. Returns the commit (None if nothing changed).
+    """
+    if not specs:
+        raise ValidationError("name at least one channel")
+    names = [c.name for c in specs]
+    if len(set(names)) != len(names):
+        raise ValidationError(f"channels named twice in {names!r}")
+    snapshot = store.set_channels(ctx.id, specs, actor=ctx.identity.user)
+    return {
+        "commit": snapshot,
+        "stored": [c.model_dump(mode="json") for c in store.channels(ctx.id)],
+    }
+
+
+@router.delete("/datasets/{dataset_id}/channels/{name}")
+def delete_channel(
+    name: str,
+    ctx: Annotated[DatasetContext, Depends(require(Action.DELETE))],
+    store: StoreDep,
+    confirm: Annotated[str | None, Query(description="Repeat the channel name.")] = None,
+) -> dict[str, Any]:
+    """Delete a channel from the current version on (owner; history keeps it)."""
+    snapshot = store.delete_channel(ctx.id, name, confirm, actor=ctx.identity.user)
+    return {"deleted": name, "commit": snapshot}
 
 
 @router.get("/datasets/{dataset_id}/history")
