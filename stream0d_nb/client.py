@@ -1,8 +1,13 @@
-"""Python client of the stream0d API: datasets, reads into xarray/pandas, ingest, formulas,
-alerts and history, over HTTP with an API token.
+"""Python client of the stream0d API: datasets, channels, reads into xarray/pandas, exports,
+ingest, formulas, alerts, history, grants, audit log and one's own tokens, over HTTP with an
+API token.
 
     with Client("https://hub.example/services/stream0d", token) as c:
         ds = c.read("fersa-press", ["temp"], start="2024-05-01", every="1min")
+        c.export("fersa-press", "may.parquet", start="2024-05-01", end="2024-06-01")
+
+Tokens are created only in the hub's browser session (never through this client); it can
+list and revoke the caller's own.
 
 The token goes in the ``Authorization`` header, never in the URL. API errors become the
 platform's exceptions (``stream0d_nb.errors``) carrying the server's message.
@@ -12,7 +17,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import ssl
+import uuid
+import zipfile
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +45,7 @@ from stream0d_nb.errors import (
     ValidationError,
 )
 from stream0d_nb.specs import (
+    ChannelSpec,
     CommitInfo,
     DatasetSpec,
     FormulaSpec,
@@ -44,9 +54,13 @@ from stream0d_nb.specs import (
     format_duration,
     parse_duration_ns,
 )
+from stream0d_nb.store.access_tables import GrantRecord, TokenRecord
 from stream0d_nb.store.alert_tables import EventRecord
+from stream0d_nb.store.registry import AuditEntry
 
 TimeLike = str | datetime | pd.Timestamp | np.datetime64
+EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".nc": "netcdf"}
+EXPORT_SUFFIXES.update({".zarr": "zarr", ".zip": "zarr"})
 
 
 class ApiError(Stream0dError):
@@ -260,11 +274,48 @@ class Client:
         out: dict[str, Any] = self._json("POST", "datasets", json=s.model_dump(mode="json"))
         return out
 
+    def update_dataset(
+        self, dataset_id: str, title: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Change a dataset's title or description (editor); None keeps a field."""
+        body = {k: v for k, v in (("title", title), ("description", description)) if v is not None}
+        out: dict[str, Any] = self._json("PATCH", self._ds(dataset_id), json=body)
+        return out
+
+    def delete_dataset(self, dataset_id: str, confirm: str) -> dict[str, Any]:
+        """Delete a dataset and all its data (owner); ``confirm`` repeats its id."""
+        out: dict[str, Any] = self._json(
+            "DELETE", self._ds(dataset_id), params={"confirm": confirm}
+        )
+        return out
+
     def channels(self, dataset_id: str, as_of: TimeLike | None = None) -> dict[str, Any]:
         """``{"stored": [ChannelSpec...], "derived": [FormulaSpec...]}`` as dicts."""
         params = {"as_of": _time_text(as_of)} if as_of is not None else None
         out: dict[str, Any] = self._json("GET", self._ds(dataset_id) + "/channels", params=params)
         return out
+
+    def set_channels(
+        self, dataset_id: str, channels: list[ChannelSpec | Mapping[str, Any]]
+    ) -> list[ChannelSpec]:
+        """Create channels or update their metadata (editor); returns every stored channel."""
+        specs = [
+            c if isinstance(c, ChannelSpec) else ChannelSpec.model_validate(dict(c))
+            for c in channels
+        ]
+        body = [c.model_dump(mode="json") for c in specs]
+        out = self._json("PUT", self._ds(dataset_id) + "/channels", json=body)
+        return [ChannelSpec.model_validate(c) for c in out["stored"]]
+
+    def delete_channel(self, dataset_id: str, name: str, confirm: str) -> str | None:
+        """Delete a channel from now on (owner; history keeps it); returns the commit."""
+        out = self._json(
+            "DELETE",
+            f"{self._ds(dataset_id)}/channels/{_segment(name)}",
+            params={"confirm": confirm},
+        )
+        commit: str | None = out["commit"]
+        return commit
 
     def history(self, dataset_id: str, limit: int = 100) -> list[CommitInfo]:
         """The dataset's commits, newest first."""
@@ -325,6 +376,87 @@ class Client:
 
         return to_pandas(self.read(dataset_id, channels, start, end, every, how, as_of), tz)
 
+    def export(
+        self,
+        dataset_id: str,
+        path: str | Path,
+        *,
+        format: str | None = None,
+        channels: list[str] | str | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        every: str | None = None,
+        how: str = "mean",
+        as_of: TimeLike | None = None,
+        tz: str | None = None,
+        units_in_header: bool = False,
+        overwrite: bool = False,
+    ) -> Path:
+        """Download an export (CSV, Parquet, NetCDF, Zarr) of stored channels to ``path``.
+
+        ``format`` defaults from the suffix (``.csv .parquet .nc .zarr``; ``.zip`` keeps a
+        Zarr export zipped, ``.zarr`` unpacks it into a folder). The answer is streamed to
+        a temporary sibling and renamed at the end, so a failed download leaves nothing.
+        """
+        out = Path(path)
+        fmt = format or EXPORT_SUFFIXES.get(out.suffix.lower())
+        if fmt is None:
+            raise ValidationError(
+                f"cannot tell the export format of {out.name!r}; pass format= csv, parquet, "
+                "netcdf or zarr"
+            )
+        if (out.exists() or out.is_symlink()) and not overwrite:
+            raise ValidationError(f"{out} exists already; pass overwrite=True to replace it")
+        if isinstance(channels, str):
+            channels = [channels]
+        params: dict[str, str] = {"format": fmt, "how": how}
+        for key, value in (
+            ("start", _time_text(start)),
+            ("end", _time_text(end)),
+            ("as_of", _time_text(as_of)),
+            ("every", every),
+            ("tz", tz),
+            ("channels", ",".join(channels) if channels is not None else None),
+        ):
+            if value is not None:
+                params[key] = value
+        if units_in_header:
+            params["units_in_header"] = "true"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
+        try:
+            self._download(self._ds(dataset_id) + "/export", params, tmp)
+            if fmt == "zarr" and out.suffix.lower() != ".zip":
+                folder = tmp.with_suffix(".dir")
+                with zipfile.ZipFile(tmp) as zf:
+                    _safe_extract(zf, folder)
+                tmp.unlink()
+                tmp = folder
+            if out.is_dir() and not out.is_symlink():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        return out
+
+    def _download(self, path: str, params: Mapping[str, str], target: Path) -> None:
+        """Stream a GET answer into ``target`` (API errors raised as for other calls)."""
+        try:
+            with self._http.stream("GET", path, params=params) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise error_from_response(r)
+                with target.open("wb") as fh:
+                    for chunk in r.iter_bytes(1 << 20):
+                        fh.write(chunk)
+        except httpx.TimeoutException as exc:
+            raise ConnectionFailedError(f"timed out talking to {self.url}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise ConnectionFailedError(f"cannot reach {self.url}: {exc}") from exc
+
     # --------------------------------------------------------------------- ingest
 
     def ingest(
@@ -361,6 +493,12 @@ class Client:
         rows = self._json("GET", self._ds(dataset_id) + "/formulas")
         return [FormulaSpec.model_validate(r) for r in rows]
 
+    def formula(self, dataset_id: str, name: str) -> FormulaSpec:
+        """One derived channel."""
+        return FormulaSpec.model_validate(
+            self._json("GET", f"{self._ds(dataset_id)}/formulas/{_segment(name)}")
+        )
+
     def add_formula(
         self, dataset_id: str, spec: FormulaSpec | Mapping[str, Any] | str, formula: str = ""
     ) -> FormulaSpec:
@@ -384,6 +522,12 @@ class Client:
         """The dataset's alert rules."""
         rows = self._json("GET", self._ds(dataset_id) + "/alerts")
         return [AlertRule.model_validate(r) for r in rows]
+
+    def alert_rule(self, dataset_id: str, name: str) -> AlertRule:
+        """One alert rule."""
+        return AlertRule.model_validate(
+            self._json("GET", f"{self._ds(dataset_id)}/alerts/{_segment(name)}")
+        )
 
     def add_alert_rule(self, dataset_id: str, rule: AlertRule | Mapping[str, Any]) -> AlertRule:
         """Check and save an alert rule (editor)."""
@@ -418,6 +562,60 @@ class Client:
                 params[key] = value
         rows = self._json("GET", self._ds(dataset_id) + "/alerts/events", params=params)
         return [EventRecord.model_validate(r) for r in rows]
+
+    # --------------------------------------------------------------------- access
+
+    def grants(self, dataset_id: str) -> list[GrantRecord]:
+        """Who has which role on the dataset besides its partner and admins (owner)."""
+        rows = self._json("GET", self._ds(dataset_id) + "/grants")
+        return [GrantRecord.model_validate(r) for r in rows]
+
+    def grant(self, dataset_id: str, kind: str, principal: str, role: str) -> GrantRecord:
+        """Give a partner group (``kind="group"``) or a user a role (owner); audited."""
+        body = {"kind": kind, "principal": principal, "role": role}
+        return GrantRecord.model_validate(
+            self._json("POST", self._ds(dataset_id) + "/grants", json=body)
+        )
+
+    def revoke_grant(self, dataset_id: str, kind: str, principal: str) -> None:
+        """Remove a grant (owner); audited."""
+        self._json(
+            "DELETE", f"{self._ds(dataset_id)}/grants/{_segment(kind)}/{_segment(principal)}"
+        )
+
+    def audit(
+        self,
+        dataset_id: str,
+        action: str | None = None,
+        since: TimeLike | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The dataset's audit log, newest first (owner)."""
+        params: dict[str, Any] = {"limit": limit}
+        if action is not None:
+            params["action"] = action
+        if since is not None:
+            params["since"] = _aware(since)
+        rows = self._json("GET", self._ds(dataset_id) + "/audit", params=params)
+        return [AuditEntry.model_validate(r) for r in rows]
+
+    def tokens(self) -> list[TokenRecord]:
+        """The caller's API tokens, newest first (never their secrets)."""
+        return [TokenRecord.model_validate(r) for r in self._json("GET", "tokens")]
+
+    def revoke_token(self, token_id: str) -> TokenRecord:
+        """Revoke one of the caller's tokens (this one too: later calls get 401)."""
+        return TokenRecord.model_validate(self._json("DELETE", f"tokens/{_segment(token_id)}"))
+
+
+def _safe_extract(zf: zipfile.ZipFile, folder: Path) -> None:
+    """Unzip into ``folder``, refusing members that would land outside it."""
+    root = folder.resolve()
+    for member in zf.infolist():
+        dest = (folder / member.filename).resolve()
+        if not dest.is_relative_to(root):
+            raise ServerError(f"export archive member {member.filename!r} escapes its folder")
+    zf.extractall(folder)
 
 
 def _ssl_context(verify: bool | str) -> bool | ssl.SSLContext:

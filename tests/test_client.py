@@ -349,3 +349,155 @@ def test_arrow_carries_dataset_attrs_and_tag_lists() -> None:
     assert back.temp.attrs["tags"] == ["a", "b"] and back.temp.attrs["units"] == "degC"
     assert back.attrs["snapshot"] == "S1" and back.attrs["tz"] == "Europe/Madrid"
     assert back.time.values.tolist() == ds.time.values.tolist()
+
+
+# ----------------------------------------------------------------------------- datasets, channels
+
+
+def test_create_update_delete_dataset(server: Server, alice: Client) -> None:
+    made = alice.create_dataset(spec("fersa-tmp", "fersa"))
+    assert made["id"] == "fersa-tmp" and made["role"] == "owner"
+    assert alice.update_dataset("fersa-tmp", title="Press 2")["title"] == "Press 2"
+    assert alice.dataset("fersa-tmp")["title"] == "Press 2"
+    with pytest.raises(RequestValidationError) as exc:
+        alice.delete_dataset("fersa-tmp", confirm="wrong")
+    assert exc.value.status == 400
+    assert alice.delete_dataset("fersa-tmp", confirm="fersa-tmp")["deleted"] == "fersa-tmp"
+    with pytest.raises(NotFoundError):
+        alice.dataset("fersa-tmp")
+    with pytest.raises(PermissionDeniedError):  # alice is not in partner zf
+        alice.create_dataset(spec("zf-tmp", "zf"))
+
+
+def test_set_and_delete_channels(server: Server, alice: Client) -> None:
+    ds = fresh(server, "chan-line")
+    stored = alice.set_channels(ds, [{"name": "flow", "units": "l/min"}])
+    assert [c.name for c in stored] == ["temp", "p_in", "flow"]
+    stored = alice.set_channels(ds, [ChannelSpec(name="temp", units="degC", description="oil")])
+    assert stored[0].description == "oil"
+    commit = alice.delete_channel(ds, "flow", confirm="flow")
+    assert commit == alice.history(ds)[0].id
+    assert [c["name"] for c in alice.channels(ds)["stored"]] == ["temp", "p_in"]
+    assert [c["name"] for c in alice.channels(ds, as_of=commit)["stored"]] == ["temp", "p_in"]
+
+
+def test_show_formula_and_alert_rule(server: Server, alice: Client) -> None:
+    ds = fresh(server, "show-line")
+    alice.add_formula(ds, "twice", "p_in * 2")
+    assert alice.formula(ds, "twice").units == "bar"
+    alice.add_alert_rule(
+        ds, {"name": "hot", "kind": "threshold", "channels": ["temp"], "op": ">", "value": 80}
+    )
+    assert alice.alert_rule(ds, "hot").value == 80
+    for call in (lambda: alice.formula(ds, "nope"), lambda: alice.alert_rule(ds, "nope")):
+        with pytest.raises(NotFoundError):
+            call()
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _same_as_store(server: Server, got: pd.DataFrame, **kw: Any) -> None:
+    from stream0d_nb.store.reader import to_pandas
+
+    want = to_pandas(server.store.read("fersa-press", **kw))
+    assert got.index.equals(want.index)
+    np.testing.assert_allclose(got[list(want.columns)].to_numpy(), want.to_numpy(), rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["a.csv", "a.parquet", "a.nc", "a.zarr", "a.zarr.zip"])
+def test_export_to_file(server: Server, alice: Client, tmp_path: Path, name: str) -> None:
+    import zipfile
+
+    import pyarrow.parquet as pq
+    import xarray as xr
+
+    kw: dict[str, Any] = {"start": "2024-05-01T00:01:00Z", "end": "2024-05-01T00:05:00Z"}
+    out = alice.export("fersa-press", tmp_path / name, **kw)
+    assert out == tmp_path / name and out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary left
+    if name.endswith(".csv"):
+        got = pd.read_csv(out, index_col="time", parse_dates=["time"])
+    elif name.endswith(".parquet"):
+        got = pq.read_table(out).to_pandas().set_index("time")
+    else:
+        if name.endswith(".zip"):
+            zipfile.ZipFile(out).extractall(tmp_path / "unzipped")
+            out = tmp_path / "unzipped"
+        ds = xr.open_zarr(out) if out.is_dir() else xr.open_dataset(out, engine="h5netcdf")
+        got = ds.load().to_dataframe()
+        ds.close()
+        got.index = pd.DatetimeIndex(got.index).tz_localize("UTC")
+    _same_as_store(server, got, **kw)
+
+
+def test_export_options_and_errors(server: Server, alice: Client, tmp_path: Path) -> None:
+    out = alice.export(
+        "fersa-press",
+        tmp_path / "agg.csv",
+        channels="temp",
+        every="1min",
+        how="max",
+        tz="Europe/Madrid",
+        units_in_header=True,
+    )
+    lines = out.read_text().splitlines()
+    assert lines[0] == "time,temp [degC]" and lines[1].endswith("+02:00," + lines[1].split(",")[1])
+    assert len(lines) == 1 + N // 60
+    with pytest.raises(ValueError, match="exists already"):
+        alice.export("fersa-press", out)
+    alice.export("fersa-press", out, channels=["p_in"], overwrite=True)
+    assert out.read_text().startswith("time,p_in\n")
+    with pytest.raises(ValueError, match="format"):
+        alice.export("fersa-press", tmp_path / "a.xlsx")
+    with pytest.raises(RequestValidationError) as exc:
+        alice.export("fersa-press", tmp_path / "big.csv", start="2024-01-01", end="2024-06-01")
+    assert exc.value.status == 413
+    with pytest.raises(NotFoundError):
+        alice.export("zf-oven", tmp_path / "theirs.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agg.csv"]
+
+
+# ----------------------------------------------------------------------------- access
+
+
+def test_grants_and_audit(server: Server, alice: Client) -> None:
+    ds = fresh(server, "shared-line")
+    with server.client("bob") as bob:
+        assert ds not in [d["id"] for d in bob.datasets()]
+        g = alice.grant(ds, "group", "zf", "viewer")
+        assert (g.dataset, g.principal, g.role.value, g.granted_by) == (ds, "zf", "viewer", "alice")
+        assert [x.principal for x in alice.grants(ds)] == ["zf"]
+        assert bob.dataset(ds)["role"] == "viewer"
+        with pytest.raises(PermissionDeniedError):
+            bob.grants(ds)
+        with pytest.raises(PermissionDeniedError):
+            bob.update_dataset(ds, title="mine")
+        alice.revoke_grant(ds, "group", "zf")
+        with pytest.raises(NotFoundError):
+            bob.dataset(ds)
+    entries = alice.audit(ds)
+    assert [e.action for e in entries[:2]] == ["grant.remove", "grant.add"]
+    token_id = server.tokens["alice"].split("_")[1]
+    assert entries[0].via == f"token:{token_id}"
+    assert [e.action for e in alice.audit(ds, action="grant.add")] == ["grant.add"]
+    assert alice.audit(ds, since=datetime(2100, 1, 1)) == []
+    with pytest.raises(NotFoundError):
+        alice.revoke_grant(ds, "group", "zf")
+
+
+def test_list_and_revoke_own_tokens(server: Server) -> None:
+    token = server.token("alice", level="read")
+    token_id = token.split("_")[1]
+    with Client(server.url, token) as c:
+        mine = c.tokens()
+        assert token_id in [t.id for t in mine] and {t.owner for t in mine} == {"alice"}
+        bobs = server.access.list_tokens("bob")[0].id
+        with pytest.raises(NotFoundError):
+            c.revoke_token(bobs)
+        assert not server.access.get_token(bobs).revoked_at
+        assert not hasattr(c, "create_token")
+        revoked = c.revoke_token(token_id)
+        assert revoked.revoked_by == "alice" and revoked.revoked_at is not None
+        with pytest.raises(AuthenticationError, match="revoked"):
+            c.whoami()
