@@ -80,7 +80,12 @@ def check_limits(
     (rows x channels; JSON has its own, smaller one). Exports use the same.
     """
     k = bin_steps(snap.grid, every, how)
-    i0, i1 = index_range(snap, start, end)
+    try:
+        i0, i1 = index_range(snap, start, end)
+    except ValidationError:
+        raise
+    except (ValueError, OverflowError) as exc:  # e.g. year 1 or 9999: beyond ns timestamps
+        raise ValidationError(f"start/end out of range: {exc}") from None
     n_channels = len(names) if names is not None else max(len(snap.channels), 1)
     scanned = (i1 - i0) * n_channels
     rows = -(-(i1 - i0) // k) + (1 if k > 1 else 0)
