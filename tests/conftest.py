@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.hub_servers"]
 
 CliRun = Callable[..., tuple[int, str, str]]
 

@@ -28,6 +28,7 @@ from stream0d_nb.api.routes import datasets as dataset_routes
 from stream0d_nb.api.routes import export as export_routes
 from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
+from stream0d_nb.api.routes import pages as page_routes
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.reader import MAX_READ_VALUES
@@ -105,6 +106,7 @@ def create_app(
         export_routes,
     ):
         app.include_router(module.router, prefix="/api", dependencies=[Depends(bind_audit_via)])
+    app.include_router(page_routes.router)
     prefix = prefix if prefix is not None else os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "")
     if prefix.strip("/"):
         app.add_middleware(_prefix_middleware(prefix))

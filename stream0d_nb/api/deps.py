@@ -27,6 +27,7 @@ from stream0d_nb.access import (
     check,
 )
 from stream0d_nb.alerts.service import AlertService
+from stream0d_nb.api import session
 from stream0d_nb.errors import Stream0dError
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry, looks_like_token
@@ -103,7 +104,7 @@ def _split_authorization(header: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _hub_auth() -> Any:
+def hub_auth() -> Any:
     """The ``HubOAuth`` helper when running as a hub service (None otherwise)."""
     if not os.environ.get("JUPYTERHUB_API_TOKEN"):
         return None
@@ -113,7 +114,7 @@ def _hub_auth() -> Any:
 
 
 def _hub_identity(model: dict[str, Any] | None) -> Identity:
-    """An ``Identity`` from a hub user model (untested until the hub work)."""
+    """An ``Identity`` from a hub user model (a hub token's or OAuth session's)."""
     if not model or model.get("kind", "user") != "user" or not model.get("name"):
         raise NotAuthenticatedError("the hub did not accept these credentials")
     return Identity(
@@ -146,7 +147,7 @@ def _identity(request: Request, access: AccessRegistry, resolver: GroupResolver)
                 "histories; send 'Authorization: token <token>' instead"
             )
     header = request.headers.get("authorization")
-    hub = _hub_auth()
+    hub = hub_auth()
     if header is not None:
         token = _split_authorization(header)
         if looks_like_token(token):
@@ -167,8 +168,16 @@ def _identity(request: Request, access: AccessRegistry, resolver: GroupResolver)
     if hub is not None:
         cookie = request.cookies.get(hub.cookie_name)
         if cookie:
+            identity = _hub_identity(hub.user_for_token(cookie, sync=True))
+            if request.method not in session.SAFE_METHODS and not session.xsrf_ok(
+                cookie, request.headers.get(session.XSRF_HEADER)
+            ):
+                raise AccessDeniedError(
+                    f"missing or wrong {session.XSRF_HEADER} header: changes made with the "
+                    "browser session must come from the service's own pages"
+                )
             request.state.auth_method = "cookie"
-            return _hub_identity(hub.user_for_token(cookie, sync=True))
+            return identity
     raise NotAuthenticatedError(
         "authentication required: send 'Authorization: token <token>' "
         "(tokens are created in the hub's browser session)"

@@ -1,0 +1,116 @@
+"""``make run``'s hub: the embedded default on 127.0.0.1:8000 with demo users.
+
+Starts JupyterHub with ``hub_config/jupyterhub_config.py`` (local login, SQLite, the API
+service), waits until it answers, prints the URL and the demo logins, and stops the hub
+and its services on Ctrl-C. The demo password is generated once and kept (mode 0600)
+under the hub's state folder.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from stream0d_nb.hub.config import HubPlaces
+from stream0d_nb.hub.partners import Partners, load_partners
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "hub_config" / "jupyterhub_config.py"
+
+
+def _secret_file(path: Path, nbytes: int = 12) -> str:
+    """A random password kept in ``path`` (created 0600 on first use)."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+def hub_environment(partners: Partners, env: dict[str, str]) -> dict[str, str]:
+    """The environment the hub runs with: passwords of the local login, absolute home."""
+    env = dict(env)
+    env.setdefault("STREAM0D_HOME", str(Path(env.get("STREAM0D_HOME", "var")).resolve()))
+    places = HubPlaces.from_env(partners, env)
+    if partners.hub.login == "local":
+        env.setdefault(
+            "STREAM0D_HUB_DEMO_PASSWORD", _secret_file(places.state_dir / "demo_password")
+        )
+        env.setdefault(
+            "STREAM0D_HUB_ADMIN_PASSWORD", _secret_file(places.state_dir / "admin_password", 32)
+        )
+    return env
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    """Wait until the hub answers at ``url`` (raise if it exits or takes too long)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterHub exited with code {proc.returncode}; see its log above")
+        try:
+            if httpx.get(url.rstrip("/") + "/hub/api/", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"JupyterHub did not answer at {url} within {timeout:.0f} s")
+
+
+def banner(partners: Partners, env: dict[str, str], url: str) -> str:
+    """What ``make run`` prints once the hub is up."""
+    lines = [
+        "",
+        f"stream0d hub is up: {url}/hub/login",
+        f"  API tokens page:   {url}/services/stream0d/tokens",
+        f"  API reference:     {url}/services/stream0d/docs",
+    ]
+    if partners.hub.login == "local":
+        lines.append("  Demo logins (password for all: " + env["STREAM0D_HUB_DEMO_PASSWORD"] + "):")
+        for p in partners.partners:
+            for u in p.demo_users:
+                lines.append(f"    {u:<8} partner {p.slug} ({p.name}), {p.level.value}")
+        for a in partners.hub.admins:
+            lines.append(f"    {a:<8} hub admin, password {env['STREAM0D_HUB_ADMIN_PASSWORD']}")
+    lines.append("Stop with Ctrl-C.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Run the hub in the foreground until Ctrl-C."""
+    partners_file = os.environ.get("STREAM0D_PARTNERS", str(CONFIG.with_name("partners.toml")))
+    partners = load_partners(partners_file)
+    env = hub_environment(partners, dict(os.environ))
+    places = HubPlaces.from_env(partners, env)
+    jupyterhub = Path(sys.executable).with_name("jupyterhub")
+    proc = subprocess.Popen(
+        [str(jupyterhub), "-f", str(CONFIG)], env=env, cwd=ROOT, start_new_session=True
+    )
+    try:
+        wait_until_up(places.public_url, proc)
+        print(banner(partners, env, places.public_url.rstrip("/")), flush=True)
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

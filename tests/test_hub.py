@@ -1,0 +1,409 @@
+"""The hub: partners file, generated config, and end to end with real parts.
+
+End to end: a node ``oidc-provider`` (users in two partners and one in none), JupyterHub
+with configurable-http-proxy and the API as a managed service, and headless Chromium
+driving the login, the tokens page and attacks on the browser session; the token made in
+the browser is then used from Python with ``stream0d_nb.client.Client``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from stream0d_nb.access import Level
+from stream0d_nb.api import session
+from stream0d_nb.client import AuthenticationError, Client, NotFoundError, PermissionDeniedError
+from stream0d_nb.hub import HubPlaces, PartnersFileError, hub_config, load_partners, role_scopes
+from stream0d_nb.hub.partners import Partners
+from stream0d_nb.hub.resolver import HubGroupResolver
+from stream0d_nb.settings import Settings
+from stream0d_nb.specs import ChannelSpec, DatasetSpec
+from stream0d_nb.store import Store
+from stream0d_nb.store.access_tables import AccessRegistry
+from tests.hub_servers import (
+    CLIENT_SECRET,
+    IDP_USERS,
+    Hub,
+    NodeIdP,
+    shared_partners_toml,
+    start_hub,
+    start_idp,
+)
+from tests.servers import REPO_ROOT, ServerUnavailable, free_port
+
+ENV = {"TEST_SSO_SECRET": CLIENT_SECRET, "PATH": "/usr/bin:/bin"}
+
+
+# ----------------------------------------------------------------------------- partners file
+
+
+def test_shipped_partners_files_load() -> None:
+    local = load_partners(REPO_ROOT / "hub_config" / "partners.toml")
+    assert local.hub.login == "local"
+    assert {p.slug for p in local.partners} >= {"fersa", "zf"}
+    assert all(p.demo_users for p in local.partners)
+    example = load_partners(REPO_ROOT / "hub_config" / "partners.example.toml")
+    assert example.hub.login == "shared"
+    assert example.partner("zf").level is Level.READ
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[[partners]]\nslug='A B'\nname='x'", "partners.0.slug"),
+        ("[[partners]]\nslug='a'\nname='x'\n[[partners]]\nslug='a'\nname='y'", "appear twice"),
+        ("[hub]\nlogin='shared'\n[[partners]]\nslug='a'\nname='x'", "needs a [hub.shared]"),
+        (
+            "[hub]\nlogin='per-partner'\n[[partners]]\nslug='a'\nname='x'",
+            "no [partners.login] for a",
+        ),
+        ("[[partners]]\nslug='a'\nname='x'\ncolour='red'", "partners.0.colour"),
+        ("[[partners]]\nslug='a'\nname='x'\nlevel='root'", "partners.0.level"),
+        ("[[partners]\n", "not valid TOML"),
+    ],
+)
+def test_partners_file_errors_name_file_and_field(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "partners.toml"
+    path.write_text(text)
+    with pytest.raises(PartnersFileError) as err:
+        load_partners(path)
+    assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_missing_partners_file(tmp_path: Path) -> None:
+    with pytest.raises(PartnersFileError, match="not found"):
+        load_partners(tmp_path / "nope.toml")
+
+
+# ----------------------------------------------------------------------------- generated config
+
+
+def _places(tmp_path: Path, **kw: Any) -> HubPlaces:
+    return HubPlaces(state_dir=tmp_path / "hub", node_bin=REPO_ROOT / "node_modules" / ".bin", **kw)
+
+
+def _shared(tmp_path: Path) -> Partners:
+    path = tmp_path / "p.toml"
+    idp = NodeIdP(9999, None, tmp_path)  # type: ignore[arg-type]
+    path.write_text(shared_partners_toml(idp).replace("{HUB_URL}", "http://127.0.0.1:8000"))
+    return load_partners(path)
+
+
+def test_shared_provider_config(tmp_path: Path) -> None:
+    cfg = hub_config(_shared(tmp_path), _places(tmp_path), ENV)
+    assert cfg["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    auth = cfg["GenericOAuthenticator"]
+    assert auth["manage_groups"] is True
+    assert auth["auth_state_groups_key"] == "oauth_user.groups"
+    assert auth["allowed_groups"] == {"fersa", "zf"}
+    assert auth["client_secret"] == CLIENT_SECRET  # from the named env variable
+    roles = {r["name"]: r for r in cfg["JupyterHub"]["load_roles"]}
+    assert roles["stream0d-fersa"]["scopes"][0] == "custom:stream0d:write"
+    assert roles["stream0d-fersa"]["groups"] == ["fersa"]
+    (service,) = cfg["JupyterHub"]["services"]
+    assert service["name"] == "stream0d" and service["url"].startswith("http://127.0.0.1:")
+    # loopback only, everywhere
+    text = repr(cfg)
+    assert "0.0.0.0" not in text
+    assert cfg["Spawner"]["ip"] == "127.0.0.1"
+
+
+def test_shared_provider_secret_must_be_set(tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match="TEST_SSO_SECRET"):
+        hub_config(_shared(tmp_path), _places(tmp_path), {"PATH": "/bin"})
+
+
+def test_local_login_config(tmp_path: Path) -> None:
+    partners = load_partners(REPO_ROOT / "hub_config" / "partners.toml")
+    env = {"STREAM0D_HUB_DEMO_PASSWORD": "demo-password", "STREAM0D_HUB_ADMIN_PASSWORD": "x" * 32}
+    cfg = hub_config(partners, _places(tmp_path), env)
+    assert cfg["JupyterHub"]["authenticator_class"] == "shared-password"
+    assert cfg["JupyterHub"]["load_groups"]["fersa"] == {"users": ["ana", "marco"]}
+    assert cfg["SharedPasswordAuthenticator"]["allowed_users"] >= {"ana", "zoe", "ops"}
+    assert cfg["SharedPasswordAuthenticator"]["admin_users"] == {"ops"}
+
+
+def test_per_partner_providers_through_multiauthenticator(tmp_path: Path) -> None:
+    """Each partner's own provider puts its users into that partner's group."""
+    from multiauthenticator import MultiAuthenticator
+    from traitlets.config import Config
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        """
+[hub]
+login = "per-partner"
+[[partners]]
+slug = "fersa"
+name = "FERSA"
+[partners.login]
+kind = "azuread"
+label = "FERSA Entra"
+tenant_id = "t-1"
+client_id = "c-1"
+client_secret_env = "FERSA_SECRET"
+[[partners]]
+slug = "zf"
+name = "ZF"
+[partners.login]
+kind = "oidc"
+label = "ZF SSO"
+authorize_url = "http://127.0.0.1:1/auth"
+token_url = "http://127.0.0.1:1/token"
+userdata_url = "http://127.0.0.1:1/me"
+client_id = "c-2"
+client_secret_env = "ZF_SECRET"
+"""
+    )
+    cfg = hub_config(
+        load_partners(path), _places(tmp_path), {"FERSA_SECRET": "s1", "ZF_SECRET": "s2"}
+    )
+    assert cfg["JupyterHub"]["authenticator_class"] == "multiauthenticator"
+    c = Config()
+    for key, value in cfg["MultiAuthenticator"].items():
+        setattr(c.MultiAuthenticator, key, value)
+    auth = MultiAuthenticator(config=c)
+    subs = auth._authenticators
+    assert [type(a).__mro__[2].__name__ for a in subs] == [
+        "AzureAdOAuthenticator",
+        "GenericOAuthenticator",
+    ]
+    assert [a.login_url("/hub/") for a in subs] == ["/hub/fersa/oauth_login", "/hub/zf/oauth_login"]
+    assert subs[0].oauth_callback_url == "http://127.0.0.1:8000/hub/fersa/oauth_callback"
+    assert subs[0].auth_state_groups_key({"user": {}}) == ["fersa"]
+    assert subs[1].auth_state_groups_key({"oauth_user": {"groups": ["zf", "x"]}}) == ["zf"]
+    assert subs[1].manage_groups and auth.manage_groups
+
+
+def test_resolver_scopes_from_roles(tmp_path: Path) -> None:
+    partners = _shared(tmp_path)
+    resolver = HubGroupResolver("http://127.0.0.1:1/hub/api", "t", role_scopes(partners))
+    try:
+        info = resolver.info(
+            {"name": "alice", "groups": ["fersa"], "roles": ["user"], "admin": False}
+        )
+        assert info.groups == {"fersa"} and info.scopes == {"custom:stream0d:write"}
+        nobody = resolver.info({"name": "m", "groups": ["elsewhere"], "roles": ["user"]})
+        assert nobody.scopes == frozenset()
+    finally:
+        resolver.close()
+
+
+def test_xsrf_token_is_bound_to_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM0D_COOKIE_SECRET", "s3cret")
+    t = session.xsrf_token("session-a")
+    assert session.xsrf_ok("session-a", t)
+    assert not session.xsrf_ok("session-b", t)
+    assert not session.xsrf_ok("session-a", None)
+    assert not session.xsrf_ok("session-a", t[:-1] + ("0" if t[-1] != "0" else "1"))
+
+
+@pytest.mark.parametrize(
+    ("next_url", "expected"),
+    [
+        ("/services/stream0d/tokens", "/services/stream0d/tokens"),
+        ("https://evil.example/", "/services/stream0d/"),
+        ("//evil.example/services/stream0d/", "/services/stream0d/"),
+        ("/hub/admin", "/services/stream0d/"),
+        (None, "/services/stream0d/"),
+    ],
+)
+def test_safe_next_refuses_open_redirects(next_url: str | None, expected: str) -> None:
+    assert session.safe_next("/services/stream0d/", next_url) == expected
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _dataset(ds: str, partner: str) -> DatasetSpec:
+    return DatasetSpec(
+        id=ds, interval="1s", partner=partner, channels=[ChannelSpec(name="temp", units="degC")]
+    )
+
+
+@pytest.fixture(scope="module")
+def hub(hub_workdir: Path) -> Iterator[Hub]:
+    """IdP + hub (shared provider) + API service on a store with two partners' datasets."""
+    home = hub_workdir / "shared"
+    home.mkdir()
+    idx = pd.date_range("2024-05-01", periods=120, freq="1s", tz="UTC")
+    with Store(Settings(home=home)) as store:
+        for ds, partner in (("fersa-grinding", "fersa"), ("zf-extrusion", "zf")):
+            store.create_dataset(_dataset(ds, partner), actor="setup")
+            store.write(ds, pd.DataFrame({"temp": np.arange(120.0)}, index=idx), actor="setup")
+        AccessRegistry(store.registry).grant("zf-extrusion", "group", "fersa", "viewer", "setup")
+    port = free_port()
+    try:
+        idp = start_idp(IDP_USERS, [f"http://127.0.0.1:{port}/hub/oauth_callback"], hub_workdir)
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        the_hub = start_hub(shared_partners_toml(idp), home, port, ENV)
+        try:
+            yield the_hub
+        finally:
+            the_hub.stop()
+    finally:
+        idp.stop()
+
+
+def login(browser: Any, hub: Hub, user: str) -> tuple[Any, Any]:
+    """A browser context of ``user``, logged in through the IdP, on the tokens page."""
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{hub.service_url}/tokens")
+    page.click("text=Sign in with Partner SSO")
+    page.wait_for_selector("#login")
+    assert page.url.startswith("http://127.0.0.1:") and "/interaction/" in page.url
+    page.fill("#login", user)
+    page.fill("#password", IDP_USERS[user]["password"])
+    page.click("#submit")
+    return ctx, page
+
+
+def create_token(page: Any, note: str, level: str = "read", **extra: str) -> str:
+    page.fill("#note", note)
+    page.select_option("#level", level)
+    for field_id, value in extra.items():
+        page.fill(f"#{field_id}", value)
+    page.click("#submit")
+    page.wait_for_selector("#secret:not(:empty)")
+    token: str = page.text_content("#secret")
+    return token
+
+
+@pytest.fixture(scope="module")
+def alice(browser: Any, hub: Hub) -> Iterator[Any]:
+    ctx, page = login(browser, hub, "alice")
+    page.wait_for_url(f"{hub.service_url}/tokens")
+    try:
+        yield page
+    finally:
+        ctx.close()
+
+
+@pytest.mark.hub
+def test_login_token_in_browser_then_client(hub: Hub, alice: Any) -> None:
+    assert alice.text_content("#user") == "alice"
+    assert alice.text_content("#groups") == "fersa"  # the IdP's groups claim became the group
+    token = create_token(alice, "notebook on my laptop", "read")
+    assert re.fullmatch(r"s0d_\w+_\S+", token)
+    assert alice.locator("#tokens tr").count() >= 1
+    with Client(hub.service_url, token) as client:
+        ids = {d["id"] for d in client.datasets()}
+        assert ids == {"fersa-grinding", "zf-extrusion"}  # own partner's + shared with fersa
+        data = client.read("fersa-grinding", start="2024-05-01", end="2024-05-01T00:01")
+        assert data["temp"].values.tolist() == list(np.arange(60.0))
+        before = len(client.history("fersa-grinding"))
+        with pytest.raises(PermissionDeniedError):  # a read token never writes
+            client.ingest(
+                "fersa-grinding",
+                pd.DataFrame({"temp": [1.0]}, index=pd.DatetimeIndex(["2024-05-02"], tz="UTC")),
+            )
+        assert len(client.history("fersa-grinding")) == before
+
+
+@pytest.mark.hub
+def test_partners_are_kept_apart(browser: Any, hub: Hub) -> None:
+    ctx, page = login(browser, hub, "bob")
+    try:
+        page.wait_for_url(f"{hub.service_url}/tokens")
+        assert page.text_content("#groups") == "zf"
+        token = create_token(page, "bob's script", "write")
+    finally:
+        ctx.close()
+    with Client(hub.service_url, token) as client:
+        assert {d["id"] for d in client.datasets()} == {"zf-extrusion"}
+        with pytest.raises(NotFoundError) as hidden:
+            client.dataset("fersa-grinding")
+        with pytest.raises(NotFoundError) as missing:
+            client.dataset("no-such-dataset")
+        assert str(hidden.value).replace("fersa-grinding", "X") == str(missing.value).replace(
+            "no-such-dataset", "X"
+        )
+
+
+@pytest.mark.hub
+def test_user_of_no_partner_cannot_log_in(browser: Any, hub: Hub) -> None:
+    ctx, page = login(browser, hub, "mallory")
+    try:
+        page.wait_for_load_state("networkidle")
+        assert not page.url.startswith(f"{hub.service_url}/tokens")
+        assert "403" in (page.text_content("body") or "")
+        assert ctx.cookies(hub.service_url + "/") == [] or all(
+            c["name"] != "service-stream0d" for c in ctx.cookies(hub.service_url + "/")
+        )
+    finally:
+        ctx.close()
+
+
+@pytest.mark.hub
+def test_cookie_post_needs_the_xsrf_token(hub: Hub, alice: Any) -> None:
+    api = f"{hub.service_url}/api/tokens"
+    count = len(alice.request.get(api).json())
+    body = {"level": "read", "expires_at": "2099-01-01T00:00:00Z", "note": "forged"}
+    for headers in ({}, {"X-XSRFToken": "0" * 64}):
+        r = alice.request.post(api, data=body, headers=headers)
+        assert r.status == 403, r.text()
+        assert "X-XSRFToken" in r.json()["error"]["message"]
+    assert len(alice.request.get(api).json()) == count  # nothing was created
+
+
+@pytest.mark.hub
+def test_oauth_callback_with_a_wrong_state(browser: Any, hub: Hub) -> None:
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        r = page.goto(f"{hub.service_url}/oauth_callback?code=stolen-code&state=forged-state")
+        assert r is not None and r.status == 403
+        assert "state does not match" in (page.text_content("#message") or "")
+        assert not any(c["name"] == "service-stream0d" for c in ctx.cookies())
+    finally:
+        ctx.close()
+
+
+@pytest.mark.hub
+def test_tokens_cannot_make_tokens_or_exceed_rights(hub: Hub, alice: Any) -> None:
+    token = create_token(alice, "for the attack test", "write")
+    body = {"level": "read", "expires_at": "2099-01-01T00:00:00Z", "note": "x"}
+    r = httpx.post(
+        f"{hub.service_url}/api/tokens", json=body, headers={"Authorization": f"token {token}"}
+    )
+    assert r.status_code == 403
+    r = httpx.get(f"{hub.service_url}/api/datasets?token={token}")
+    assert r.status_code == 401 and "URL" in r.json()["error"]["message"]
+    # alice (fersa, write) may not mint an admin token: the page shows why
+    n = alice.locator("#tokens tr").count()
+    alice.fill("#note", "too strong")
+    alice.select_option("#level", "admin")
+    alice.click("#submit")
+    alice.wait_for_selector("#error:not(:empty)")
+    assert "may not create a admin token" in (alice.text_content("#error") or "")
+    assert alice.locator("#tokens tr").count() == n
+
+
+@pytest.mark.hub
+def test_revoke_in_browser(hub: Hub, alice: Any) -> None:
+    token = create_token(alice, "short-lived", "read")
+    token_id = token.split("_")[1]
+    with Client(hub.service_url, token) as client:
+        assert client.datasets()
+        alice.click(f"#tokens tr[data-id='{token_id}'] button.revoke")
+        alice.wait_for_selector(f"#tokens tr[data-id='{token_id}'] td:text-is('revoked')")
+        with pytest.raises(AuthenticationError):
+            client.datasets()
+
+
+@pytest.mark.hub
+def test_openapi_reference_is_served(hub: Hub) -> None:
+    r = httpx.get(f"{hub.service_url}/openapi.json")
+    assert r.status_code == 200 and "/api/datasets" in r.json()["paths"]
