@@ -38,8 +38,10 @@ setup-test: setup
 	@test -z "$(strip $(DEB_TEST))" || { echo "installing Debian packages: $(DEB_TEST)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_TEST) >/dev/null; }
 
+# The demo data, then the hub on 127.0.0.1:8000 (prints URL and demo logins; Ctrl-C stops).
 run: setup
 	$(BIN)/stream0d demo
+	$(BIN)/python -m stream0d_nb.hub.run
 
 test: setup-test
 	$(BIN)/python -m pytest

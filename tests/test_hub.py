@@ -407,3 +407,84 @@ def test_revoke_in_browser(hub: Hub, alice: Any) -> None:
 def test_openapi_reference_is_served(hub: Hub) -> None:
     r = httpx.get(f"{hub.service_url}/openapi.json")
     assert r.status_code == 200 and "/api/datasets" in r.json()["paths"]
+
+
+# ----------------------------------------------------------------------------- make run's hub
+
+
+@pytest.fixture(scope="module")
+def local_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
+    """``python -m stream0d_nb.hub.run`` (what ``make run`` starts) on free ports: (URL, banner)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = hub_workdir / "local"
+    home.mkdir()
+    idx = pd.date_range("2024-05-01", periods=60, freq="1s", tz="UTC")
+    with Store(Settings(home=home)) as store:
+        for ds, partner in (("fersa-line", "fersa"), ("zf-line", "zf")):
+            store.create_dataset(_dataset(ds, partner), actor="setup")
+            store.write(ds, pd.DataFrame({"temp": np.arange(60.0)}, index=idx), actor="setup")
+    url = f"http://127.0.0.1:{free_port()}"
+    env = dict(os.environ) | {
+        "STREAM0D_HOME": str(home),
+        "STREAM0D_HUB_URL": url,
+        "STREAM0D_HUB_PORT": str(free_port()),
+        "STREAM0D_HUB_PROXY_API_PORT": str(free_port()),
+        "STREAM0D_HUB_SERVICE_PORT": str(free_port()),
+        "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex(),
+    }
+    out = home / "run.out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream0d_nb.hub.run"],
+            stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "Stop with Ctrl-C" not in out.read_text() and proc.poll() is None:
+            assert time.monotonic() < deadline, out.read_text()[-3000:]
+            time.sleep(0.3)
+        assert proc.poll() is None, out.read_text()[-3000:]
+        yield url, out.read_text()
+        # Ctrl-C stops the hub, its proxy and services promptly
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+        assert time.monotonic() - t0 < 30
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.hub
+def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> None:
+    """As in the README: log in as a demo user of fersa, make a token, read with the client."""
+    url, banner = local_hub
+    assert f"{url}/hub/login" in banner
+    password = re.search(r"password for all: (\S+)\)", banner)
+    assert password and "ana" in banner and "zoe" in banner
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/services/stream0d/tokens")
+        page.fill("#username_input", "ana")
+        page.fill("#password_input", password.group(1))
+        page.click("#login_submit")
+        page.wait_for_url(f"{url}/services/stream0d/tokens")
+        assert page.text_content("#groups") == "fersa"
+        token = create_token(page, "make run", "read")
+        with Client(f"{url}/services/stream0d", token) as client:
+            assert {d["id"] for d in client.datasets()} == {"fersa-line"}
+            assert client.read("fersa-line", "temp")["temp"].size == 60
+        # ana's own JupyterLab starts (same OS user as the hub: the documented demo trade-off)
+        page.goto(f"{url}/hub/spawn")
+        page.wait_for_url(re.compile(rf"{re.escape(url)}/user/ana/lab.*"), timeout=90_000)
+        page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+    finally:
+        ctx.close()
