@@ -488,3 +488,31 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
         page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
     finally:
         ctx.close()
+
+
+def test_z2jh_values_use_the_same_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Helm values' extraConfig runs against a real traitlets config, production mode."""
+    import yaml
+    from traitlets.config import Config
+
+    values = yaml.safe_load((REPO_ROOT / "hub_config" / "z2jh-values.yaml").read_text())
+    hub = values["hub"]
+    partners = tmp_path / "partners.toml"
+    partners.write_text(hub["extraFiles"]["partners"]["stringData"])
+    for name, value in hub["extraEnv"].items():
+        monkeypatch.setenv(name, value if isinstance(value, str) else f"secret-{name}")
+    monkeypatch.setenv("STREAM0D_PARTNERS", str(partners))
+    c = Config()
+    exec(hub["extraConfig"]["00-stream0d"], {"c": c})
+    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert c.GenericOAuthenticator.client_secret == "secret-STREAM0D_SSO_SECRET"
+    assert c.JupyterHub.db_url == "secret-JUPYTERHUB_DB_URL"
+    names = [s["name"] for s in c.JupyterHub.services]
+    assert names == ["stream0d", "stream0d-scheduler"]
+    api = c.JupyterHub.services[0]
+    assert api["url"] == "http://hub:10101"
+    assert api["environment"]["STREAM0D_STORAGE_URL"] == "az://stream0d/datasets"
+    assert hub["service"]["extraPorts"][0]["port"] == 10101
+    # the chart owns the proxy, the spawner and where the hub listens
+    assert "spawner_class" not in c.JupyterHub and "bind_url" not in c.JupyterHub
+    assert "ConfigurableHTTPProxy" not in c

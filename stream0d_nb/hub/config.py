@@ -59,6 +59,7 @@ class HubPlaces:
     venv_bin: Path = Path(sys.executable).parent
     node_bin: Path = Path("node_modules/.bin")
     scheduler: bool = False
+    deployment: str = "local"  # "kubernetes": zero-to-jupyterhub owns proxy, spawner, DB
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +77,7 @@ class HubPlaces:
             venv_bin=Path(env.get("STREAM0D_HUB_VENV_BIN", Path(sys.executable).parent)),
             node_bin=Path(env.get("STREAM0D_HUB_NODE_BIN", root / "node_modules" / ".bin")),
             scheduler=env.get("STREAM0D_HUB_SCHEDULER", "0") not in ("", "0", "false"),
+            deployment=env.get("STREAM0D_HUB_DEPLOYMENT", "local"),
         )
 
 
@@ -249,10 +251,15 @@ def services(partners: Partners, places: HubPlaces, env: Mapping[str, str]) -> l
     senv = service_env(partners, env) | dict(places.extra_env)
     python = str(places.venv_bin / "python")
     cwd = str(Path.cwd())
+    host = "127.0.0.1"
+    if places.deployment == "kubernetes":
+        # The proxy runs in its own pod and reaches the service through the hub's k8s service.
+        host = "hub"
+        senv["STREAM0D_SERVICE_BIND"] = "0.0.0.0"
     out: list[dict[str, Any]] = [
         {
             "name": SERVICE,
-            "url": f"http://127.0.0.1:{places.service_port}",
+            "url": f"http://{host}:{places.service_port}",
             "command": [python, "-m", "stream0d_nb.hub.service"],
             "environment": senv,
             "cwd": cwd,
@@ -304,6 +311,8 @@ def hub_config(
 ) -> dict[str, dict[str, Any]]:
     """Every traitlets section of the hub (see the module docstring)."""
     env = os.environ if env is None else env
+    if places.deployment == "kubernetes":
+        return _kubernetes(partners, places, env)
     public = urlparse(places.public_url)
     if public.hostname is None or public.port is None:
         raise ValueError(f"hub URL {places.public_url!r} needs a host and a port")
@@ -315,17 +324,7 @@ def hub_config(
             "db_url": env.get("STREAM0D_HUB_DB_URL", f"sqlite:///{state / 'jupyterhub.sqlite'}"),
             "cookie_secret_file": str(state / "jupyterhub_cookie_secret"),
             "pid_file": str(state / "jupyterhub.pid"),
-            "custom_scopes": {
-                Level.READ.scope: {"description": "Read stream0d datasets"},
-                Level.WRITE.scope: {
-                    "description": "Write stream0d data and configuration",
-                    "subscopes": [Level.READ.scope],
-                },
-                Level.ADMIN.scope: {
-                    "description": "Manage stream0d grants and delete datasets",
-                    "subscopes": [Level.WRITE.scope],
-                },
-            },
+            "custom_scopes": _custom_scopes(),
             "load_roles": roles(partners),
             "services": services(partners, places, env),
             "log_level": env.get("STREAM0D_HUB_LOG_LEVEL", "INFO"),
@@ -342,10 +341,47 @@ def hub_config(
     return cfg
 
 
+def _custom_scopes() -> dict[str, dict[str, Any]]:
+    return {
+        Level.READ.scope: {"description": "Read stream0d datasets"},
+        Level.WRITE.scope: {
+            "description": "Write stream0d data and configuration",
+            "subscopes": [Level.READ.scope],
+        },
+        Level.ADMIN.scope: {
+            "description": "Manage stream0d grants and delete datasets",
+            "subscopes": [Level.WRITE.scope],
+        },
+    }
+
+
+def _kubernetes(
+    partners: Partners, places: HubPlaces, env: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Only what is ours under zero-to-jupyterhub: login, roles, scopes, services.
+
+    The chart configures the proxy pod, KubeSpawner, the hub database (PostgreSQL) and
+    the listening addresses; see ``hub_config/z2jh-values.yaml``.
+    """
+    if partners.hub.login == "local":
+        raise ValueError("login = 'local' is the embedded demo; production needs a provider")
+    cfg: dict[str, dict[str, Any]] = {
+        "JupyterHub": {
+            "custom_scopes": _custom_scopes(),
+            "load_roles": roles(partners),
+            "services": services(partners, places, env),
+        }
+    }
+    for section, values in authentication(partners, places, env).items():
+        cfg.setdefault(section, {}).update(values)
+    return cfg
+
+
 def apply(c: Any, partners: Partners, places: HubPlaces | None = None) -> dict[str, dict[str, Any]]:
     """Set ``hub_config(...)`` on JupyterHub's config object ``c``; returns what was set."""
     places = places or HubPlaces.from_env(partners)
-    places.state_dir.mkdir(parents=True, exist_ok=True)
+    if places.deployment == "local":
+        places.state_dir.mkdir(parents=True, exist_ok=True)
     cfg = hub_config(partners, places)
     for section, values in cfg.items():
         for key, value in values.items():

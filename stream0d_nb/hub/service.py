@@ -22,7 +22,7 @@ def main() -> None:
     app = create_app(group_resolver=HubGroupResolver())
     uvicorn.run(
         app,
-        host=url.hostname or "127.0.0.1",
+        host=os.environ.get("STREAM0D_SERVICE_BIND") or url.hostname or "127.0.0.1",
         port=url.port or 10101,
         log_level=os.environ.get("STREAM0D_SERVICE_LOG_LEVEL", "info"),
         proxy_headers=True,
