@@ -44,6 +44,7 @@ alerts_app = typer.Typer(
 )
 app.add_typer(formula_app, name="formula")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(__import__("stream0d_nb.recalibration.cli", fromlist=["app"]).app, name="recal")
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)

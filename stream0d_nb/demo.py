@@ -217,6 +217,62 @@ def day_frame(line: Line, day: pd.Timestamp) -> pd.DataFrame:
     return pd.DataFrame({k: np.round(v, 3) for k, v in cols.items()}, index=t)
 
 
+OVEN = DatasetSpec(
+    id="lab-oven-1",
+    interval="1min",
+    tz="UTC",
+    partner="lab",
+    title="Curing oven zone 1 (recalibration demo)",
+    description="Generated demo data: heater power, ambient and zone temperature of a "
+    "first-order heated zone whose insulation degrades (loss grows) over the last days.",
+    channels=[
+        ChannelSpec(name="heater_power", units="kW", description="Zone heater power"),
+        ChannelSpec(name="ambient_temp", units="degC", description="Hall temperature"),
+        ChannelSpec(name="zone_temp", units="degC", description="Zone air temperature"),
+    ],
+)
+OVEN_TRUTH = {"gain": 6.0, "tau": 1800.0, "delay": 120.0, "loss": 4.0}
+
+
+def oven_frame(
+    end: pd.Timestamp, days: int = 7, drift_from: int | None = 2, seed: int = 7
+) -> pd.DataFrame:
+    """``days`` of 1 min oven data ending at ``end``: heater steps, the zone simulated.
+
+    From ``drift_from`` days before ``end`` the insulation degrades: ``loss`` rises by
+    3 K per day (the process drifts, so the model must follow it).
+    """
+    from stream0d_nb.recalibration.models import FirstOrderThermalModel
+
+    n = days * 1440
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(end - pd.Timedelta(days=days), periods=n, freq="1min", tz="UTC")
+    ends = rng.integers(20, 90, size=n // 20 + 1).cumsum()
+    u = np.zeros(n)
+    for lo, hi in zip(np.r_[0, ends[:-1]], ends, strict=True):
+        u[lo:hi] = rng.uniform(5, 25)
+    amb = 22 + 3 * np.sin(np.arange(n) * 2 * np.pi / 1440)
+    model = FirstOrderThermalModel(["heater_power", "ambient_temp"], "zone_temp")
+    df = pd.DataFrame({"heater_power": u, "ambient_temp": amb}, index=idx)
+    loss = np.full(n, OVEN_TRUTH["loss"])
+    if drift_from is not None:
+        k0 = max(n - drift_from * 1440, 0)
+        loss[k0:] += 3.0 * np.arange(n - k0) / 1440
+    # the simulation with a time-varying loss: loss enters the forcing linearly
+    base = model.predict(df, {**OVEN_TRUTH, "loss": 0.0}).to_numpy()
+    a = float(np.exp(-60.0 / OVEN_TRUTH["tau"]))
+    lagged = np.empty(n)
+    acc = loss[0]
+    for i, v in enumerate(loss.tolist()):
+        acc = a * acc + (1 - a) * v if i else v
+        lagged[i] = acc
+    zone = base - lagged + rng.normal(0, 0.2, n)
+    return pd.DataFrame(
+        {"heater_power": np.round(u, 3), "ambient_temp": np.round(amb, 3), "zone_temp": zone},
+        index=idx,
+    )
+
+
 def find_data_dir(explicit: Path | None = None) -> Path | None:
     """The shared folder of real recordings: explicit, ./../shared/data, or beside the repo."""
     for cand in (

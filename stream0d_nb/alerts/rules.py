@@ -5,6 +5,14 @@ Every kind compiles to formulas of the formula language (docs/formulas.md), per 
 whose extreme is an episode's peak), ``condition_formula`` (1 = fire, 0 = not, NaN =
 unknown) and ``clear_formula_text`` (1 = the episode ends; None = "condition is 0").
 
+Kind ``model_residual`` watches the residual channel of a recalibration model
+(``<model>.residual``, measured minus predicted, materialised by
+``stream0d_nb.recalibration``): it fires when the rolling CV(RMSE) over ``window``
+(``100 * sqrt(mean(r²)) / mean(measured)``, measured = ``<model>.predicted`` + residual)
+is above ``cv_rmse`` percent, or when the rolling mean of the residual is beyond
+``bias`` (output units) either way. ``units`` converts the mean level before dividing
+(``"K"`` for a temperature in degC: CV(RMSE) needs a ratio scale).
+
 Hysteresis: ``clear_below``/``clear_above`` end an episode only when the watched value
 (its absolute value for two-sided rate/spike rules) is below/above them (both given: both
 must hold, e.g. back well inside an ``outside`` range); ``clear_formula`` is any boolean
@@ -23,7 +31,14 @@ from stream0d_nb.formulas import Compiled, FormulaError, compile_formula
 from stream0d_nb.specs import check_slug, format_duration, parse_duration, parse_duration_ns
 
 Kind = Literal[
-    "threshold", "rate_of_change", "no_data", "flatline", "spike", "missing_share", "formula"
+    "threshold",
+    "rate_of_change",
+    "no_data",
+    "flatline",
+    "spike",
+    "missing_share",
+    "formula",
+    "model_residual",
 ]
 Severity = Literal["critical", "major", "minor", "warning", "info"]
 ThresholdOp = Literal[">", "<", ">=", "<=", "outside", "inside"]
@@ -40,10 +55,11 @@ KIND_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "spike": ({"window", "k"}, {"method", "direction", "channels", "formula"}),
     "missing_share": ({"window", "min_good"}, {"channels", "formula"}),
     "formula": ({"formula"}, set()),
+    "model_residual": ({"model", "window"}, {"cv_rmse", "bias", "units"}),
 }
 KIND_ONLY = {
     "op", "value", "low", "high", "units", "limit", "per", "direction", "window",
-    "tolerance", "method", "k", "min_good",
+    "tolerance", "method", "k", "min_good", "model", "cv_rmse", "bias",
 }  # fmt: skip
 DEFAULTS = {"per": "s", "direction": "both", "method": "zscore", "tolerance": 0.0}
 
@@ -95,6 +111,14 @@ class AlertRule(BaseModel):
     min_good: float | None = Field(
         None, gt=0, le=100, description="Missing share: fire when pct_good < this percent."
     )
+    # model_residual
+    model: str | None = Field(None, description="Model residual: the recalibration model.")
+    cv_rmse: float | None = Field(
+        None, gt=0, description="Model residual: fire when rolling CV(RMSE) % is above this."
+    )
+    bias: float | None = Field(
+        None, gt=0, description="Model residual: fire when |rolling mean residual| is above."
+    )
     # common options
     for_duration: str = Field(
         "0s",
@@ -120,6 +144,11 @@ class AlertRule(BaseModel):
     @classmethod
     def _one_channel(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("model")
+    @classmethod
+    def _model_ok(cls, v: str | None) -> str | None:
+        return None if v is None else check_slug(v, "model name")
 
     @field_validator("for_duration")
     @classmethod
@@ -154,7 +183,11 @@ class AlertRule(BaseModel):
         for f, default in DEFAULTS.items():
             if f in optional and getattr(self, f) is None:
                 setattr(self, f, default)
-        if self.kind != "formula" and bool(self.channels) == bool(self.formula):
+        if self.kind == "model_residual" and self.cv_rmse is None and self.bias is None:
+            raise ValueError("a model_residual rule needs 'cv_rmse' and/or 'bias'")
+        if self.kind not in ("formula", "model_residual") and bool(self.channels) == bool(
+            self.formula
+        ):
             raise ValueError("give either channels or formula (the watched value), not both")
         self._check_threshold()
         self._check_clear()
@@ -192,6 +225,8 @@ class AlertRule(BaseModel):
     # -- series and formulas ------------------------------------------------------------
     def series_names(self, available: Mapping[str, object] | None) -> list[str]:
         """The series of this rule: its channels ('*' = every available one) or ''."""
+        if self.kind == "model_residual":
+            return [f"{self.model}.residual"]
         if not self.channels:
             return [FORMULA_SERIES]
         if ALL_CHANNELS in self.channels:
@@ -213,6 +248,8 @@ class AlertRule(BaseModel):
         x, w = self.watched(series), f'"{self.window}"'
         if self.kind in ("threshold", "flatline"):
             return x
+        if self.kind == "model_residual":
+            return self._cv_formula(series) if self.cv_rmse is not None else self._bias_formula(x)
         if self.kind == "rate_of_change":
             if self.window is None:
                 return f"rate({x})" if self.per == "s" else f"rate({x}) * 60 s / 1 min"
@@ -228,6 +265,18 @@ class AlertRule(BaseModel):
         if self.kind == "missing_share":
             return f"pct_good({x}, {w})"
         return None
+
+    def _bias_formula(self, x: str) -> str:
+        return f'rolling_mean({x}, "{self.window}")'
+
+    def _cv_formula(self, series: str) -> str:
+        """Rolling CV(RMSE) in percent of a model's residual series."""
+        r, w = "{" + series + "}", f'"{self.window}"'
+        p = "{" + series.removesuffix(".residual") + ".predicted}"
+        level = f"rolling_mean({p} + {r}, {w})"
+        if self.units:
+            level = f'to({level}, "{self.units}")'
+        return f"100 * sqrt(rolling_mean({r} * {r}, {w})) / {level}"
 
     def fast_value_formula(self, series: str = FORMULA_SERIES) -> tuple[str | None, bool]:
         """What the engine evaluates for the value: (text, infinities mean unknown).
@@ -268,6 +317,13 @@ class AlertRule(BaseModel):
             return self.formula
         if self.kind == "no_data":
             return f"pct_good({x}, {w}) == 0"
+        if self.kind == "model_residual":
+            parts = []
+            if self.cv_rmse is not None:
+                parts.append(f"{self._cv_formula(series)} > {num(self.cv_rmse)}")
+            if self.bias is not None:
+                parts.append(f"abs({self._bias_formula(x)}) > {num(self.bias)}")
+            return " or ".join(parts)
         if self.kind == "flatline":
             span = f"rolling_max({x}, {w}) - rolling_min({x}, {w})"
             enough = f"rolling_sum(not isnan({x}), {w}) >= 2"
@@ -312,6 +368,8 @@ class AlertRule(BaseModel):
             return {"both": "absmax", "up": "max", "down": "min"}[self.direction or "both"]  # type: ignore[return-value]
         if self.kind == "missing_share":
             return "min"
+        if self.kind == "model_residual":
+            return "max" if self.cv_rmse is not None else "absmax"
         if self.kind == "flatline":
             return "first"
         return "none"

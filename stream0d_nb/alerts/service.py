@@ -255,6 +255,44 @@ class AlertService:
             else []
         )
 
+    def raise_event(
+        self,
+        dataset_id: str,
+        name: str,
+        message: str,
+        severity: str = "major",
+        series: str = "",
+        detail: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        notify: bool = True,
+    ) -> list[EventRecord]:
+        """Record a firing event that no rule produced (a failed recalibration run...).
+
+        Stored like rule events (history, ``alerts events``) with ``detail.external`` set,
+        and delivered through the dataset's routes unless ``notify`` is False.
+        """
+        when = at or datetime.now(UTC)
+        ev = {
+            "series": series,
+            "at": when,
+            "from_state": "ok",
+            "to_state": "firing",
+            "severity": severity,
+            "value": None,
+            "detail": {
+                "external": True,
+                "episode_start": when.isoformat(),
+                "labels": {},
+                "description": message,
+                "runbook": "",
+                **(detail or {}),
+            },
+        }
+        ids = self.table.commit_evaluation(dataset_id, name, {}, [ev])
+        if notify:
+            self.deliver(dataset_id)
+        return self.table.events(dataset_id, ids=ids, limit=max(len(ids), 1)) if ids else []
+
     def after_write(self, store: Store, dataset_id: str, report: IngestReport) -> None:
         """Store write hook: evaluate the dataset's rules on the data just written."""
         if not self.table.rules(dataset_id):
@@ -351,7 +389,8 @@ class AlertService:
         silences = self.silences(dataset_id)
         notes: list[Notification] = []
         for ev in sorted(pending, key=lambda e: (e.at, e.id)):
-            if ev.rule not in rules and ev.to_state == "firing":
+            external = bool(ev.detail.get("external"))
+            if ev.rule not in rules and ev.to_state == "firing" and not external:
                 continue  # a deleted rule: nothing more to say
             if self.silenced(dataset_id, ev.rule, ev.at, silences):
                 continue

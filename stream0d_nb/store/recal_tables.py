@@ -1,0 +1,807 @@
+"""SQL tables of recalibration: models, their versions, notebook schedules and runs.
+
+Rows hold plain JSON (model specs, parameters, metrics) validated by
+``stream0d_nb.recalibration`` (the layer above); this module stores and queries them.
+Configuration changes and version decisions are audited in the same transaction as the
+change. Schedules carry a **claim** (``claim_run_id``): a run of a schedule starts only
+after one conditional ``UPDATE ... WHERE claim_run_id IS NULL`` succeeded, so two
+scheduler processes (or a scheduler and a manual trigger) can never run the same
+schedule at the same time; a claim older than the schedule's time limit plus a grace
+period is considered abandoned (a crashed process) and can be taken over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from stream0d_nb.errors import ValidationError
+from stream0d_nb.store.registry import Base, Registry, UTCDateTime, utcnow
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+VersionStatus = Literal["active", "rejected", "retired"]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out"]
+CatchUp = Literal["skip", "once", "all"]
+FINAL_RUN_STATES = ("succeeded", "failed", "timed_out")
+CLAIM_GRACE = timedelta(minutes=5)
+
+
+class RecalModelRow(Base):
+    """A model of one dataset: its kind, spec (inputs/output/config) and activation rule."""
+
+    __tablename__ = "recal_models"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[str] = mapped_column(
+        String(63), ForeignKey("datasets.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    activation: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String)
+
+
+class RecalVersionRow(Base):
+    """One calibration of a model: parameters, metrics, windows, data snapshot, decision."""
+
+    __tablename__ = "recal_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        Index("ix_recal_versions_model_id_status", "model_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("recal_models.id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    train_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    train_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    holdout_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    holdout_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    snapshot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    trigger: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String)
+
+
+class RecalScheduleRow(Base):
+    """A notebook on a cron schedule, with its catch-up policy and its claim."""
+
+    __tablename__ = "recal_schedules"
+    __table_args__ = (UniqueConstraint("name"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63))
+    dataset_id: Mapped[str | None] = mapped_column(
+        String(63), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=True
+    )
+    cron: Mapped[str] = mapped_column(String(128))
+    notebook: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    catch_up: Mapped[str] = mapped_column(String(8))
+    max_catch_up: Mapped[int] = mapped_column(Integer)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    last_fired_for: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claim_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String)
+
+
+class RecalRunRow(Base):
+    """One execution of a notebook (scheduled or manual), whatever its outcome."""
+
+    __tablename__ = "recal_runs"
+    __table_args__ = (
+        Index("ix_recal_runs_schedule_id", "schedule_id"),
+        Index("ix_recal_runs_queued_at", "queued_at"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("recal_schedules.id", ondelete="SET NULL"), nullable=True
+    )
+    dataset_id: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    notebook: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(255))
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    snapshot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error_cell: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_by: Mapped[str] = mapped_column(String)
+
+
+# ----------------------------------------------------------------------------- records
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ModelRecord(_Frozen):
+    """A registered model."""
+
+    id: int
+    dataset: str
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    activation: dict[str, Any]
+    created_at: datetime
+    created_by: str
+
+
+class VersionRecord(_Frozen):
+    """A model version as read back."""
+
+    id: int
+    model: str
+    dataset: str
+    version: int
+    params: dict[str, float]
+    metrics: dict[str, Any]
+    train_window: tuple[datetime, datetime]
+    holdout_window: tuple[datetime, datetime]
+    snapshot: str | None
+    trigger: str
+    status: str
+    reason: str
+    run_id: int | None
+    created_at: datetime
+    created_by: str
+
+
+class ScheduleRecord(_Frozen):
+    """A schedule as read back."""
+
+    id: int
+    name: str
+    dataset: str | None
+    cron: str
+    notebook: str
+    parameters: dict[str, Any]
+    catch_up: str
+    max_catch_up: int
+    timeout_s: float
+    enabled: bool
+    last_fired_for: datetime | None
+    last_fired_at: datetime | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    claim_run_id: int | None
+    created_at: datetime
+    created_by: str
+
+
+class RunRecord(_Frozen):
+    """A notebook run as read back."""
+
+    id: int
+    schedule_id: int | None
+    dataset: str | None
+    notebook: str
+    status: str
+    trigger: str
+    scheduled_for: datetime | None
+    queued_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    parameters: dict[str, Any]
+    snapshot: str | None
+    model_version_id: int | None
+    error_cell: int | None
+    error_name: str | None
+    error_message: str | None
+    outputs: dict[str, Any]
+    metrics: dict[str, Any]
+    created_by: str
+
+
+def _model(r: RecalModelRow) -> ModelRecord:
+    return ModelRecord(
+        id=r.id,
+        dataset=r.dataset_id,
+        name=r.name,
+        kind=r.kind,
+        spec=dict(r.spec),
+        activation=dict(r.activation),
+        created_at=r.created_at,
+        created_by=r.created_by,
+    )
+
+
+def _version(r: RecalVersionRow, m: RecalModelRow) -> VersionRecord:
+    return VersionRecord(
+        id=r.id,
+        model=m.name,
+        dataset=m.dataset_id,
+        version=r.version,
+        params={k: float(v) for k, v in r.params.items()},
+        metrics=dict(r.metrics),
+        train_window=(r.train_start, r.train_end),
+        holdout_window=(r.holdout_start, r.holdout_end),
+        snapshot=r.snapshot,
+        trigger=r.trigger,
+        status=r.status,
+        reason=r.reason,
+        run_id=r.run_id,
+        created_at=r.created_at,
+        created_by=r.created_by,
+    )
+
+
+def _schedule(r: RecalScheduleRow) -> ScheduleRecord:
+    return ScheduleRecord(
+        id=r.id,
+        name=r.name,
+        dataset=r.dataset_id,
+        cron=r.cron,
+        notebook=r.notebook,
+        parameters=dict(r.parameters),
+        catch_up=r.catch_up,
+        max_catch_up=r.max_catch_up,
+        timeout_s=r.timeout_s,
+        enabled=r.enabled,
+        last_fired_for=r.last_fired_for,
+        last_fired_at=r.last_fired_at,
+        claimed_by=r.claimed_by,
+        claimed_at=r.claimed_at,
+        claim_run_id=r.claim_run_id,
+        created_at=r.created_at,
+        created_by=r.created_by,
+    )
+
+
+def _run(r: RecalRunRow) -> RunRecord:
+    return RunRecord(
+        id=r.id,
+        schedule_id=r.schedule_id,
+        dataset=r.dataset_id,
+        notebook=r.notebook,
+        status=r.status,
+        trigger=r.trigger,
+        scheduled_for=r.scheduled_for,
+        queued_at=r.queued_at,
+        started_at=r.started_at,
+        ended_at=r.ended_at,
+        duration_s=r.duration_s,
+        parameters=dict(r.parameters),
+        snapshot=r.snapshot,
+        model_version_id=r.model_version_id,
+        error_cell=r.error_cell,
+        error_name=r.error_name,
+        error_message=r.error_message,
+        outputs=dict(r.outputs),
+        metrics=dict(r.metrics),
+        created_by=r.created_by,
+    )
+
+
+class RecalRegistry:
+    """Recalibration rows in the platform's registry database (same engine, same migrations)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # -- models --------------------------------------------------------------------
+    @staticmethod
+    def _model_row(s: Session, dataset_id: str, name: str) -> RecalModelRow:
+        row = s.scalars(
+            select(RecalModelRow).where(
+                RecalModelRow.dataset_id == dataset_id, RecalModelRow.name == name
+            )
+        ).one_or_none()
+        if row is None:
+            known = s.scalars(
+                select(RecalModelRow.name).where(RecalModelRow.dataset_id == dataset_id)
+            ).all()
+            raise ValidationError(
+                f"dataset {dataset_id!r} has no model {name!r} (models: "
+                + (", ".join(known) or "none")
+                + ")"
+            )
+        return row
+
+    def save_model(
+        self,
+        dataset_id: str,
+        name: str,
+        kind: str,
+        spec: dict[str, Any],
+        activation: dict[str, Any],
+        actor: str,
+    ) -> ModelRecord:
+        """Insert or replace a model definition (audited ``recal.model.create|update``)."""
+        with self.registry.write_session() as s:
+            self.registry._dataset_row(s, dataset_id)
+            row = s.scalars(
+                select(RecalModelRow).where(
+                    RecalModelRow.dataset_id == dataset_id, RecalModelRow.name == name
+                )
+            ).one_or_none()
+            now = utcnow()
+            action = "recal.model.update" if row is not None else "recal.model.create"
+            if row is None:
+                row = RecalModelRow(
+                    dataset_id=dataset_id, name=name, created_at=now, created_by=actor
+                )
+                s.add(row)
+            elif row.kind == kind and row.spec == spec and row.activation == activation:
+                return _model(row)
+            row.kind, row.spec, row.activation = kind, spec, activation
+            row.updated_at, row.updated_by = now, actor
+            s.flush()
+            detail = {"model": name, "kind": kind, "spec": spec, "activation": activation}
+            self.registry.add_audit(s, actor, action, dataset_id, detail, None, now)
+            return _model(row)
+
+    def model(self, dataset_id: str, name: str) -> ModelRecord:
+        """One model (ValidationError naming the dataset's models)."""
+        with self.registry.read_session() as s:
+            self.registry._dataset_row(s, dataset_id)
+            return _model(self._model_row(s, dataset_id, name))
+
+    def models(self, dataset_id: str | None = None) -> list[ModelRecord]:
+        """Models (of one dataset), by dataset then name."""
+        q = select(RecalModelRow)
+        if dataset_id is not None:
+            q = q.where(RecalModelRow.dataset_id == dataset_id)
+        with self.registry.read_session() as s:
+            rows = s.scalars(q.order_by(RecalModelRow.dataset_id, RecalModelRow.name))
+            return [_model(r) for r in rows]
+
+    def delete_model(self, dataset_id: str, name: str, actor: str) -> None:
+        """Delete a model with its versions (audited)."""
+        with self.registry.write_session() as s:
+            row = self._model_row(s, dataset_id, name)
+            s.execute(delete(RecalVersionRow).where(RecalVersionRow.model_id == row.id))
+            s.delete(row)
+            s.flush()
+            self.registry.add_audit(
+                s, actor, "recal.model.delete", dataset_id, {"model": name}, None
+            )
+
+    # -- versions ------------------------------------------------------------------
+    def record_version(
+        self,
+        dataset_id: str,
+        model: str,
+        *,
+        params: dict[str, float],
+        metrics: dict[str, Any],
+        train_window: tuple[datetime, datetime],
+        holdout_window: tuple[datetime, datetime],
+        snapshot: str | None,
+        trigger: str,
+        activate: bool,
+        reason: str,
+        actor: str,
+        run_id: int | None = None,
+        expected_active: int | None = None,
+    ) -> VersionRecord:
+        """Record a candidate: active (the previous active one retired) or rejected.
+
+        ``expected_active`` is the id of the active version the decision was made against
+        (None: there was none); if another process activated a version meanwhile, the
+        candidate is recorded as rejected with that reason instead of overriding it.
+        """
+        now = utcnow()
+        with self.registry.write_session() as s:
+            m = self._model_row(s, dataset_id, model)
+            current = s.scalars(
+                select(RecalVersionRow).where(
+                    RecalVersionRow.model_id == m.id, RecalVersionRow.status == "active"
+                )
+            ).one_or_none()
+            current_id = current.id if current is not None else None
+            if activate and current_id != expected_active:
+                activate = False
+                reason = (
+                    f"another version (id {current_id}) became active while this one was "
+                    f"being evaluated; not activated ({reason})"
+                )
+            last = s.scalar(
+                select(func.max(RecalVersionRow.version)).where(RecalVersionRow.model_id == m.id)
+            )
+            row = RecalVersionRow(
+                model_id=m.id,
+                version=int(last or 0) + 1,
+                params=dict(params),
+                metrics=metrics,
+                train_start=train_window[0],
+                train_end=train_window[1],
+                holdout_start=holdout_window[0],
+                holdout_end=holdout_window[1],
+                snapshot=snapshot,
+                trigger=trigger,
+                status="active" if activate else "rejected",
+                reason=reason,
+                run_id=run_id,
+                created_at=now,
+                created_by=actor,
+            )
+            if activate and current is not None:
+                current.status = "retired"
+                s.flush()
+            s.add(row)
+            s.flush()
+            self.registry.add_audit(
+                s,
+                actor,
+                "recal.version.activate" if activate else "recal.version.reject",
+                dataset_id,
+                {
+                    "model": model,
+                    "version": row.version,
+                    "retired": current.version if activate and current is not None else None,
+                    "trigger": trigger,
+                    "snapshot": snapshot,
+                    "reason": reason,
+                    "holdout": metrics.get("holdout"),
+                },
+                None,
+                now,
+            )
+            return _version(row, m)
+
+    def versions(self, dataset_id: str, model: str, limit: int = 100) -> list[VersionRecord]:
+        """A model's versions, newest first."""
+        with self.registry.read_session() as s:
+            m = self._model_row(s, dataset_id, model)
+            rows = s.scalars(
+                select(RecalVersionRow)
+                .where(RecalVersionRow.model_id == m.id)
+                .order_by(RecalVersionRow.version.desc())
+                .limit(limit)
+            )
+            return [_version(r, m) for r in rows]
+
+    def active_version(self, dataset_id: str, model: str) -> VersionRecord | None:
+        """The active version of a model (None before the first activation)."""
+        with self.registry.read_session() as s:
+            m = self._model_row(s, dataset_id, model)
+            row = s.scalars(
+                select(RecalVersionRow).where(
+                    RecalVersionRow.model_id == m.id, RecalVersionRow.status == "active"
+                )
+            ).one_or_none()
+            return None if row is None else _version(row, m)
+
+    def version(self, version_id: int) -> VersionRecord:
+        """A version by id."""
+        with self.registry.read_session() as s:
+            row = s.get(RecalVersionRow, version_id)
+            if row is None:
+                raise ValidationError(f"no model version with id {version_id}")
+            m = s.get(RecalModelRow, row.model_id)
+            assert m is not None
+            return _version(row, m)
+
+    # -- schedules -----------------------------------------------------------------
+    def add_schedule(
+        self,
+        name: str,
+        *,
+        cron: str,
+        notebook: str,
+        parameters: dict[str, Any],
+        catch_up: CatchUp,
+        max_catch_up: int,
+        timeout_s: float,
+        dataset_id: str | None,
+        actor: str,
+        enabled: bool = True,
+        start_after: datetime | None = None,
+    ) -> ScheduleRecord:
+        """Create a schedule; it fires for cron times after ``start_after`` (default: now)."""
+        now = utcnow()
+        with self.registry.write_session() as s:
+            if dataset_id is not None:
+                self.registry._dataset_row(s, dataset_id)
+            if s.scalars(select(RecalScheduleRow).where(RecalScheduleRow.name == name)).first():
+                raise ValidationError(f"a schedule named {name!r} exists already")
+            row = RecalScheduleRow(
+                name=name,
+                dataset_id=dataset_id,
+                cron=cron,
+                notebook=notebook,
+                parameters=parameters,
+                catch_up=catch_up,
+                max_catch_up=max_catch_up,
+                timeout_s=timeout_s,
+                enabled=enabled,
+                last_fired_for=start_after or now,
+                created_at=now,
+                created_by=actor,
+            )
+            s.add(row)
+            s.flush()
+            detail = {
+                "schedule": name,
+                "cron": cron,
+                "notebook": notebook,
+                "parameters": parameters,
+                "catch_up": catch_up,
+            }
+            self.registry.add_audit(
+                s, actor, "recal.schedule.create", dataset_id, detail, None, now
+            )
+            return _schedule(row)
+
+    @staticmethod
+    def _schedule_row(s: Session, name: str) -> RecalScheduleRow:
+        row = s.scalars(select(RecalScheduleRow).where(RecalScheduleRow.name == name)).first()
+        if row is None:
+            known = s.scalars(select(RecalScheduleRow.name).order_by(RecalScheduleRow.name)).all()
+            raise ValidationError(
+                f"no schedule named {name!r} (schedules: {', '.join(known) or 'none'})"
+            )
+        return row
+
+    def schedule(self, name: str) -> ScheduleRecord:
+        """One schedule by name."""
+        with self.registry.read_session() as s:
+            return _schedule(self._schedule_row(s, name))
+
+    def schedules(self, enabled_only: bool = False) -> list[ScheduleRecord]:
+        """All schedules by name."""
+        q = select(RecalScheduleRow)
+        if enabled_only:
+            q = q.where(RecalScheduleRow.enabled.is_(True))
+        with self.registry.read_session() as s:
+            return [_schedule(r) for r in s.scalars(q.order_by(RecalScheduleRow.name))]
+
+    def remove_schedule(self, name: str, actor: str) -> None:
+        """Delete a schedule (its runs stay, unlinked)."""
+        with self.registry.write_session() as s:
+            row = self._schedule_row(s, name)
+            ds = row.dataset_id
+            s.delete(row)
+            s.flush()
+            self.registry.add_audit(s, actor, "recal.schedule.delete", ds, {"schedule": name}, None)
+
+    def set_enabled(self, name: str, enabled: bool, actor: str) -> None:
+        """Pause or resume a schedule."""
+        with self.registry.write_session() as s:
+            row = self._schedule_row(s, name)
+            if row.enabled == enabled:
+                return
+            row.enabled = enabled
+            s.flush()
+            self.registry.add_audit(
+                s,
+                actor,
+                "recal.schedule.enable" if enabled else "recal.schedule.disable",
+                row.dataset_id,
+                {"schedule": name},
+                None,
+            )
+
+    def claim(
+        self,
+        name: str,
+        owner: str,
+        *,
+        fired_for: datetime | None = None,
+        expected_last: datetime | None = None,
+        check_last: bool = False,
+    ) -> bool:
+        """Take a schedule's claim for ``owner`` (a unique token); False if it is held.
+
+        One conditional UPDATE: it succeeds only when no live claim exists (and, with
+        ``check_last``, when ``last_fired_for`` is still ``expected_last``: no other
+        scheduler fired that slot meanwhile). ``fired_for`` advances ``last_fired_for``
+        in the same statement, so a slot is marked fired exactly when it is claimed.
+        A claim older than the schedule's time limit plus ``CLAIM_GRACE`` is abandoned
+        (its process died) and can be taken over.
+        """
+        now = utcnow()
+        with self.registry.write_session() as s:
+            row = self._schedule_row(s, name)
+            stale = now - timedelta(seconds=row.timeout_s) - CLAIM_GRACE
+            cond = [
+                RecalScheduleRow.id == row.id,
+                or_(RecalScheduleRow.claimed_by.is_(None), RecalScheduleRow.claimed_at < stale),
+            ]
+            if check_last:
+                cond.append(
+                    RecalScheduleRow.last_fired_for.is_(None)
+                    if expected_last is None
+                    else RecalScheduleRow.last_fired_for == expected_last
+                )
+            values: dict[str, Any] = {"claimed_by": owner, "claimed_at": now, "claim_run_id": None}
+            if fired_for is not None:
+                values |= {"last_fired_for": fired_for, "last_fired_at": now}
+            res = s.execute(
+                update(RecalScheduleRow)
+                .where(and_(*cond))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def advance(self, name: str, expected_last: datetime | None, new_last: datetime) -> bool:
+        """Move ``last_fired_for`` past skipped slots (conditional, like ``claim``)."""
+        with self.registry.write_session() as s:
+            row = self._schedule_row(s, name)
+            cond = RecalScheduleRow.id == row.id
+            last = (
+                RecalScheduleRow.last_fired_for.is_(None)
+                if expected_last is None
+                else RecalScheduleRow.last_fired_for == expected_last
+            )
+            res = s.execute(
+                update(RecalScheduleRow)
+                .where(cond, last)
+                .values(last_fired_for=new_last)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def attach_run(self, name: str, owner: str, run_id: int) -> None:
+        """Record which run holds the claim (for ``schedule list`` and stale clean-up)."""
+        with self.registry.write_session() as s:
+            s.execute(
+                update(RecalScheduleRow)
+                .where(RecalScheduleRow.name == name, RecalScheduleRow.claimed_by == owner)
+                .values(claim_run_id=run_id)
+                .execution_options(synchronize_session=False)
+            )
+
+    def release(self, name: str, owner: str) -> None:
+        """Drop ``owner``'s claim (no-op if it was taken over)."""
+        with self.registry.write_session() as s:
+            s.execute(
+                update(RecalScheduleRow)
+                .where(RecalScheduleRow.name == name, RecalScheduleRow.claimed_by == owner)
+                .values(claim_run_id=None, claimed_by=None, claimed_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    # -- runs ----------------------------------------------------------------------
+    def create_run(
+        self,
+        *,
+        notebook: str,
+        parameters: dict[str, Any],
+        trigger: str,
+        actor: str,
+        dataset_id: str | None = None,
+        schedule_id: int | None = None,
+        scheduled_for: datetime | None = None,
+    ) -> RunRecord:
+        """A new queued run."""
+        with self.registry.write_session() as s:
+            row = RecalRunRow(
+                schedule_id=schedule_id,
+                dataset_id=dataset_id,
+                notebook=notebook,
+                status="queued",
+                trigger=trigger,
+                scheduled_for=scheduled_for,
+                queued_at=utcnow(),
+                parameters=parameters,
+                outputs={},
+                metrics={},
+                created_by=actor,
+            )
+            s.add(row)
+            s.flush()
+            return _run(row)
+
+    def update_run(self, run_id: int, **fields: Any) -> RunRecord:
+        """Change fields of a run; moving to a final state is audited."""
+        allowed = set(RecalRunRow.__table__.columns.keys()) - {"id", "queued_at", "created_by"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValidationError(f"unknown run fields {sorted(bad)}")
+        status = fields.get("status")
+        if status is not None and status not in (*FINAL_RUN_STATES, "queued", "running"):
+            raise ValidationError(f"unknown run status {status!r}")
+        with self.registry.write_session() as s:
+            row = s.get(RecalRunRow, run_id)
+            if row is None:
+                raise ValidationError(f"no run with id {run_id}")
+            for k, v in fields.items():
+                setattr(row, k, v)
+            s.flush()
+            if status in FINAL_RUN_STATES:
+                self.registry.add_audit(
+                    s,
+                    row.created_by,
+                    f"recal.run.{status}",
+                    row.dataset_id,
+                    {
+                        "run": run_id,
+                        "notebook": row.notebook,
+                        "trigger": row.trigger,
+                        "duration_s": row.duration_s,
+                        "error": row.error_message,
+                    },
+                    None,
+                )
+            return _run(row)
+
+    def run(self, run_id: int) -> RunRecord:
+        """A run by id."""
+        with self.registry.read_session() as s:
+            row = s.get(RecalRunRow, run_id)
+            if row is None:
+                raise ValidationError(f"no run with id {run_id}")
+            return _run(row)
+
+    def runs(
+        self,
+        schedule: str | None = None,
+        dataset_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first, filtered by schedule name, dataset and status."""
+        q = select(RecalRunRow)
+        with self.registry.read_session() as s:
+            if schedule is not None:
+                q = q.where(RecalRunRow.schedule_id == self._schedule_row(s, schedule).id)
+            if dataset_id is not None:
+                q = q.where(RecalRunRow.dataset_id == dataset_id)
+            if status is not None:
+                q = q.where(RecalRunRow.status == status)
+            q = q.order_by(RecalRunRow.id.desc()).limit(limit)
+            return [_run(r) for r in s.scalars(q)]
+
+    def count_running(self) -> int:
+        """How many runs are queued or running (for a concurrency limit)."""
+        with self.registry.read_session() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(RecalRunRow)
+                    .where(RecalRunRow.status.in_(("queued", "running")))
+                )
+                or 0
+            )
