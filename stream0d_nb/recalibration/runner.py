@@ -314,6 +314,18 @@ def _failure(exc: BaseException) -> tuple[str, int | None, str, str]:
     return "failed", None, type(exc).__name__, str(exc)
 
 
+def _error_cell(executed: Path, fallback: int) -> int:
+    """The index, in the saved notebook (after papermill's error banner), of the failed cell."""
+    try:
+        nb = json.loads(executed.read_text())
+    except (OSError, ValueError):
+        return fallback
+    for i, cell in enumerate(nb.get("cells", [])):
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return i
+    return fallback
+
+
 def _timeout_cell(executed: Path, cell_id: str | None) -> int | None:
     """The index, in the executed notebook, of the cell that was running at the time limit."""
     try:
@@ -412,6 +424,8 @@ def run_notebook(
         )
     except Exception as exc:
         status, cell, ename, message = _failure(exc)
+        if status == "failed" and cell is not None:
+            cell = _error_cell(out_nb, cell)
         if status == "timed_out":
             cell = _timeout_cell(out_nb, current["cell"])
             message = f"time limit of {timeout_s:g} s reached" + (
