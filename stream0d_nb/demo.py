@@ -285,6 +285,82 @@ def find_data_dir(explicit: Path | None = None) -> Path | None:
     return None
 
 
+OVEN_SCHEDULE = "lab-oven-nightly"
+
+
+def recalibration_demo(store: Store, out: Console) -> str | None:
+    """The oven: a model, a drift alert on its residuals, a nightly schedule and one run.
+
+    The first version is calibrated in-process on the days before the drift; the run of
+    ``recalibration_runs/recalibrate.ipynb`` then recalibrates on the latest (drifted)
+    days and activates a new version when it beats the active one. Returns the report.
+    """
+    from stream0d_nb.recalibration.models import FirstOrderThermalModel
+    from stream0d_nb.recalibration.runner import run_notebook
+    from stream0d_nb.recalibration.scheduler import add_schedule, resolve_notebook
+    from stream0d_nb.recalibration.service import Recalibration
+
+    rc = Recalibration(store)
+    store.add_write_hook(rc.after_write)
+    end = pd.Timestamp.now(tz="UTC").floor("D")
+    if OVEN.id not in {r.spec.id for r in store.list_datasets()}:
+        store.create_dataset(OVEN, actor="demo")
+    rep = store.write(OVEN.id, oven_frame(end), actor="demo", source="generator:oven")
+    model = FirstOrderThermalModel(
+        ["heater_power", "ambient_temp"], "zone_temp", initial={"gain": 3.0, "tau": 600.0}
+    )
+    rc.define_model(OVEN.id, "zone", model, actor="demo")
+    day = pd.Timedelta("1D")
+    if rc.table.active_version(OVEN.id, "zone") is None:
+        rc.recalibrate(
+            OVEN.id,
+            "zone",
+            (end - 7 * day, end - 5 * day),
+            (end - 5 * day, end - 2 * day),
+            trigger="demo: before the drift",
+            actor="demo",
+        )
+    alerts = AlertService(store)
+    alerts.add_rule(
+        OVEN.id,
+        AlertRule(
+            name="zone-model-drift",
+            kind="model_residual",
+            model="zone",
+            window="2h",
+            bias=1.5,
+            severity="major",
+            description="The oven zone no longer follows its model: recalibrate or inspect",
+        ),
+        actor="demo",
+    )
+    params = {"dataset": OVEN.id, "model": "zone", "train": "1d", "holdout": "1d"}
+    if OVEN_SCHEDULE not in {s.name for s in rc.table.schedules()}:
+        add_schedule(
+            store, OVEN_SCHEDULE, "0 3 * * *", "recalibrate", params, catch_up="once", actor="demo"
+        )
+    written = f"{rep.values_written:,} values written" if not rep.unchanged else "no new values"
+    out.print(
+        f"[bold]{OVEN.id}[/] (lab): {written}; model zone, schedule {OVEN_SCHEDULE} (03:00 UTC)",
+        markup=True,
+    )
+    res = run_notebook(
+        store, resolve_notebook("recalibrate"), params, trigger="demo", actor="demo", timeout_s=300
+    )
+    run = res.run
+    if not res.ok:
+        out.print(f"  recalibration run {run.id} {run.status}: {run.error_message}")
+        return run.outputs.get("html")
+    m = run.metrics
+    out.print(
+        f"  recalibration run {run.id} ({run.duration_s:.1f} s): version {m.get('version')} "
+        f"{m.get('status')} - {m.get('reason')}"
+    )
+    report = run.outputs.get("html")
+    out.print(f"  report: {report}")
+    return report
+
+
 def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int = 7) -> None:
     """Create (or top up) the demo datasets and print what is stored and where to go next."""
     end = pd.Timestamp.now(tz="UTC").floor("D")
@@ -317,6 +393,7 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
             f"  alert episodes over the data: {counts}; {len(live)} new live events "
             f"(stream0d alerts events {line.spec.id})"
         )
+    report = recalibration_demo(store, out)
     real = find_data_dir(data_dir)
     nab_id = "nab-machine-temp"
     if real is None:
@@ -383,6 +460,11 @@ def run_demo(store: Store, out: Console, data_dir: Path | None = None, days: int
         f"stream0d read {first} --channels zone_spread --every 1h",
         f"stream0d history {first}",
         f"stream0d export {first} {first}.parquet --every 1min",
+        f"stream0d recal versions {OVEN.id} zone",
+        "stream0d recal runs",
+        "stream0d recal schedule list",
         "stream0d --help   (every command has --help)",
     ):
         out.print(f"  .venv/bin/{cmd}")
+    if report:
+        out.print(f"  open the recalibration report: {report}")

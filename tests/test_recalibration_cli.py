@@ -48,6 +48,20 @@ def test_recal_round_trip(cli: CliRun, tmp_path: Path) -> None:
     assert "run 1: succeeded" in out and "decision:   version 1 active" in out
     code, out, _ = cli("recal", "model", "list")
     assert "zone" in out and "v1" in out
+    # the process drifted after the hold-out window: the residuals say so, an alert watches them
+    code, out, err = cli(
+        "recal", "drift", OVEN.id, "zone",
+        "--window", "2h", "--cv-threshold", "1", "--delta", "0.2", "--threshold", "200",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "lab-oven-1/zone: drift from 2026-11-18" in out
+    code, out, err = cli(
+        "recal", "alert", OVEN.id, "zone", "zone-drift", "--window", "2h", "--bias", "1.5"
+    )
+    assert code == 0, err
+    assert "alert rule zone-drift on lab-oven-1: abs(rolling_mean({zone.residual}" in out
+    code, out, _ = cli("alerts", "backfill", OVEN.id)
+    assert code == 0 and "zone-drift" in out
     # bad parameters: refused before start, one line, exit 1
     code, out, err = cli("recal", "run", "-p", f"dataset={OVEN.id}", "-p", "modle=zone")
     assert code == 1 and "unknown parameter(s) modle" in err and "Traceback" not in err

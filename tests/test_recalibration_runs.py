@@ -83,6 +83,7 @@ def test_success_keeps_notebook_report_and_metrics(store: Store) -> None:
     page = html.read_text()
     assert "value is 4.5" in page and "time.sleep" not in page  # outputs without code
     assert json.loads(metrics.read_text())["run"]["status"] == "succeeded"
+    assert Path(run.outputs["kernel_log"]).is_file()  # the kernel's own stderr, not ours
     assert AlertRegistry(store.registry).events("probe-line", rule=ALERT_NAME) == []
 
 
@@ -136,6 +137,7 @@ def test_outputs_go_to_azure_when_the_store_is_there(
         "notebook": prefix + "probe.ipynb",
         "html": prefix + "probe.html",
         "metrics": prefix + "metrics.json",
+        "kernel_log": prefix + "kernel.log",
     }
     with azurite.blob_service() as service:
         cc = service.get_container_client(container)

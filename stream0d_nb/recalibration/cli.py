@@ -421,3 +421,83 @@ def scheduler(
             ready=lambda: _print(f"scheduler {sched.owner} running (Ctrl-C or SIGTERM stops it)")
         )
     _print("scheduler stopped")
+
+
+# ---- drift ------------------------------------------------------------------------------------
+@app.command("alert")
+def alert(
+    dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+    model: Annotated[str, typer.Argument(help="Model name (its residual channel is watched).")],
+    name: Annotated[str, typer.Argument(help="Alert rule name (slug).")],
+    window: Annotated[str, typer.Option(help="Rolling window, e.g. 2h.")],
+    cv_rmse: Annotated[
+        float | None, typer.Option(help="Fire when rolling CV(RMSE) % is above this.")
+    ] = None,
+    bias: Annotated[
+        float | None, typer.Option(help="Fire when |rolling mean residual| is above this.")
+    ] = None,
+    units: Annotated[
+        str | None, typer.Option(help="Units of the level for CV(RMSE), e.g. K for degC data.")
+    ] = None,
+    for_: Annotated[str, typer.Option("--for", help="How long it must hold.")] = "0s",
+    severity: Annotated[str, typer.Option(help="critical, major, minor, warning, info.")] = "major",
+) -> None:
+    """Add a model_residual alert rule on a model's residuals (drift of the process)."""
+    from stream0d_nb.alerts.rules import AlertRule
+    from stream0d_nb.alerts.service import AlertService
+
+    rule = AlertRule(
+        name=name,
+        kind="model_residual",
+        model=model,
+        window=window,
+        cv_rmse=cv_rmse,
+        bias=bias,
+        units=units,
+        for_duration=for_,
+        severity=severity,
+    )
+    with _store() as st:
+        AlertService(st).add_rule(dataset, rule)
+    _print(f"alert rule {name} on {dataset}: {rule.condition_formula(f'{model}.residual')}")
+
+
+@app.command("drift")
+def drift(
+    dataset: Annotated[str, typer.Argument(help="Dataset id.")],
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    window: Annotated[str, typer.Option(help="Rolling CV(RMSE) window.")] = "1h",
+    cv_threshold: Annotated[float, typer.Option(help="CV(RMSE) alarm level, %.")] = 30.0,
+    delta: Annotated[float, typer.Option(help="Page-Hinkley tolerance (output units).")] = 0.5,
+    threshold: Annotated[float, typer.Option(help="Page-Hinkley alarm level.")] = 50.0,
+    schedule: Annotated[
+        str | None, typer.Option(help="On drift, run this schedule now (recalibration).")
+    ] = None,
+) -> None:
+    """Check the active version's residuals since its hold-out window for drift."""
+    from stream0d_nb.recalibration.scheduler import Scheduler
+    from stream0d_nb.recalibration.service import Recalibration
+
+    with _store() as st:
+        rep = Recalibration(st).check_drift(
+            dataset,
+            model,
+            window=window,
+            cv_threshold=cv_threshold,
+            delta=delta,
+            threshold=threshold,
+        )
+        _print(
+            f"{dataset}/{model}: "
+            + (f"drift from {rep.first_alarm}" if rep.drifted else "no drift")
+            + f" (CV(RMSE) alarm {rep.cv_rmse_alarm or '-'}, Page-Hinkley {rep.sequential_alarm or '-'})"
+        )
+        if rep.drifted and schedule is not None:
+            sched = Scheduler(st, max_concurrent=1)
+            try:
+                rec = sched.trigger(schedule)
+            finally:
+                sched.close()
+            _print(
+                f"run {rec.id} of {schedule}: {rec.status}; report {rec.outputs.get('html', '')}"
+            )

@@ -100,8 +100,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _kernel_manager_class(settings: Settings) -> type:
-    """An AsyncKernelManager finding our kernelspec and passing the store's environment."""
+def _kernel_manager_class(settings: Settings, log_path: Path | None = None) -> type:
+    """An AsyncKernelManager finding our kernelspec and passing the store's environment.
+
+    The kernel's own stdout/stderr (startup warnings, crashes) go to ``log_path``.
+    """
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -118,6 +121,10 @@ def _kernel_manager_class(settings: Settings) -> type:
             env = dict(kw.pop("env", None) or os.environ)
             env.update(extra)
             env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+            if log_path is not None:
+                with open(log_path, "ab") as fh:  # the child keeps its own copy of the fd
+                    await super().start_kernel(env=env, stdout=fh, stderr=fh, **kw)
+                return
             await super().start_kernel(env=env, **kw)
 
     return ProjectKernelManager
@@ -390,6 +397,7 @@ def run_notebook(
     out_nb = work / f"{nb_path.stem}.ipynb"
     out_html = work / f"{nb_path.stem}.html"
     out_metrics = work / "metrics.json"
+    out_log = work / "kernel.log"
     declared = notebook_parameters(nb_path)
     injected = dict(params)
     if "run_id" in declared:
@@ -419,7 +427,7 @@ def run_notebook(
             log_output=False,
             start_timeout=max(5.0, min(60.0, timeout_s)),
             cwd=str(nb_path.parent),
-            kernel_manager_class=_kernel_manager_class(store.settings),
+            kernel_manager_class=_kernel_manager_class(store.settings, out_log),
             timeout_func=remaining,
         )
     except Exception as exc:
@@ -450,7 +458,8 @@ def run_notebook(
         except Exception as exc:  # a broken report must not hide the run's outcome
             log.warning("HTML report of run %s failed: %s", run.id, exc)
     outputs = folder.publish(
-        run_name, {"notebook": out_nb, "html": out_html, "metrics": out_metrics}
+        run_name,
+        {"notebook": out_nb, "html": out_html, "metrics": out_metrics, "kernel_log": out_log},
     )
     version_id = metrics.get("version_id")
     rec = table.update_run(
