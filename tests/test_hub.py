@@ -463,7 +463,8 @@ def local_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
 
 @pytest.mark.hub
 def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> None:
-    """As in the README: log in as a demo user of fersa, make a token, read with the client."""
+    """As in the README: log in as a demo user of fersa, make a token, read with the client;
+    then ana shares her JupyterLab with her partner group (JupyterHub sharing)."""
     url, banner = local_hub
     assert f"{url}/hub/login" in banner
     password = re.search(r"password for all: (\S+)\)", banner)
@@ -486,6 +487,15 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
         page.goto(f"{url}/hub/spawn")
         page.wait_for_url(re.compile(rf"{re.escape(url)}/user/ana/lab.*"), timeout=90_000)
         page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        # ana shares her server with her partner group (JupyterHub sharing, hub API)
+        page.goto(f"{url}/hub/home")
+        xsrf = next(c["value"] for c in ctx.cookies(f"{url}/hub/") if c["name"] == "_xsrf")
+        r = page.request.post(
+            f"{url}/hub/api/shares/ana/", data={"group": "fersa"}, headers={"X-XSRFToken": xsrf}
+        )
+        assert r.status == 200, r.text()
+        shares = page.request.get(f"{url}/hub/api/shares/ana/", headers={"X-XSRFToken": xsrf})
+        assert [x["group"]["name"] for x in shares.json()["items"]] == ["fersa"]
     finally:
         ctx.close()
 
