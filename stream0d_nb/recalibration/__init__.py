@@ -1,7 +1,15 @@
 """Recalibration (issue #6): process models, calibration with hold-out validation, drift.
 
-Everything here takes pandas/xarray data and never opens a store: the caller reads the
-training and live windows and records the outcome.
+The pure parts, exported here, take pandas/xarray data and never open a store:
+``models`` (interface, registry, ridge and thermal models), ``calibrate`` (least_squares,
+ASHRAE metrics), ``drift`` (rolling CV(RMSE), Page–Hinkley, CUSUM), ``scale`` (Dask).
+On top of them, importing the store (docs/recalibration.md):
+
+- ``service``: ``Recalibration(store)``: models of datasets, versions with the activation
+  rule, predictions/residuals as channels, drift checks;
+- ``runner``: Papermill runs of ``recalibration_runs/`` notebooks, recorded with outputs;
+- ``scheduler``: cron schedules from the registry (``stream0d recal scheduler``);
+- ``notebook``: the helpers the notebooks call; ``cli``: ``stream0d recal``.
 """
 
 from stream0d_nb.recalibration.calibrate import (

@@ -657,13 +657,31 @@ class RecalRegistry:
             values: dict[str, Any] = {"claimed_by": owner, "claimed_at": now, "claim_run_id": None}
             if fired_for is not None:
                 values |= {"last_fired_for": fired_for, "last_fired_at": now}
+            abandoned = row.claim_run_id if row.claimed_by is not None else None
             res = s.execute(
                 update(RecalScheduleRow)
                 .where(and_(*cond))
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            return bool(res.rowcount)  # type: ignore[attr-defined]
+            won = bool(res.rowcount)  # type: ignore[attr-defined]
+            if won and abandoned is not None:  # a dead process's run: end it, visibly
+                s.execute(
+                    update(RecalRunRow)
+                    .where(
+                        RecalRunRow.id == abandoned,
+                        RecalRunRow.status.in_(("queued", "running")),
+                    )
+                    .values(
+                        status="failed",
+                        ended_at=now,
+                        error_name="Abandoned",
+                        error_message=f"its scheduler ({row.claimed_by}) stopped without "
+                        "finishing it; the claim was taken over",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            return won
 
     def advance(self, name: str, expected_last: datetime | None, new_last: datetime) -> bool:
         """Move ``last_fired_for`` past skipped slots (conditional, like ``claim``)."""
