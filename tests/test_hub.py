@@ -469,6 +469,7 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
     assert f"{url}/hub/login" in banner
     password = re.search(r"password for all: (\S+)\)", banner)
     assert password and "ana" in banner and "zoe" in banner
+    assert re.search(r"Starting (managed )?service .?stream0d-scheduler", banner), banner[-3000:]
     ctx = browser.new_context()
     try:
         page = ctx.new_page()

@@ -41,6 +41,7 @@ def hub_environment(partners: Partners, env: dict[str, str]) -> dict[str, str]:
     """The environment the hub runs with: passwords of the local login, absolute home."""
     env = dict(env)
     env.setdefault("STREAM0D_HOME", str(Path(env.get("STREAM0D_HOME", "var")).resolve()))
+    env.setdefault("STREAM0D_HUB_SCHEDULER", "1")  # recalibration schedules fire while up
     places = HubPlaces.from_env(partners, env)
     if partners.hub.login == "local":
         env.setdefault(
@@ -74,6 +75,7 @@ def banner(partners: Partners, env: dict[str, str], url: str) -> str:
         f"stream0d hub is up: {url}/hub/login",
         f"  API tokens page:   {url}/services/stream0d/tokens",
         f"  API reference:     {url}/services/stream0d/docs",
+        "  Recalibration:     the scheduler runs as a hub service (`stream0d recal runs`)",
     ]
     if partners.hub.login == "local":
         lines.append("  Demo logins (password for all: " + env["STREAM0D_HUB_DEMO_PASSWORD"] + "):")
