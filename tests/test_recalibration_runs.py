@@ -82,6 +82,7 @@ def test_success_keeps_notebook_report_and_metrics(store: Store) -> None:
     )
     page = html.read_text()
     assert "value is 4.5" in page and "time.sleep" not in page  # outputs without code
+    assert "cdnjs" not in page and '<script src=""' not in page  # renders offline
     assert json.loads(metrics.read_text())["run"]["status"] == "succeeded"
     assert Path(run.outputs["kernel_log"]).is_file()  # the kernel's own stderr, not ours
     assert AlertRegistry(store.registry).events("probe-line", rule=ALERT_NAME) == []

@@ -299,10 +299,16 @@ def html_report(executed: Path, target: Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
+    # No CDN scripts (MathJax, require.js, mermaid): reports are opened offline too, and
+    # ours hold tables, text and inline SVG only.
+    no_cdn = dict.fromkeys(
+        ("mathjax_url", "require_js_url", "mermaid_js_url", "mermaid_layout_elk_js_url"), ""
+    )
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, **no_cdn
     )
     body, _ = exporter.from_notebook_node(nb)
+    body = re.sub(r'<script src="">\s*</script>', "", body)
     target.write_text(body, encoding="utf-8")
     return target
 
