@@ -694,3 +694,31 @@ def test_update_refuses_unknown_fields(env: Env) -> None:
         r = env.client.patch("/api/datasets/fersa-press", json=body, headers=env.h("alice"))
         assert r.status_code == 422, body
     assert env.snapshot() == before
+
+
+def test_json_answer_is_strict_json() -> None:
+    import json
+
+    import xarray as xr
+
+    from stream0d_nb.api.routes.data import json_bytes
+
+    t = np.array(["2024-01-01T00:00", "2024-01-01T00:00:01"], dtype="datetime64[ns]")
+    ds = xr.Dataset(
+        {
+            'a"b': (("time",), [1.5, np.nan], {"units": "degC"}),
+            "c": (("time",), [np.inf, 0.1], {"units": "1"}),
+        },
+        coords={"time": t},
+        attrs={"dataset": "d", "snapshot": "S", "interval": "1s"},
+    )
+
+    def strict(token: str) -> None:
+        raise ValueError(token)
+
+    body = json.loads(json_bytes(ds), parse_constant=strict)
+    assert body["channels"]['a"b'] == {"units": "degC", "values": [1.5, None]}
+    assert body["channels"]["c"]["values"] == [None, 0.1]
+    assert pd.DatetimeIndex(body["time"]).equals(pd.DatetimeIndex(t).tz_localize("UTC"))
+    empty = json.loads(json_bytes(ds.isel(time=slice(0, 0))))
+    assert empty["time"] == [] and empty["channels"]["c"]["values"] == []
