@@ -464,7 +464,7 @@ def local_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
 @pytest.mark.hub
 def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> None:
     """As in the README: log in as a demo user of fersa, make a token, read with the client;
-    then ana shares her JupyterLab with her partner group (JupyterHub sharing)."""
+    then ana shares her JupyterLab with marco (JupyterHub sharing): he gets in, zoe not."""
     url, banner = local_hub
     assert f"{url}/hub/login" in banner
     password = re.search(r"password for all: (\S+)\)", banner)
@@ -488,17 +488,37 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
         page.goto(f"{url}/hub/spawn")
         page.wait_for_url(re.compile(rf"{re.escape(url)}/user/ana/lab.*"), timeout=90_000)
         page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
-        # ana shares her server with her partner group (JupyterHub sharing, hub API)
+        # ana shares her server with marco (JupyterHub sharing, hub API, her own session)
         page.goto(f"{url}/hub/home")
         xsrf = next(c["value"] for c in ctx.cookies(f"{url}/hub/") if c["name"] == "_xsrf")
         r = page.request.post(
-            f"{url}/hub/api/shares/ana/", data={"group": "fersa"}, headers={"X-XSRFToken": xsrf}
+            f"{url}/hub/api/shares/ana/", data={"user": "marco"}, headers={"X-XSRFToken": xsrf}
         )
         assert r.status == 200, r.text()
-        shares = page.request.get(f"{url}/hub/api/shares/ana/", headers={"X-XSRFToken": xsrf})
-        assert [x["group"]["name"] for x in shares.json()["items"]] == ["fersa"]
     finally:
         ctx.close()
+    for user, allowed in (("marco", True), ("zoe", False)):
+        ctx = browser.new_context()
+        try:
+            page = ctx.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/hub/login?next=/user/ana/lab")
+            page.fill("#username_input", user)
+            page.fill("#password_input", password.group(1))
+            page.click("#login_submit")
+            page.wait_for_load_state("networkidle")
+            authorize = page.locator("button[type=submit]:has-text('Authorize')")
+            if authorize.count():  # the hub asks before opening a shared server
+                authorize.click()
+                page.wait_for_load_state("networkidle")
+            r = page.request.get(f"{url}/user/ana/api/contents")
+            if allowed:
+                assert r.status == 200 and r.json()["type"] == "directory"
+            else:
+                assert r.status in (302, 403) or "/hub/login" in r.url
+                assert "directory" not in r.text()
+        finally:
+            ctx.close()
 
 
 def test_z2jh_values_use_the_same_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
