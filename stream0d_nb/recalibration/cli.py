@@ -415,6 +415,7 @@ def scheduler(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per cell otherwise
     with _store() as st:
         sched = Scheduler(st, max_concurrent=max_concurrent, poll_s=poll)
         sched.serve(
