@@ -172,10 +172,12 @@ client_secret_env = "ZF_SECRET"
         setattr(c.MultiAuthenticator, key, value)
     auth = MultiAuthenticator(config=c)
     subs = auth._authenticators
-    assert [type(a).__mro__[2].__name__ for a in subs] == [
-        "AzureAdOAuthenticator",
-        "GenericOAuthenticator",
-    ]
+    from oauthenticator.azuread import AzureAdOAuthenticator
+    from oauthenticator.generic import GenericOAuthenticator
+
+    assert isinstance(subs[0], AzureAdOAuthenticator)
+    assert isinstance(subs[1], GenericOAuthenticator)
+    assert [a.username_prefix for a in subs] == ["fersa:", "zf:"]
     assert [a.login_url("/hub/") for a in subs] == ["/hub/fersa/oauth_login", "/hub/zf/oauth_login"]
     assert subs[0].oauth_callback_url == "http://127.0.0.1:8000/hub/fersa/oauth_callback"
     assert subs[0].auth_state_groups_key({"user": {}}) == ["fersa"]
@@ -547,3 +549,80 @@ def test_z2jh_values_use_the_same_helpers(tmp_path: Path, monkeypatch: pytest.Mo
     # the chart owns the proxy, the spawner and where the hub listens
     assert "spawner_class" not in c.JupyterHub and "bind_url" not in c.JupyterHub
     assert "ConfigurableHTTPProxy" not in c
+
+
+# ----------------------------------------------------------------------------- one IdP per partner
+
+
+@pytest.fixture(scope="module")
+def multi_hub(hub_workdir: Path) -> Iterator[Hub]:
+    """Two partners, each with its own OIDC provider; both have a user called alice."""
+    home = hub_workdir / "multi"
+    home.mkdir()
+    with Store(Settings(home=home)) as store:
+        store.create_dataset(_dataset("fersa-multi", "fersa"), actor="setup")
+        store.create_dataset(_dataset("zf-multi", "zf"), actor="setup")
+    port = free_port()
+    hub = f"http://127.0.0.1:{port}/hub"
+    users_f = {"alice": {"password": "f-pw-12345", "groups": []}}
+    users_z = {"alice": {"password": "z-pw-12345", "groups": ["fersa"]}}  # claims are ignored
+    try:
+        idp_f = start_idp(users_f, [f"{hub}/fersa/oauth_callback"], hub_workdir)
+        idp_z = start_idp(users_z, [f"{hub}/zf/oauth_callback"], hub_workdir)
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    toml = "[hub]\nlogin = 'per-partner'\npublic_url = '{HUB_URL}'\n"
+    for slug, idp in (("fersa", idp_f), ("zf", idp_z)):
+        toml += f"""
+[[partners]]
+slug = "{slug}"
+name = "{slug.upper()}"
+[partners.login]
+kind = "oidc"
+label = "{slug.upper()} SSO"
+authorize_url = "{idp.url}/auth"
+token_url = "{idp.url}/token"
+userdata_url = "{idp.url}/me"
+client_id = "stream0d-hub"
+client_secret_env = "TEST_SSO_SECRET"
+"""
+    try:
+        the_hub = start_hub(toml, home, port, ENV)
+        try:
+            yield the_hub
+        finally:
+            the_hub.stop()
+    finally:
+        idp_f.stop()
+        idp_z.stop()
+
+
+@pytest.mark.hub
+@pytest.mark.parametrize(
+    ("partner", "password", "other"), [("fersa", "f-pw-12345", "zf"), ("zf", "z-pw-12345", "fersa")]
+)
+def test_each_partner_logs_in_with_its_own_provider(
+    browser: Any, multi_hub: Hub, partner: str, password: str, other: str
+) -> None:
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{multi_hub.service_url}/tokens")
+        assert page.locator("text=Sign in with FERSA SSO").count() == 1
+        assert page.locator("text=Sign in with ZF SSO").count() == 1
+        page.click(f"text=Sign in with {partner.upper()} SSO")
+        page.fill("#login", "alice")
+        page.fill("#password", password)
+        page.click("#submit")
+        page.wait_for_url(f"{multi_hub.service_url}/tokens")
+        # the two alices are two people, each in the group of the provider that vouched
+        assert page.text_content("#user") == f"{partner}:alice"
+        assert page.text_content("#groups") == partner
+        token = create_token(page, "multi", "read")
+    finally:
+        ctx.close()
+    with Client(multi_hub.service_url, token) as client:
+        assert {d["id"] for d in client.datasets()} == {f"{partner}-multi"}
+        with pytest.raises(NotFoundError):
+            client.dataset(f"{other}-multi")

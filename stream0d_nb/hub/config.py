@@ -176,6 +176,19 @@ class _Constant:
         return [self.slug]
 
 
+def _partner_class(name: str, slug: str) -> type:
+    """``name``'s authenticator whose users are ``<slug>:<user>`` in the hub.
+
+    ``jupyterhub-multiauthenticator`` prefixes usernames with the class's ``prefix``
+    (default: the button label); the partner slug keeps two partners' "alice" apart
+    with a short, stable name.
+    """
+    from traitlets import import_item
+
+    base = import_item(name)
+    return type(f"{base.__name__}_{slug}", (base,), {"prefix": f"{slug}:"})
+
+
 def authentication(
     partners: Partners, places: HubPlaces, env: Mapping[str, str]
 ) -> dict[str, dict[str, Any]]:
@@ -217,10 +230,10 @@ def authentication(
         callback = f"{hub}/{p.slug}/oauth_callback"
         if isinstance(p.login, OIDCLogin):
             sub = _oidc(p.login, callback, env)
-            cls = "generic-oauth"
+            cls = _partner_class("oauthenticator.generic.GenericOAuthenticator", p.slug)
         else:
             sub = _azure(p.login, callback, env)
-            cls = "azuread"
+            cls = _partner_class("oauthenticator.azuread.AzureAdOAuthenticator", p.slug)
         sub |= {
             "manage_groups": True,
             "auth_state_groups_key": _Constant(p.slug),
