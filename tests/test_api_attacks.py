@@ -270,11 +270,13 @@ def test_token_restricted_to_a_dataset_or_partner_sees_nothing_else(
 def test_restricted_tokens_list_only_their_datasets(srv: Server) -> None:
     only_ds = srv.token("carol", datasets=[DS], level="read")
     only_zf = srv.token("carol", partner="zf")
+    before = srv.state()
     ids = lambda t: [d["id"] for d in srv.call(t, "GET", "/datasets").json()]  # noqa: E731
     assert ids("carol") == [DS, OTHER]
     assert ids(only_ds) == [DS] and ids(only_zf) == [OTHER]
     assert send(srv, only_ds, READS[1], DS).status_code == 200
     assert send(srv, only_zf, READS[1], OTHER).status_code == 200
+    assert_same(srv.state(), before)
 
 
 @pytest.mark.usefixtures("unchanged")
@@ -324,10 +326,12 @@ def test_viewer_and_read_level_credentials_cannot_write(
 @pytest.mark.parametrize("who", ["vera", "rita", "read-token"])
 def test_viewer_and_read_level_credentials_can_read(srv: Server, who: str) -> None:
     token = srv.token("alice", level="read") if who == "read-token" else who
+    before = srv.state()
     for req in READS:
         assert send(srv, token, req, DS).status_code == 200, req
     for req in OWNER_READS:
         assert send(srv, token, req, DS).status_code == 403, req
+    assert_same(srv.state(), before)
 
 
 @pytest.mark.usefixtures("unchanged")

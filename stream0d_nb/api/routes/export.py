@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,6 +41,17 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def _stamp(text: str | None, default: str) -> str:
     """A time as a file-name part (``2024-05-01T00-00-00Z``)."""
     return _UNSAFE.sub("-", text)[:40].strip("-") if text else default
+
+
+def _remove_stale(home: Path, max_age_s: float = 3600) -> None:
+    """Remove exports left behind (a client that went away before the file was sent)."""
+    now = time.time()
+    for d in home.glob("export-*"):
+        try:
+            if now - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _zip_folder(folder: Path, out: Path) -> None:
@@ -79,6 +91,7 @@ def export(
     check_limits(snap, names, start, end, every, how, settings, format)
     home = store.settings.home / "exports"
     home.mkdir(parents=True, exist_ok=True)
+    _remove_stale(home)
     tmp = Path(tempfile.mkdtemp(prefix="export-", dir=home))
     try:
         name = f"{ctx.id}_{_stamp(start, 'start')}_{_stamp(end, 'end')}"
