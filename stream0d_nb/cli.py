@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stream0d_nb.errors import Stream0dError
+from stream0d_nb.recalibration import cli as recal_cli
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec, IngestOptions, IngestReport, format_duration
 from stream0d_nb.store import Store
@@ -44,7 +45,7 @@ alerts_app = typer.Typer(
 )
 app.add_typer(formula_app, name="formula")
 app.add_typer(alerts_app, name="alerts")
-app.add_typer(__import__("stream0d_nb.recalibration.cli", fromlist=["app"]).app, name="recal")
+app.add_typer(recal_cli.app, name="recal")
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -74,12 +75,15 @@ def settings() -> Settings:
 
 
 def store() -> Store:
-    """The store for this invocation: derived channels and alert rules follow every write."""
+    """The store for this invocation: derived channels, model channels and alert rules
+    follow every write."""
     from stream0d_nb import derived
     from stream0d_nb.alerts.service import AlertService
+    from stream0d_nb.recalibration.service import Recalibration
 
     st = Store(settings())
     st.add_write_hook(derived.materialize_after_write)
+    st.add_write_hook(Recalibration(st).after_write)
     st.add_write_hook(AlertService(st).after_write)
     return st
 

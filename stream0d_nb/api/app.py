@@ -29,6 +29,7 @@ from stream0d_nb.api.routes import export as export_routes
 from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.api.routes import pages as page_routes
+from stream0d_nb.recalibration.service import Recalibration
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.reader import MAX_READ_VALUES
@@ -94,6 +95,7 @@ def create_app(
     app.state.settings = settings or ApiSettings()
     app.state.group_resolver = group_resolver or unconfigured_resolver
     the_store.add_write_hook(derived.materialize_after_write)
+    the_store.add_write_hook(Recalibration(the_store).after_write)
     the_store.add_write_hook(app.state.alerts.after_write)
     errors.install(app)
     for module in (

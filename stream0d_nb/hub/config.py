@@ -34,6 +34,7 @@ SCHEDULER = "stream0d-scheduler"
 ADMIN_ROLE = "stream0d-admins"
 SERVICE_ROLE = "stream0d-service"
 ROLES_ENV = "STREAM0D_HUB_ROLES"
+API_URL_ENV = "STREAM0D_API_URL"
 
 # Settings the API service and user servers need to reach the same store.
 _PASSED_ENV = (
@@ -108,6 +109,20 @@ def roles(partners: Partners) -> list[dict[str, Any]]:
             "services": [SERVICE],
         }
     )
+    # A user's notebook server acts as that user on the API (its token is capped by the
+    # owner's own scopes, so listing every level gives exactly the owner's).
+    out.append(
+        {
+            "name": "server",
+            "description": "Post activity, and use the stream0d API as the server's owner",
+            "scopes": [
+                "users:activity!user",
+                "access:servers!server",
+                *(lv.scope for lv in Level),
+                f"access:services!service={SERVICE}",
+            ],
+        }
+    )
     # Analysts share their servers (e.g. with their partner group): JupyterHub sharing.
     out.append(
         {
@@ -128,7 +143,7 @@ def role_scopes(partners: Partners) -> dict[str, dict[str, list[str]]]:
             "users": list(r.get("users", [])),
         }
         for r in roles(partners)
-        if any(s.startswith(SCOPE_PREFIX) for s in r["scopes"])
+        if r["name"] != "server" and any(s.startswith(SCOPE_PREFIX) for s in r["scopes"])
     }
 
 
@@ -301,6 +316,8 @@ def spawner(
     args = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     user_env = {k: env[k] for k in _PASSED_ENV if env.get(k)}
     user_env["PATH"] = f"{places.venv_bin}:/usr/local/bin:/usr/bin:/bin"
+    # Notebooks reach the API directly (loopback) with their server's hub token.
+    user_env[API_URL_ENV] = f"http://127.0.0.1:{places.service_port}/services/{SERVICE}"
     return {
         "JupyterHub": {"spawner_class": "jupyterhub.spawner.SimpleLocalProcessSpawner"},
         "SimpleLocalProcessSpawner": {
