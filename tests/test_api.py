@@ -722,3 +722,27 @@ def test_json_answer_is_strict_json() -> None:
     assert pd.DatetimeIndex(body["time"]).equals(pd.DatetimeIndex(t).tz_localize("UTC"))
     empty = json.loads(json_bytes(ds.isel(time=slice(0, 0))))
     assert empty["time"] == [] and empty["channels"]["c"]["values"] == []
+
+
+def test_ttl_cache_reuses_then_reloads_and_clears() -> None:
+    from stream0d_nb.api.deps import TtlCache
+
+    calls: list[int] = []
+
+    def load() -> int:
+        calls.append(1)
+        return len(calls)
+
+    cache = TtlCache(ttl=60)
+    assert cache.get("k", load) == 1 and cache.get("k", load) == 1  # reused
+    cache.clear()
+    assert cache.get("k", load) == 2  # reloaded after a change
+    stale = TtlCache(ttl=0)
+    assert stale.get("k", load) == 3 and stale.get("k", load) == 4  # ttl 0: never reused
+
+    def boom() -> int:
+        raise PermissionError("invalid API token")
+
+    with pytest.raises(PermissionError):
+        cache.get("bad", boom)
+    assert cache.get("bad", load) == 5  # failures are never cached

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stream0d_nb import derived
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import errors
-from stream0d_nb.api.deps import GroupResolver, bind_audit_via, unconfigured_resolver
+from stream0d_nb.api.deps import GroupResolver, TtlCache, bind_audit_via, unconfigured_resolver
 from stream0d_nb.api.routes import access as access_routes
 from stream0d_nb.api.routes import alerts as alert_routes
 from stream0d_nb.api.routes import data as data_routes
@@ -29,6 +29,7 @@ from stream0d_nb.api.routes import export as export_routes
 from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.api.routes import pages as page_routes
+from stream0d_nb.api.session import SAFE_METHODS
 from stream0d_nb.recalibration.service import Recalibration
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
@@ -45,6 +46,12 @@ class ApiSettings(BaseSettings):
     max_scan_values: int = Field(MAX_READ_VALUES, ge=1, description="Values scanned per read.")
     csv_window_values: int = Field(1_000_000, ge=1, description="Values per streamed CSV part.")
     max_upload_bytes: int = Field(256 * 2**20, ge=1, description="Size of one ingest upload.")
+    cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long verified tokens, dataset records and grants are reused "
+        "(cleared after every change made through this app).",
+    )
 
 
 class StripPrefix:
@@ -94,6 +101,9 @@ def create_app(
     app.state.alerts = AlertService(the_store)
     app.state.settings = settings or ApiSettings()
     app.state.group_resolver = group_resolver or unconfigured_resolver
+    app.state.cache = TtlCache(app.state.settings.cache_seconds)
+    app.add_middleware(_forget_after_changes(app.state.cache))
+
     the_store.add_write_hook(derived.materialize_after_write)
     the_store.add_write_hook(Recalibration(the_store).after_write)
     the_store.add_write_hook(app.state.alerts.after_write)
@@ -113,6 +123,27 @@ def create_app(
     if prefix.strip("/"):
         app.add_middleware(_prefix_middleware(prefix))
     return app
+
+
+def _forget_after_changes(cache: TtlCache) -> Any:
+    """ASGI middleware class: clear ``cache`` around every state-changing request, so
+    revocations, grants and deletions made through the app apply to the next request."""
+
+    class _Forget:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            changes = scope["type"] == "http" and scope.get("method") not in SAFE_METHODS
+            if changes:
+                cache.clear()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if changes:
+                    cache.clear()
+
+    return _Forget
 
 
 def _prefix_middleware(prefix: str) -> Any:

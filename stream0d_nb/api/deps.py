@@ -10,9 +10,13 @@ in the query string are refused. Every dependency is overridable in tests.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -57,6 +61,40 @@ class UserInfo:
 GroupResolver = Callable[[str], UserInfo]
 
 
+class TtlCache:
+    """A tiny thread-safe cache whose entries live ``ttl`` seconds (``clear`` drops all).
+
+    Per-request lookups (verified tokens, dataset records, grants) are reused for a
+    couple of seconds: the app clears it after every state-changing request, so its own
+    changes apply at once; changes made by other processes within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._data: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get[T](self, key: Any, load: Callable[[], T]) -> T:
+        """The cached value of ``key``, loading (outside the lock) when absent or stale."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._data.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            value: T = hit[1]
+            return value
+        value = load()
+        with self._lock:
+            if len(self._data) > 10_000:
+                self._data.clear()
+            self._data[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget everything (after a change)."""
+        with self._lock:
+            self._data.clear()
+
+
 def unconfigured_resolver(user: str) -> UserInfo:
     """Default resolver: refuses, since groups of a token's owner need the hub (later)."""
     raise AuthUnavailableError(
@@ -85,6 +123,12 @@ def get_alerts(request: Request) -> AlertService:
 def get_settings(request: Request) -> Any:
     """The app's ``ApiSettings`` (limits)."""
     return request.app.state.settings
+
+
+def get_cache(request: Request) -> TtlCache:
+    """The app's short-lived cache of per-request lookups."""
+    cache: TtlCache = request.app.state.cache
+    return cache
 
 
 def get_group_resolver(request: Request) -> GroupResolver:
@@ -151,7 +195,10 @@ def _identity(request: Request, access: AccessRegistry, resolver: GroupResolver)
     if header is not None:
         token = _split_authorization(header)
         if looks_like_token(token):
-            record = access.verify_token(token)
+            key = ("token", hashlib.sha256(token.encode()).digest())
+            record = get_cache(request).get(key, lambda: access.verify_token(token))
+            if record.expires_at <= datetime.now(UTC):
+                record = access.verify_token(token)  # raises: expired
             info = resolver(record.owner)
             request.state.auth_method = "api-token"
             return Identity(
@@ -218,9 +265,13 @@ def require(action: Action) -> Callable[..., DatasetContext]:
         identity: Annotated[Identity, Depends(get_identity)],
         store: Annotated[Store, Depends(get_store)],
         access: Annotated[AccessRegistry, Depends(get_access)],
+        cache: Annotated[TtlCache, Depends(get_cache)],
     ) -> DatasetContext:
-        record = store.get_dataset(dataset_id)
-        role = check(identity, record, action, access.list_grants(dataset_id))
+        record, grants = cache.get(
+            ("dataset", dataset_id),
+            lambda: (store.get_dataset(dataset_id), access.list_grants(dataset_id)),
+        )
+        role = check(identity, record, action, grants)
         return DatasetContext(record, identity, role)
 
     return dependency

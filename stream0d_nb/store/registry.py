@@ -372,10 +372,15 @@ def _make_engine(url: str) -> Engine:
     memory = _is_memory_sqlite(url)
     if not memory and u.database and not u.query.get("uri"):
         Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # A pool as large as the API's thread pool (40): overflow connections would be closed
+    # after each use and reopened (PRAGMAs, WAL check) under concurrent requests.
+    pooling: dict[str, Any] = (
+        {"poolclass": StaticPool} if memory else {"pool_size": 40, "max_overflow": 10}
+    )
     engine = create_engine(
         url,
         connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-        **({"poolclass": StaticPool} if memory else {}),
+        **pooling,
     )
 
     @event.listens_for(engine, "connect")

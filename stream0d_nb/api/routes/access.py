@@ -46,6 +46,8 @@ class GrantIn(BaseModel):
 class TokenRequest(BaseModel):
     """What a new token may do and until when."""
 
+    model_config = ConfigDict(extra="forbid")
+
     level: Level
     expires_at: datetime
     note: str = Field("", max_length=1000)
