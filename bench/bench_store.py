@@ -9,11 +9,14 @@ our operation with the library doing the bare minimum of the same job:
 
 Run: ``make bench`` or ``.venv/bin/python bench/bench_store.py [--repeats N] [--no-azure]``.
 Medians of N runs (default 3). Azure rows use a fresh in-memory Azurite on 127.0.0.1.
+The goals are on wall time; CPU seconds of the process (all threads) are printed too,
+since on a shared machine they vary less than wall time (both sides use every core).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -48,14 +51,24 @@ def make_table() -> pa.Table:
     return pa.table(cols)
 
 
-def median(fn: Callable[[int], None], repeats: int) -> float:
-    """Median wall time of ``fn(i)`` over ``repeats`` runs."""
-    times = []
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (every thread), in seconds."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def median(fn: Callable[[int], None], repeats: int) -> tuple[float, float]:
+    """Median wall time and median CPU time of ``fn(i)`` over ``repeats`` runs."""
+    walls, cpus = [], []
     for i in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         fn(i)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(cpu_seconds() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+Row = tuple[str, tuple[float, float], str, tuple[float, float], float]
 
 
 def spec(ds_id: str) -> DatasetSpec:
@@ -68,7 +81,7 @@ def spec(ds_id: str) -> DatasetSpec:
 
 def run_backend(
     label: str, settings: Settings, pq_path: Path, csv_path: Path, table: pa.Table, repeats: int
-) -> list[tuple[str, float, str, float, float]]:
+) -> list[Row]:
     """The three comparisons on one storage backend."""
     rows = []
     with Store(settings) as store:
@@ -126,7 +139,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-azure", action="store_true", help="Skip the Azurite rows.")
     args = ap.parse_args()
-    rows: list[tuple[str, float, str, float, float]] = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="stream0d-bench-") as tmp:
         work = Path(tmp)
         table = make_table()
@@ -160,15 +173,18 @@ def main() -> int:
     width = max(len(r[0]) for r in rows)
     bw = max(len(r[2]) for r in rows)
     print(
-        f"\n{'operation':<{width}}  {'ours s':>8}  {'baseline':<{bw}}  {'base s':>8}  {'ratio':>6}  {'goal':>6}  ok"
+        f"\n{'operation':<{width}}  {'ours s':>8}  {'cpu s':>7}  {'baseline':<{bw}}  {'base s':>8}  "
+        f"{'cpu s':>7}  {'ratio':>6}  {'goal':>6}  ok  {'cpu ratio':>9}"
     )
     failed = 0
-    for name, ours, base_name, base, goal in rows:
+    for name, (ours, ours_cpu), base_name, (base, base_cpu), goal in rows:
         ratio = ours / base
         ok = ratio <= goal
         failed += not ok
         print(
-            f"{name:<{width}}  {ours:8.3f}  {base_name:<{bw}}  {base:8.3f}  {ratio:6.2f}  {'<=' + str(goal):>6}  {'yes' if ok else 'NO'}"
+            f"{name:<{width}}  {ours:8.3f}  {ours_cpu:7.2f}  {base_name:<{bw}}  {base:8.3f}  "
+            f"{base_cpu:7.2f}  {ratio:6.2f}  {'<=' + str(goal):>6}  {'yes' if ok else 'NO ':3}  "
+            f"{ours_cpu / base_cpu if base_cpu else float('nan'):9.2f}"
         )
     print(f"\nrates: {ROWS * N_CH / 1e6:.1f} M values per ingest")
     return 0

@@ -475,3 +475,42 @@ def test_decimal_comma_with_few_rows_and_empty_cells(tmp_path: Path) -> None:
 def test_header_only_file(tmp_path: Path) -> None:
     src, b = read(write(tmp_path, "h.csv", "time,a\n"))
     assert src.info.channels == ["a"] and len(b.times) == 0 and src.counters.rows_read == 0
+
+
+def test_streamed_chunks_reuse_buffers_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many small chunks (reused read buffers, partial lines of every length, blank lines and
+    CRLF) give exactly what pandas reads from the whole file, with exact line numbers."""
+    monkeypatch.setattr(readers_mod, "CHUNK_BYTES", 4096)
+    rng = np.random.default_rng(7)
+    n = 20_000
+    t = pd.date_range("2024-01-01", periods=n, freq="1s").strftime("%Y-%m-%dT%H:%M:%S")
+    a = np.round(rng.normal(0, 10.0 ** rng.integers(0, 6, n)), 3)  # widths vary per line
+    b = rng.integers(-(10**9), 10**9, n).astype(float)
+    lines = ["time,a,b"] + [f"{t[i]},{float(a[i])!r},{b[i]:.0f}" for i in range(n)]
+    blank = {101, 5_000, 12_345}  # indices in `lines` before which a blank line goes
+    text = "".join(("\r\n" if i in blank else "") + line + "\r\n" for i, line in enumerate(lines))
+    p = tmp_path / "var.csv"
+    p.write_bytes(text.encode())
+    src, got = read(p)
+    assert src.info.detected["chunks_reparsed_as_text"] == 0
+    assert np.array_equal(got.values["a"], a) and np.array_equal(got.values["b"], b)
+    assert np.array_equal(got.times, pd.DatetimeIndex(t).as_unit("ns").asi8)
+    expected_lines = np.arange(2, n + 2) + np.array(
+        [sum(1 for k in blank if k <= i + 1) for i in range(n)]
+    )
+    assert np.array_equal(got.lines, expected_lines)
+
+
+def test_line_longer_than_a_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readers_mod, "CHUNK_BYTES", 64)
+    long_value = "1." + "0" * 300 + "1"
+    rows = [f"2024-01-01T00:00:{s:02d},{s}" for s in range(40)]
+    rows[17] = f"2024-01-01T00:00:17,{long_value}"
+    p = write(tmp_path, "long.csv", "time,v\n" + "\n".join(rows) + "\n")
+    _, got = read(p)
+    assert got.values["v"].tolist() == [float(s) for s in range(17)] + [1.0] + [
+        float(s) for s in range(18, 40)
+    ]
+    assert got.lines.tolist() == list(range(2, 42))

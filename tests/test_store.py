@@ -591,3 +591,41 @@ def test_write_back_what_was_read_in_a_dataset_with_a_local_zone(settings: Setti
         assert stored(st, "copy").temp.tolist() == stored(st, "madrid").temp.tolist()
     finally:
         st.close()
+
+
+def test_direct_chunk_writes_store_what_zarr_stores(store: Store) -> None:
+    """Whole chunks are compressed and stored by WriteView itself: the bytes are zarr's own
+    (so any zarr reader decodes them); partial and empty blocks go through zarr."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync as zsync
+
+    from stream0d_nb.store.repo import WriteView
+
+    store.create_dataset(SPEC)
+    data = store.data("line-1")
+    length = data.snapshot().grid.chunk_len
+    values = np.round(np.random.default_rng(3).normal(60, 5, length), 3)
+    values[::7] = np.nan
+    a, b = "temp", "Volume Flow RateRMS"
+
+    def work(view: WriteView) -> list[bytes | None]:
+        view.ensure_stop(4 * length)
+        assert view._encoder(a) is not None
+        view.write_many(length, {a: values})  # direct
+        view.arrays[b][length : 2 * length] = values  # zarr
+        view.write_many(2 * length, {a: np.full(length, np.nan)})  # empty: no chunk
+        view.write_many(3 * length + 5, {a: values[:100], b: values[:100]})  # partial: zarr
+        keys = [f"{a}/c/1", f"{b}/c/1", f"{a}/c/2"]
+        proto = default_buffer_prototype()
+        got = [zsync(view.session.store.get(k, proto)) for k in keys]
+        return [None if g is None else g.to_bytes() for g in got]
+
+    (direct, via_zarr, empty), _ = data.transact(work, lambda r: "test", lambda r: {})
+    assert direct is not None and direct == via_zarr
+    assert empty is None
+    snap = data.snapshot()
+    for name in (a, b):
+        arr = snap.array(name)
+        np.testing.assert_array_equal(arr[length : 2 * length], values)
+        assert np.isnan(arr[2 * length : 3 * length]).all()
+        np.testing.assert_array_equal(arr[3 * length + 5 : 3 * length + 105], values[:100])

@@ -63,15 +63,21 @@ class Revisit(Exception):
 
 
 class ChunkBuf:
-    """Staged values of one chunk: values, how many input samples hit each cell, first line."""
+    """Staged values of one chunk: values, how many input samples hit each cell, first line.
 
-    __slots__ = ("count", "line", "values")
+    ``[lo, hi)`` bounds the positions any sample has hit so far (empty when ``lo >= hi``):
+    a sorted stream's next segment lies outside it, so it is copied in without looking at
+    the counts already there.
+    """
+
+    __slots__ = ("count", "hi", "line", "lo", "values")
 
     def __init__(self, length: int, nch: int) -> None:
         # Channel-major so that each channel's values are contiguous.
         self.values: F8 = np.full((nch, length), np.nan)
         self.count = np.zeros((nch, length), dtype=np.uint32)
         self.line = np.zeros(length, dtype=np.int64)
+        self.lo, self.hi = length, 0
 
     @property
     def nbytes(self) -> int:
@@ -83,6 +89,7 @@ class ChunkBuf:
         self.values.fill(np.nan)
         self.count.fill(0)
         self.line.fill(0)
+        self.lo, self.hi = self.line.size, 0
         return self
 
 
@@ -134,7 +141,8 @@ class Staging:
             order = np.argsort(idx, kind="stable")
             idx, lines = idx[order], lines[order]
             cols = [c[order] for c in cols]
-        self.stats.values_read += sum(int(np.count_nonzero(~np.isnan(c))) for c in cols)
+        valid = [~np.isnan(c) for c in cols]
+        self.stats.values_read += sum(int(np.count_nonzero(v)) for v in valid)
         length = self.grid.chunk_len
         chunk_ids = idx // length
         bounds = np.flatnonzero(chunk_ids[1:] != chunk_ids[:-1]) + 1
@@ -144,7 +152,13 @@ class Staging:
             c = int(chunk_ids[a])
             if c in self.done:
                 raise Revisit(c)
-            self._add_segment(c, idx[a:b] - c * length, lines[a:b], [col[a:b] for col in cols])
+            self._add_segment(
+                c,
+                idx[a:b] - c * length,
+                lines[a:b],
+                [col[a:b] for col in cols],
+                [v[a:b] for v in valid],
+            )
         if self.early:
             position = int(chunk_ids[-1])
             for c in sorted(k for k in self.bufs if k < position):
@@ -200,6 +214,7 @@ class Staging:
         if path is not None:
             with np.load(path) as z:
                 buf.values[:], buf.count[:], buf.line[:] = z["values"], z["count"], z["line"]
+            buf.lo, buf.hi = 0, buf.line.size
             path.unlink()
         self._make_room(c, buf.nbytes)
         self.bufs[c] = buf
@@ -222,21 +237,33 @@ class Staging:
             held -= buf.nbytes
 
     def _add_segment(
-        self, c: int, pos: npt.NDArray[np.int64], lines: npt.NDArray[np.int64], cols: list[F8]
+        self,
+        c: int,
+        pos: npt.NDArray[np.int64],
+        lines: npt.NDArray[np.int64],
+        cols: list[F8],
+        valid: list[npt.NDArray[np.bool_]],
     ) -> None:
         buf = self._buf(c)
+        p0, p1 = int(pos[0]), int(pos[-1]) + 1  # pos is sorted
+        fresh = p1 <= buf.lo or p0 >= buf.hi  # no sample of this input has been here yet
+        buf.lo, buf.hi = min(buf.lo, p0), max(buf.hi, p1)
+        if fresh and p1 - p0 == pos.size:  # sorted input: a run of new grid points
+            buf.line[p0:p1] = lines
+            for j, (v, m) in enumerate(zip(cols, valid, strict=True)):
+                buf.values[j, p0:p1] = v
+                buf.count[j, p0:p1] = m
+            return
         first = np.r_[True, pos[1:] != pos[:-1]]
         upos = pos[first]
         buf.line[upos] = np.where(buf.line[upos] == 0, lines[first], buf.line[upos])
         dup_within = not bool(first.all())
-        p0, p1 = int(pos[0]), int(pos[-1]) + 1
         contiguous = not dup_within and p1 - p0 == pos.size
-        for j, v in enumerate(cols):
+        for j, (v, m) in enumerate(zip(cols, valid, strict=True)):
             if contiguous and not buf.count[j, p0:p1].any():
                 buf.values[j, p0:p1] = v
-                buf.count[j, p0:p1] = ~np.isnan(v)
+                buf.count[j, p0:p1] = m
                 continue
-            m = ~np.isnan(v)
             if not m.any():
                 continue
             p, x, ln = pos[m], v[m], lines[m]
