@@ -205,6 +205,20 @@ class Client:
             verify=_ssl_context(verify),
         )
 
+    @classmethod
+    def from_env(cls, timeout: float = 60, verify: bool | str = True) -> Client:
+        """The client of a notebook on the hub: ``STREAM0D_API_URL`` and the token in
+        ``STREAM0D_API_TOKEN``, else the notebook server's own hub token
+        (``JUPYTERHUB_API_TOKEN``), which acts with its owner's rights."""
+        url = os.environ.get("STREAM0D_API_URL")
+        token = os.environ.get("STREAM0D_API_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
+        if not url or not token:
+            raise ValidationError(
+                "Client.from_env needs STREAM0D_API_URL and a token (STREAM0D_API_TOKEN or, "
+                "in a notebook on the hub, JUPYTERHUB_API_TOKEN); else use Client(url, token)"
+            )
+        return cls(url, token, timeout=timeout, verify=verify)
+
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
 

@@ -463,6 +463,41 @@ def local_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
             proc.wait()
 
 
+_KERNEL_JS = """async ([base, xsrf, code]) => {
+  const r = await fetch(base + "/api/kernels", {method: "POST", headers: {"X-XSRFToken": xsrf},
+                                                credentials: "same-origin"});
+  const kernel = await r.json();
+  const ws = new WebSocket(base.replace("http", "ws") + "/api/kernels/" + kernel.id + "/channels");
+  const msgId = crypto.randomUUID();
+  let out = "";
+  return await new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error("kernel timeout: " + out)), 60000);
+    ws.onerror = () => reject(new Error("websocket error"));
+    ws.onopen = () => ws.send(JSON.stringify({
+      header: {msg_id: msgId, username: "", session: crypto.randomUUID(),
+               msg_type: "execute_request", version: "5.3", date: new Date().toISOString()},
+      parent_header: {}, metadata: {}, channel: "shell", buffers: [],
+      content: {code, silent: false, store_history: false, user_expressions: {},
+                allow_stdin: false, stop_on_error: true}}));
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.parent_header.msg_id !== msgId) return;
+      if (m.msg_type === "stream") out += m.content.text;
+      if (m.msg_type === "error") out += m.content.ename + ": " + m.content.evalue;
+      if (m.msg_type === "status" && m.content.execution_state === "idle") { ws.close(); resolve(out); }
+    };
+  });
+}"""
+
+
+def run_in_kernel(page: Any, base: str, code: str) -> str:
+    """Run ``code`` in a new kernel of the user's server, from their browser session."""
+    page.goto(f"{base}/lab", wait_until="domcontentloaded")  # API answers forbid scripts (CSP)
+    xsrf = next(c["value"] for c in page.context.cookies(base + "/") if c["name"] == "_xsrf")
+    out: str = page.evaluate(_KERNEL_JS, [base, xsrf, code])
+    return out
+
+
 @pytest.mark.hub
 def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> None:
     """As in the README: log in as a demo user of fersa, make a token, read with the client;
@@ -490,6 +525,15 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
         page.goto(f"{url}/hub/spawn")
         page.wait_for_url(re.compile(rf"{re.escape(url)}/user/ana/lab.*"), timeout=90_000)
         page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        # a notebook in ana's server uses the API as ana, with no token to paste
+        out = run_in_kernel(
+            page,
+            f"{url}/user/ana",
+            "from stream0d_nb.client import Client\n"
+            "c = Client.from_env()\n"
+            "print(sorted(d['id'] for d in c.datasets()))",
+        )
+        assert out.strip() == "['fersa-line']", out
         # ana shares her server with marco (JupyterHub sharing, hub API, her own session)
         page.goto(f"{url}/hub/home")
         xsrf = next(c["value"] for c in ctx.cookies(f"{url}/hub/") if c["name"] == "_xsrf")

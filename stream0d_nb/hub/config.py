@@ -118,6 +118,7 @@ def roles(partners: Partners) -> list[dict[str, Any]]:
             "scopes": [
                 "users:activity!user",
                 "access:servers!server",
+                "read:users!user",
                 *(lv.scope for lv in Level),
                 f"access:services!service={SERVICE}",
             ],
