@@ -39,6 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,7 +79,7 @@ def ensure_kernelspec(settings: Settings) -> Path:
     target = path / "kernel.json"
     if not target.is_file() or json.loads(target.read_text()) != spec:
         path.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_name(f".kernel-{uuid.uuid4().hex}.tmp")  # concurrent runs
         tmp.write_text(json.dumps(spec, indent=1))
         tmp.replace(target)
     return path
