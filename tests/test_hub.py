@@ -452,11 +452,16 @@ def local_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
             time.sleep(0.3)
         assert proc.poll() is None, out.read_text()[-3000:]
         yield url, out.read_text()
-        # Ctrl-C stops the hub, its proxy and services promptly
+        # SIGTERM to the command (as Ctrl-C) stops the hub, its proxy and services promptly
+        state = home / "hub"
+        pids = [int((state / f).read_text()) for f in ("jupyterhub.pid", "jupyterhub-proxy.pid")]
         t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         assert time.monotonic() - t0 < 30
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

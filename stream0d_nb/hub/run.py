@@ -8,6 +8,7 @@ under the hub's state folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -95,6 +96,12 @@ def main() -> int:
     env = hub_environment(partners, dict(os.environ))
     places = HubPlaces.from_env(partners, env)
     jupyterhub = Path(sys.executable).with_name("jupyterhub")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM/SIGHUP stop the hub like Ctrl-C (finally below)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     proc = subprocess.Popen(
         [str(jupyterhub), "-f", str(CONFIG)], env=env, cwd=ROOT, start_new_session=True
     )
@@ -105,6 +112,8 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -112,6 +121,9 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        # anything the hub left behind in its session (proxy, services) goes too
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
