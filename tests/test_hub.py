@@ -385,6 +385,8 @@ def test_tokens_cannot_make_tokens_or_exceed_rights(hub: Hub, alice: Any) -> Non
     assert r.status_code == 401 and "URL" in r.json()["error"]["message"]
     # alice (fersa, write) may not mint an admin token: the page shows why
     n = alice.locator("#tokens tr").count()
+    assert alice.locator("#level option").all_text_contents() == ["read", "write"]
+    alice.evaluate("document.getElementById('level').add(new Option('admin'))")  # forged
     alice.fill("#note", "too strong")
     alice.select_option("#level", "admin")
     alice.click("#submit")

@@ -124,6 +124,10 @@ def tokens_page(request: Request) -> Response:
         user=html.escape(model["name"]),
         groups=html.escape(groups),
         levels=html.escape(", ".join(levels) or "none"),
+        level_options="".join(
+            f"<option>{lv}</option>" for lv in ("read", "write", "admin") if lv in levels
+        )
+        or "<option>read</option>",
         config=html.escape(
             json.dumps({"xsrf": session.xsrf_token(token), "api": _root(request) + "api/"}),
             quote=True,
@@ -150,7 +154,7 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-_TOKENS = """<!doctype html>
+_TOKENS = r"""<!doctype html>
 <html><head><meta charset="utf-8"><title>stream0d API tokens</title>
 <style>
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }}
@@ -163,10 +167,10 @@ table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px
 <h1>API tokens</h1>
 <p>Signed in as <b id="user">{user}</b>; partner groups: <span id="groups">{groups}</span>;
 allowed levels: <span id="levels">{levels}</span>. A token never does more than you may.
-<a href="{root}docs">API reference</a> · <a href="{root}logout">Log out</a></p>
+<a href="/hub/home">Hub</a> · <a href="{root}docs">API reference</a> · <a href="{root}logout">Log out</a></p>
 <form id="create"><fieldset><legend>New token</legend>
 <label>Note <input id="note" name="note" required maxlength="1000" placeholder="what it is for"></label>
-<label>Level <select id="level" name="level"><option>read</option><option>write</option><option>admin</option></select></label>
+<label>Level <select id="level" name="level">{level_options}</select></label>
 <label>Expires in days <input id="days" name="days" type="number" min="1" max="365" value="30"></label>
 <label>Only partner (optional) <input id="partner" name="partner"></label>
 <label>Only datasets, comma separated (optional) <input id="datasets" name="datasets"></label>
@@ -174,7 +178,9 @@ allowed levels: <span id="levels">{levels}</span>. A token never does more than 
 </fieldset></form>
 <p id="error" class="error" role="alert"></p>
 <div id="created" hidden><p>Copy this token now; it is not shown again:</p><p id="secret"></p>
-<p>Use it from Python: <code>Client(url, token)</code> or the header <code>Authorization: token &lt;token&gt;</code>.</p></div>
+<p>Use it from Python: <code id="usage"></code>, or send the header
+<code>Authorization: token &lt;token&gt;</code>. In a notebook on this hub,
+<code>Client.from_env()</code> needs no token.</p></div>
 <h2>Your tokens</h2>
 <table><thead><tr><th>id</th><th>note</th><th>level</th><th>restriction</th><th>expires</th><th>state</th><th></th></tr></thead>
 <tbody id="tokens"></tbody></table>
@@ -218,7 +224,10 @@ $("create").addEventListener("submit", async (ev) => {{
   if (ds.length) body.datasets = ds;
   try {{
     const t = await call("POST", "tokens", body);
-    $("secret").textContent = t.token; $("created").hidden = false; await refresh();
+    $("secret").textContent = t.token; $("created").hidden = false;
+    const service = location.origin + cfg.api.replace(/api\/$/, "").replace(/\/$/, "");
+    $("usage").textContent = `from stream0d_nb.client import Client; c = Client("${{service}}", "${{t.token}}")`;
+    await refresh();
   }} catch (e) {{ $("error").textContent = e.message; }}
 }});
 refresh().catch((e) => {{ $("error").textContent = e.message; }});
