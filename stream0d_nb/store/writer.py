@@ -141,7 +141,7 @@ class Staging:
             order = np.argsort(idx, kind="stable")
             idx, lines = idx[order], lines[order]
             cols = [c[order] for c in cols]
-        valid = [~np.isnan(c) for c in cols]
+        valid = [np.equal(c, c) for c in cols]  # not NaN, in one pass
         self.stats.values_read += sum(int(np.count_nonzero(v)) for v in valid)
         length = self.grid.chunk_len
         chunk_ids = idx // length
