@@ -290,6 +290,7 @@ class Identity:
     is_admin: bool = False
     scopes: frozenset[str] = frozenset()
     token: TokenRestriction | None = None
+    channel: str = "hub"  # how a non-API-token caller came in: "session", "hub-token"...
     _parsed: tuple[ScopeGrant, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -307,7 +308,7 @@ class Identity:
         """What the audit log records as the channel used (token id or session)."""
         if self.token is not None and self.token.token_id:
             return f"token:{self.token.token_id}"
-        return "hub"
+        return self.channel
 
 
 # ----------------------------------------------------------------------------- datasets and grants

@@ -299,6 +299,10 @@ def test_login_token_in_browser_then_client(hub: Hub, alice: Any) -> None:
     assert alice.text_content("#groups") == "fersa"  # the IdP's groups claim became the group
     token = create_token(alice, "notebook on my laptop", "read")
     assert re.fullmatch(r"s0d_\w+_\S+", token)
+    with Store(Settings(home=hub.home)) as store:  # audited: who, and from a browser session
+        (entry,) = store.registry.audit_log(action="token.create", limit=1)
+        assert entry.actor == "alice" and entry.via == "session"
+        assert entry.detail["id"] == token.split("_")[1]
     assert alice.locator("#tokens tr").count() >= 1
     with Client(hub.service_url, token) as client:
         ids = {d["id"] for d in client.datasets()}

@@ -157,7 +157,7 @@ def hub_auth() -> Any:
     return HubOAuth(cache_max_age=60)
 
 
-def _hub_identity(model: dict[str, Any] | None) -> Identity:
+def _hub_identity(model: dict[str, Any] | None, channel: str) -> Identity:
     """An ``Identity`` from a hub user model (a hub token's or OAuth session's)."""
     if not model or model.get("kind", "user") != "user" or not model.get("name"):
         raise NotAuthenticatedError("the hub did not accept these credentials")
@@ -166,6 +166,7 @@ def _hub_identity(model: dict[str, Any] | None) -> Identity:
         groups=frozenset(model.get("groups") or ()),
         is_admin=bool(model.get("admin")),
         scopes=frozenset(model.get("scopes") or ()),
+        channel=channel,
     )
 
 
@@ -211,11 +212,11 @@ def _identity(request: Request, access: AccessRegistry, resolver: GroupResolver)
         if hub is None:
             raise NotAuthenticatedError("invalid API token")
         request.state.auth_method = "hub-token"
-        return _hub_identity(hub.user_for_token(token, sync=True))
+        return _hub_identity(hub.user_for_token(token, sync=True), "hub-token")
     if hub is not None:
         cookie = request.cookies.get(hub.cookie_name)
         if cookie:
-            identity = _hub_identity(hub.user_for_token(cookie, sync=True))
+            identity = _hub_identity(hub.user_for_token(cookie, sync=True), "session")
             if request.method not in session.SAFE_METHODS and not session.xsrf_ok(
                 cookie, request.headers.get(session.XSRF_HEADER)
             ):
