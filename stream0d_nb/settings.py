@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         None, description="Blob endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite)."
     )
     user: str | None = Field(None, description="Who is acting, recorded in commits and audit.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key sealing secrets at rest (alert sink passwords); 32+ characters, the "
+        "same for every process sharing a registry. Default: <home>/secret.key, made once.",
+    )
 
     def resolved_storage_url(self) -> str:
         """The storage root, defaulting to ``<home>/datasets``."""

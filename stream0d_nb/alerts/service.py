@@ -33,6 +33,7 @@ from stream0d_nb.specs import IngestReport, parse_duration
 from stream0d_nb.store import Store
 from stream0d_nb.store.alert_tables import AlertRegistry, EventRecord
 from stream0d_nb.store.grid import to_ns
+from stream0d_nb.store.sealed import Sealer
 
 IN_APP = "in-app"
 IN_APP_LOGGER = "stream0d_nb.alerts.in_app"
@@ -92,7 +93,7 @@ class AlertService:
         self, store: Store, retry: RetryPolicy | None = None, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
-        self.table = AlertRegistry(store.registry)
+        self.table = AlertRegistry(store.registry, Sealer.from_settings(store.settings))
         self.retry = retry or RetryPolicy(attempts=3, base_delay=1.0, max_delay=30.0)
         self.clock = clock
         (store.settings.home / "alerts").mkdir(parents=True, exist_ok=True)

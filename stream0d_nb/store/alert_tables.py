@@ -32,6 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.store.registry import Base, Registry, UTCDateTime, utcnow
+from stream0d_nb.store.sealed import Sealer
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
@@ -171,8 +172,9 @@ class DeliveryRecord(BaseModel):
 class AlertRegistry:
     """Alert rows in the platform's registry database (same engine, same migrations)."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, sealer: Sealer | None = None) -> None:
         self.registry = registry
+        self.sealer = sealer  # sink configurations hold passwords: sealed at rest when set
 
     # -- rules ---------------------------------------------------------------------
     def save_rule(self, dataset_id: str, name: str, spec: dict[str, Any], actor: str) -> None:
@@ -390,7 +392,8 @@ class AlertRegistry:
             if row is None:
                 row = SinkRow(name=name)
                 s.add(row)
-            row.kind, row.config, row.updated_at, row.updated_by = kind, config, utcnow(), actor
+            stored = self.sealer.seal(config) if self.sealer is not None else config
+            row.kind, row.config, row.updated_at, row.updated_by = kind, stored, utcnow(), actor
             s.flush()
             self.registry.add_audit(
                 s, actor, "alert.sink", None, {"sink": name, "kind": kind}, None
@@ -399,7 +402,13 @@ class AlertRegistry:
     def sinks(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """Sink name -> (kind, config)."""
         with self.registry.read_session() as s:
-            return {r.name: (r.kind, dict(r.config)) for r in s.scalars(select(SinkRow))}
+            rows = [(r.name, r.kind, dict(r.config)) for r in s.scalars(select(SinkRow))]
+        if self.sealer is None:
+            return {name: (kind, cfg) for name, kind, cfg in rows}
+        return {
+            name: (kind, self.sealer.unseal(cfg, f"alert sink {name!r}"))
+            for name, kind, cfg in rows
+        }
 
     def set_routes(self, dataset_id: str, routes: dict[str, Any], actor: str) -> None:
         """Replace a dataset's routing table."""
