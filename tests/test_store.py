@@ -629,3 +629,17 @@ def test_direct_chunk_writes_store_what_zarr_stores(store: Store) -> None:
         np.testing.assert_array_equal(arr[length : 2 * length], values)
         assert np.isnan(arr[2 * length : 3 * length]).all()
         np.testing.assert_array_equal(arr[3 * length + 5 : 3 * length + 105], values[:100])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_chunk_encode_pool_works_in_a_forked_child() -> None:
+    from stream0d_nb.store import repo
+
+    assert repo._encode_pool().submit(lambda: 1).result() == 1  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # child: the parent's threads are gone; a new pool must be made
+        ok = repo._encode_pool().submit(lambda: 2).result(timeout=10) == 2
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

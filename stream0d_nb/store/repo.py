@@ -62,6 +62,17 @@ def _encode_pool() -> ThreadPoolExecutor:
         return _ENCODE_POOL
 
 
+def _forget_encode_pool() -> None:
+    """In a forked child the parent's pool threads do not exist: start a new pool there."""
+    global _ENCODE_POOL, _ENCODE_POOL_LOCK
+    _ENCODE_POOL = None
+    _ENCODE_POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_encode_pool)
+
+
 def _chunk_encoder(arr: zarr.Array[Any]) -> Zstd | None:
     """The compressor of ``arr``'s chunks when its codecs are exactly bytes + zstd, else None.
 
