@@ -54,19 +54,24 @@ def hub_environment(partners: Partners, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    """Wait until the hub answers at ``url`` (raise if it exits or takes too long)."""
+def wait_until_up(urls: list[str], proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    """Wait until the hub answers at each of ``urls`` in turn (its own port first, so the
+    proxy is not asked for error pages of a hub that is still starting)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterHub exited with code {proc.returncode}; see its log above")
-        try:
-            if httpx.get(url.rstrip("/") + "/hub/api/", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"JupyterHub did not answer at {url} within {timeout:.0f} s")
+    for url in urls:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"JupyterHub exited with code {proc.returncode}; see its log above"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"JupyterHub did not answer at {url} within {timeout:.0f} s")
+            try:
+                if httpx.get(url.rstrip("/") + "/hub/api/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
 
 
 def banner(partners: Partners, env: dict[str, str], url: str) -> str:
@@ -106,7 +111,7 @@ def main() -> int:
         [str(jupyterhub), "-f", str(CONFIG)], env=env, cwd=ROOT, start_new_session=True
     )
     try:
-        wait_until_up(places.public_url, proc)
+        wait_until_up([f"http://127.0.0.1:{places.hub_port}", places.public_url], proc)
         print(banner(partners, env, places.public_url.rstrip("/")), flush=True)
         return proc.wait()
     except KeyboardInterrupt:
