@@ -77,15 +77,9 @@ def settings() -> Settings:
 def store() -> Store:
     """The store for this invocation: derived channels, model channels and alert rules
     follow every write."""
-    from stream0d_nb import derived
-    from stream0d_nb.alerts.service import AlertService
-    from stream0d_nb.recalibration.service import Recalibration
+    from stream0d_nb.hooks import follow_writes
 
-    st = Store(settings())
-    st.add_write_hook(derived.materialize_after_write)
-    st.add_write_hook(Recalibration(st).after_write)
-    st.add_write_hook(AlertService(st).after_write)
-    return st
+    return follow_writes(Store(settings()))
 
 
 def fail(message: str) -> NoReturn:

@@ -300,8 +300,7 @@ def recalibration_demo(store: Store, out: Console) -> str | None:
     from stream0d_nb.recalibration.scheduler import add_schedule, resolve_notebook
     from stream0d_nb.recalibration.service import Recalibration
 
-    rc = Recalibration(store)
-    store.add_write_hook(rc.after_write)
+    rc = Recalibration(store)  # the store follows writes (hooks.follow_writes): no hook here
     end = pd.Timestamp.now(tz="UTC").floor("D")
     if OVEN.id not in {r.spec.id for r in store.list_datasets()}:
         store.create_dataset(OVEN, actor="demo")

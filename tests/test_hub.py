@@ -8,7 +8,12 @@ the browser is then used from Python with ``stream0d_nb.client.Client``.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -231,16 +236,24 @@ def _dataset(ds: str, partner: str) -> DatasetSpec:
     )
 
 
+def _seeded(home: Path, datasets: dict[str, str], seconds: int) -> Path:
+    """``home`` with a store holding ``datasets`` (id -> partner), ``seconds`` of 1 Hz data each."""
+    home.mkdir()
+    idx = pd.date_range("2024-05-01", periods=seconds, freq="1s", tz="UTC")
+    with Store(Settings(home=home)) as store:
+        for ds, partner in datasets.items():
+            store.create_dataset(_dataset(ds, partner), actor="setup")
+            if seconds:
+                frame = pd.DataFrame({"temp": np.arange(float(seconds))}, index=idx)
+                store.write(ds, frame, actor="setup")
+    return home
+
+
 @pytest.fixture(scope="module")
 def hub(hub_workdir: Path) -> Iterator[Hub]:
     """IdP + hub (shared provider) + API service on a store with two partners' datasets."""
-    home = hub_workdir / "shared"
-    home.mkdir()
-    idx = pd.date_range("2024-05-01", periods=120, freq="1s", tz="UTC")
+    home = _seeded(hub_workdir / "shared", {"fersa-grinding": "fersa", "zf-extrusion": "zf"}, 120)
     with Store(Settings(home=home)) as store:
-        for ds, partner in (("fersa-grinding", "fersa"), ("zf-extrusion", "zf")):
-            store.create_dataset(_dataset(ds, partner), actor="setup")
-            store.write(ds, pd.DataFrame({"temp": np.arange(120.0)}, index=idx), actor="setup")
         AccessRegistry(store.registry).grant("zf-extrusion", "group", "fersa", "viewer", "setup")
     port = free_port()
     try:
@@ -423,19 +436,7 @@ def test_openapi_reference_is_served(hub: Hub) -> None:
 @pytest.fixture(scope="module")
 def local_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
     """``python -m stream0d_nb.hub.run`` (what ``make run`` starts) on free ports: (URL, banner)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    home = hub_workdir / "local"
-    home.mkdir()
-    idx = pd.date_range("2024-05-01", periods=60, freq="1s", tz="UTC")
-    with Store(Settings(home=home)) as store:
-        for ds, partner in (("fersa-line", "fersa"), ("zf-line", "zf")):
-            store.create_dataset(_dataset(ds, partner), actor="setup")
-            store.write(ds, pd.DataFrame({"temp": np.arange(60.0)}, index=idx), actor="setup")
+    home = _seeded(hub_workdir / "local", {"fersa-line": "fersa", "zf-line": "zf"}, 60)
     url = f"http://127.0.0.1:{free_port()}"
     env = dict(os.environ) | {
         "STREAM0D_HOME": str(home),
@@ -612,11 +613,7 @@ def test_z2jh_values_use_the_same_helpers(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.fixture(scope="module")
 def multi_hub(hub_workdir: Path) -> Iterator[Hub]:
     """Two partners, each with its own OIDC provider; both have a user called alice."""
-    home = hub_workdir / "multi"
-    home.mkdir()
-    with Store(Settings(home=home)) as store:
-        store.create_dataset(_dataset("fersa-multi", "fersa"), actor="setup")
-        store.create_dataset(_dataset("zf-multi", "zf"), actor="setup")
+    home = _seeded(hub_workdir / "multi", {"fersa-multi": "fersa", "zf-multi": "zf"}, 0)
     port = free_port()
     hub = f"http://127.0.0.1:{port}/hub"
     users_f = {"alice": {"password": "f-pw-12345", "groups": []}}

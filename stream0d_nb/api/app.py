@@ -17,7 +17,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stream0d_nb import derived
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import errors
 from stream0d_nb.api.deps import GroupResolver, TtlCache, bind_audit_via, unconfigured_resolver
@@ -30,7 +29,7 @@ from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.api.routes import pages as page_routes
 from stream0d_nb.api.session import SAFE_METHODS
-from stream0d_nb.recalibration.service import Recalibration
+from stream0d_nb.hooks import follow_writes
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.reader import MAX_READ_VALUES
@@ -104,9 +103,7 @@ def create_app(
     app.state.cache = TtlCache(app.state.settings.cache_seconds)
     app.add_middleware(_forget_after_changes(app.state.cache))
 
-    the_store.add_write_hook(derived.materialize_after_write)
-    the_store.add_write_hook(Recalibration(the_store).after_write)
-    the_store.add_write_hook(app.state.alerts.after_write)
+    follow_writes(the_store, app.state.alerts)
     errors.install(app)
     for module in (
         dataset_routes,

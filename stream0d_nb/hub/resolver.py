@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from stream0d_nb.access import InvalidTokenError
-from stream0d_nb.api.deps import AuthUnavailableError, UserInfo
+from stream0d_nb.api.deps import AuthUnavailableError, TtlCache, UserInfo
 from stream0d_nb.hub.config import ROLES_ENV
 
 
@@ -45,21 +43,11 @@ class HubGroupResolver:
         if roles is None:
             roles = json.loads(os.environ.get(ROLES_ENV, "{}"))
         self.roles = dict(roles)
-        self.max_age = max_age
         self._client = httpx.Client(headers={"Authorization": f"token {token}"}, timeout=10.0)
-        self._cache: dict[str, tuple[float, UserInfo]] = {}
-        self._lock = threading.Lock()
+        self._cache = TtlCache(max_age)
 
     def __call__(self, user: str) -> UserInfo:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(user)
-        if hit is not None and now - hit[0] < self.max_age:
-            return hit[1]
-        info = self._fetch(user)
-        with self._lock:
-            self._cache[user] = (now, info)
-        return info
+        return self._cache.get(user, lambda: self._fetch(user))
 
     def _fetch(self, user: str) -> UserInfo:
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -21,21 +20,10 @@ import httpx
 
 from stream0d_nb.hub.config import HubPlaces
 from stream0d_nb.hub.partners import Partners, load_partners
+from stream0d_nb.store.sealed import secret_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "hub_config" / "jupyterhub_config.py"
-
-
-def _secret_file(path: Path, nbytes: int = 12) -> str:
-    """A random password kept in ``path`` (created 0600 on first use)."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(nbytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return value
 
 
 def hub_environment(partners: Partners, env: dict[str, str]) -> dict[str, str]:
@@ -46,10 +34,10 @@ def hub_environment(partners: Partners, env: dict[str, str]) -> dict[str, str]:
     places = HubPlaces.from_env(partners, env)
     if partners.hub.login == "local":
         env.setdefault(
-            "STREAM0D_HUB_DEMO_PASSWORD", _secret_file(places.state_dir / "demo_password")
+            "STREAM0D_HUB_DEMO_PASSWORD", secret_file(places.state_dir / "demo_password", 12)
         )
         env.setdefault(
-            "STREAM0D_HUB_ADMIN_PASSWORD", _secret_file(places.state_dir / "admin_password", 32)
+            "STREAM0D_HUB_ADMIN_PASSWORD", secret_file(places.state_dir / "admin_password", 32)
         )
     return env
 

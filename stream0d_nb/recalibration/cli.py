@@ -36,10 +36,7 @@ def _cli() -> Any:
 
 
 def _store() -> Store:
-    from stream0d_nb.recalibration.service import Recalibration
-
-    st: Store = _cli().store()
-    st.add_write_hook(Recalibration(st).after_write)
+    st: Store = _cli().store()  # derived, model and alert hooks follow every write
     return st
 
 

@@ -24,14 +24,9 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 def open_store() -> Store:
     """The store named by the environment (the runner passes ``STREAM0D_*`` to the kernel)."""
-    from stream0d_nb import derived
-    from stream0d_nb.alerts.service import AlertService
+    from stream0d_nb.hooks import follow_writes
 
-    st = Store()
-    st.add_write_hook(derived.materialize_after_write)
-    st.add_write_hook(Recalibration(st).after_write)
-    st.add_write_hook(AlertService(st).after_write)
-    return st
+    return follow_writes(Store())
 
 
 def windows(

@@ -22,11 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
-    JSON,
-    BigInteger,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -34,7 +31,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -51,7 +47,7 @@ from stream0d_nb.access import (
 )
 from stream0d_nb.errors import Stream0dError, ValidationError
 from stream0d_nb.specs import check_slug
-from stream0d_nb.store.registry import Base, Registry, UTCDateTime, utcnow
+from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
 
 __all__ = [
     "MAX_TOKEN_LIFETIME",
@@ -68,8 +64,6 @@ __all__ = [
     "parse_token",
 ]
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 TOKEN_PREFIX = "s0d_"
 MAX_TOKEN_LIFETIME = timedelta(days=366)

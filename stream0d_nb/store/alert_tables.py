@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -26,16 +25,12 @@ from sqlalchemy import (
     delete,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.store.registry import Base, Registry, UTCDateTime, utcnow
+from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
 from stream0d_nb.store.sealed import Sealer
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _ds_fk() -> ForeignKey:

@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -34,14 +33,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.store.registry import Base, Registry, UTCDateTime, utcnow
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
 
 VersionStatus = Literal["active", "rejected", "retired"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out"]

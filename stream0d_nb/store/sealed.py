@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class Sealer:
         """The key of ``settings``: ``secret_key``, else ``<home>/secret.key`` (made once)."""
         if settings.secret_key is not None:
             return cls(settings.secret_key.get_secret_value())
-        return cls(_key_file(settings.home / "secret.key"))
+        return cls(secret_file(settings.home / "secret.key"))
 
     def seal(self, data: dict[str, Any]) -> dict[str, Any]:
         """``{"sealed": <token>}`` holding ``data``."""
@@ -65,18 +66,22 @@ class Sealer:
         return data
 
 
-def _key_file(path: Path) -> str:
-    """The key kept in ``path``, created (0600) on first use."""
+def secret_file(path: Path, nbytes: int = 32) -> str:
+    """The random secret kept in ``path``, created (mode 0600) on first use.
+
+    Safe against a concurrent first use: the file is created exclusively, and a process
+    that loses the race reads the winner's secret.
+    """
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    value = secrets.token_urlsafe(nbytes)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process made it first
         return path.read_text().strip()
     with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key
+        f.write(value + "\n")
+    return value
