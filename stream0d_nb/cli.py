@@ -23,7 +23,14 @@ from rich.table import Table
 from stream0d_nb.errors import Stream0dError
 from stream0d_nb.recalibration import cli as recal_cli
 from stream0d_nb.settings import Settings
-from stream0d_nb.specs import ChannelSpec, DatasetSpec, IngestOptions, IngestReport, format_duration
+from stream0d_nb.specs import (
+    ChannelSpec,
+    Compression,
+    DatasetSpec,
+    IngestOptions,
+    IngestReport,
+    format_duration,
+)
 from stream0d_nb.store import Store
 
 app = typer.Typer(
@@ -112,6 +119,10 @@ def dataset_create(
     channel: Annotated[
         list[str] | None, typer.Option(help="Declare a channel NAME=UNITS (repeatable).")
     ] = None,
+    compression: Annotated[
+        Compression,
+        typer.Option(help="Chunk compression, fixed for good: lz4 (fast) or zstd (smaller)."),
+    ] = "lz4",
 ) -> None:
     """Create an empty dataset."""
     chans = [ChannelSpec(name=k, units=v) for k, v in _pairs(channel, "--channel").items()]
@@ -122,6 +133,7 @@ def dataset_create(
         title=title,
         partner=partner,
         description=description,
+        compression=compression,
         channels=chans,
     )
     with store() as st:
@@ -186,7 +198,8 @@ def dataset_show(
     s = rec.spec
     out.print(f"[bold]{s.id}[/]  {escape(s.title)}", markup=True)
     out.print(
-        f"  partner {s.partner or '-'} · interval {s.interval} · tz {s.tz} · chunks of {summ['chunk']}"
+        f"  partner {s.partner or '-'} · interval {s.interval} · tz {s.tz} · chunks of "
+        f"{summ['chunk']} ({s.compression})"
     )
     out.print(f"  storage {rec.storage_uri}")
     span = f"{summ['start']} .. {summ['end']}" if summ["start"] is not None else "no data yet"
@@ -1093,8 +1106,15 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[bold red]error:[/] {escape(msg)}", markup=True)
         return 1
     except Exception as exc:
+        # typer's own click: bad usage (a missing argument, an unknown choice) has a message
+        # to show and an exit code; anything else is a bug and keeps its traceback
         if STATE["debug"] or not hasattr(exc, "exit_code"):
             raise
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"[bold red]error:[/] {escape(str(exc) or type(exc).__name__)}", markup=True)
         return int(getattr(exc, "exit_code", 2))
     return 0
 

@@ -248,6 +248,19 @@ def test_create_update_delete(env: Env) -> None:
     spec = {"id": "fersa-new", "interval": "1min", "partner": "fersa", "title": "New"}
     r = env.client.post("/api/datasets", json=spec, headers=env.h("alice"))
     assert r.status_code == 201 and r.json()["id"] == "fersa-new"
+    assert r.json()["compression"] == "lz4"
+    r = env.client.post(
+        "/api/datasets",
+        json={**spec, "id": "fersa-archive", "compression": "zstd"},
+        headers=env.h("alice"),
+    )
+    assert r.status_code == 201 and r.json()["compression"] == "zstd"
+    r = env.client.post(
+        "/api/datasets",
+        json={**spec, "id": "fersa-gz", "compression": "gzip"},
+        headers=env.h("alice"),
+    )
+    assert r.status_code == 422 and "compression" in r.text
     assert env.client.post("/api/datasets", json=spec, headers=env.h("alice")).status_code == 409
     # bob may not create fersa datasets; nobody may create any
     before = env.snapshot()

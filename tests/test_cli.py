@@ -51,10 +51,34 @@ def test_dataset_lifecycle_and_errors(capsys: pytest.CaptureFixture[str], tmp_pa
     assert code == 1 and "lowercase slug" in err
     code, _, err = run(capsys, tmp_path, "dataset", "create", "line-2", "--interval", "often")
     assert code == 1 and "'often' is not a duration" in err
+    # bad usage is explained, never a silent exit code
+    code, _, err = run(
+        capsys, tmp_path, "dataset", "create", "line-2", "--interval", "1s", "--compression", "gz"
+    )
+    assert code == 2 and "Invalid value for '--compression'" in err and "'lz4', 'zstd'" in err
+    code, _, err = run(capsys, tmp_path, "dataset", "create", "--interval", "1s")
+    assert code == 2 and "Missing argument 'ID'" in err and "Traceback" not in err
+    code, _, err = run(capsys, tmp_path, "no-such-command")
+    assert code == 2 and "No such command" in err
     code, out, _ = run(capsys, tmp_path, "dataset", "list", "--json")
     assert [d["spec"]["id"] for d in json.loads(out)] == ["line-1"]
+    assert json.loads(out)[0]["spec"]["compression"] == "lz4"
     code, out, _ = run(capsys, tmp_path, "dataset", "show", "line-1")
-    assert code == 0 and "no data yet" in out and "temp" in out
+    assert code == 0 and "no data yet" in out and "temp" in out and "(lz4)" in out
+    code, out, _ = run(
+        capsys,
+        tmp_path,
+        "dataset",
+        "create",
+        "archive",
+        "--interval",
+        "1h",
+        "--compression",
+        "zstd",
+    )
+    code, out, _ = run(capsys, tmp_path, "dataset", "show", "archive")
+    assert code == 0 and "(zstd)" in out
+    run(capsys, tmp_path, "dataset", "delete", "archive", "--confirm", "archive")
     code, _, err = run(capsys, tmp_path, "dataset", "delete", "line-1")
     assert code == 1 and "--confirm line-1" in err
     code, out, _ = run(capsys, tmp_path, "dataset", "delete", "line-1", "--confirm", "line-1")

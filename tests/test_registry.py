@@ -99,6 +99,52 @@ def test_models_match_migrations(reg: Registry) -> None:
     assert diff == []
 
 
+def test_datasets_from_before_0006_are_zstd(registry_url: str) -> None:
+    """Migration 0006 records the compression of existing datasets as zstd (what they were
+    written with); new ones record what their spec says."""
+    from alembic import command
+    from sqlalchemy import column, create_engine, table
+
+    from stream0d_nb.store.registry import UTCDateTime, _normalise_url
+
+    at_0005 = table(
+        "datasets",
+        *(column(c) for c in ("id", "interval", "title", "partner", "description", "tz")),
+        column("storage_uri"),
+        column("created_by"),
+        column("created_at", UTCDateTime()),
+        column("updated_at", UTCDateTime()),
+    )
+    engine = create_engine(_normalise_url(registry_url))
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "0005")
+            t = datetime(2025, 1, 1, tzinfo=UTC)
+            conn.execute(
+                at_0005.insert().values(
+                    id="old",
+                    interval="1s",
+                    title="",
+                    partner="",
+                    description="",
+                    tz="UTC",
+                    storage_uri="/data/old",
+                    created_by="alice",
+                    created_at=t,
+                    updated_at=t,
+                )
+            )
+    finally:
+        engine.dispose()
+    with Registry(registry_url) as reg:
+        assert reg.get_dataset("old").spec.compression == "zstd"
+        reg.create_dataset(make_spec("new"), "/data/new", actor="alice")
+        reg.create_dataset(make_spec("small", compression="zstd"), "/data/small", actor="bob")
+        assert reg.get_dataset("new").spec.compression == "lz4"
+        assert reg.get_dataset("small").spec.compression == "zstd"
+        assert reg.audit_log("small", action="dataset.create")[0].detail["compression"] == "zstd"
+
+
 def test_unknown_revision_is_refused(registry_url: str) -> None:
     with Registry(registry_url) as registry, registry.engine.begin() as conn:
         conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'ffff_future'"))

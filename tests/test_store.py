@@ -9,9 +9,11 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 
 from stream0d_nb.errors import (
@@ -593,7 +595,8 @@ def test_write_back_what_was_read_in_a_dataset_with_a_local_zone(settings: Setti
         st.close()
 
 
-def test_direct_chunk_writes_store_what_zarr_stores(store: Store) -> None:
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_direct_chunk_writes_store_what_zarr_stores(store: Store, compression: str) -> None:
     """Whole chunks are compressed and stored by WriteView itself: the bytes are zarr's own
     (so any zarr reader decodes them); partial and empty blocks go through zarr."""
     from zarr.core.buffer import default_buffer_prototype
@@ -601,7 +604,7 @@ def test_direct_chunk_writes_store_what_zarr_stores(store: Store) -> None:
 
     from stream0d_nb.store.repo import WriteView
 
-    store.create_dataset(SPEC)
+    store.create_dataset(SPEC.model_copy(update={"compression": compression}))
     data = store.data("line-1")
     length = data.snapshot().grid.chunk_len
     values = np.round(np.random.default_rng(3).normal(60, 5, length), 3)
@@ -629,6 +632,59 @@ def test_direct_chunk_writes_store_what_zarr_stores(store: Store) -> None:
         np.testing.assert_array_equal(arr[length : 2 * length], values)
         assert np.isnan(arr[2 * length : 3 * length]).all()
         np.testing.assert_array_equal(arr[3 * length + 5 : 3 * length + 105], values[:100])
+
+
+def test_compression_is_chosen_at_creation_and_kept(store: Store) -> None:
+    """lz4 (Blosc, byte shuffle) by default, zstd on request; plain zarr reads both; the
+    registry and every later channel follow the dataset's choice."""
+    import zarr
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    frame = pd.DataFrame(
+        {"temp": np.round(np.linspace(20, 30, 7200), 3)},
+        index=pd.date_range("2024-01-01", periods=7200, freq="1s", tz="UTC"),
+    )
+    for ds, comp, codec in (("fast", None, BloscCodec), ("small", "zstd", ZstdCodec)):
+        spec = DatasetSpec(id=ds, interval="1s", channels=[ChannelSpec(name="temp", units="K")])
+        if comp:
+            spec = spec.model_copy(update={"compression": comp})
+        rec = store.create_dataset(spec)
+        assert rec.spec.compression == (comp or "lz4")
+        assert store.registry.get_dataset(ds).spec.compression == (comp or "lz4")
+        store.write(ds, frame)
+        store.set_channels(ds, [ChannelSpec(name="later", units="K")])
+        snap = store.data(ds).snapshot()
+        for name in ("temp", "later"):
+            compressor = snap.array(name).metadata.codecs[1]
+            assert isinstance(compressor, codec)
+            if codec is BloscCodec:
+                assert (compressor.cname, compressor.shuffle) in (("lz4", "shuffle"),)
+        # any zarr reader decodes the chunks (here zarr-python on the icechunk session);
+        # arrays start at the epoch
+        group = zarr.open_group(store.data(ds).repo.readonly_session("main").store, mode="r")
+        i0 = frame.index[0].value // 10**9
+        stored = group["temp"][i0 : i0 + 7200]
+        np.testing.assert_array_equal(stored, frame["temp"].to_numpy())
+    with pytest.raises(pydantic.ValidationError, match="compression"):
+        DatasetSpec(id="bad", interval="1s", compression="gzip")  # type: ignore[arg-type]
+
+
+def test_repository_from_before_the_choice_keeps_zstd(store: Store) -> None:
+    """A repository whose metadata has no ``compression`` (made before the choice existed) gets zstd
+    channels, like the ones it has."""
+    from zarr.codecs import ZstdCodec
+
+    store.create_dataset(SPEC)
+    data = store.data("line-1")
+
+    def forget(view: Any) -> None:
+        view.meta.pop("compression")
+        view.group.attrs["stream0d"] = view.meta
+
+    data.transact(forget, lambda r: "as before 0006", lambda r: {})
+    store.set_channels("line-1", [ChannelSpec(name="new", units="K")])
+    compressor = data.snapshot().array("new").metadata.codecs[1]
+    assert isinstance(compressor, ZstdCodec)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -67,7 +67,7 @@ from stream0d_nb.errors import (
     Stream0dError,
     ValidationError,
 )
-from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
+from stream0d_nb.specs import ChannelSpec, Compression, DatasetSpec, FormulaSpec
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -174,6 +174,8 @@ class DatasetRow(Base):
     partner: Mapped[str] = mapped_column(String, default="", index=True)
     description: Mapped[str] = mapped_column(Text, default="")
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
+    # datasets made before migration 0006 were all zstd
+    compression: Mapped[str] = mapped_column(String(16), server_default="zstd")
     storage_uri: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String)
@@ -307,6 +309,7 @@ def _record(row: DatasetRow) -> DatasetRecord:
         partner=row.partner,
         description=row.description,
         tz=row.tz,
+        compression=cast(Compression, row.compression),
         channels=[c.to_spec() for c in sorted(row.channels, key=lambda c: c.position)],
     )
     return DatasetRecord(
@@ -611,6 +614,7 @@ class Registry:
                     partner=spec.partner,
                     description=spec.description,
                     tz=spec.tz,
+                    compression=spec.compression,
                     storage_uri=storage_uri,
                     created_at=now,
                     created_by=actor,
@@ -622,6 +626,7 @@ class Registry:
                 detail = {
                     "interval": spec.interval,
                     "tz": spec.tz,
+                    "compression": spec.compression,
                     "title": spec.title,
                     "partner": spec.partner,
                     "storage_uri": storage_uri,

@@ -2,8 +2,8 @@
 
 Layout (Zarr v3, root group): attribute ``stream0d`` holds the grid (``interval_ns``,
 ``chunk_len``) and the extent of stored samples (``start``, ``stop`` grid indices, stop
-exclusive); each channel is a 1-D float64 array (fill NaN, zstd) with CF attributes and
-dimension name ``time``. Arrays always span whole chunks from the epoch, so writes are
+exclusive) and the chunk ``compression``; each channel is a 1-D float64 array (fill NaN)
+with CF attributes and dimension name ``time``. Arrays always span whole chunks from the epoch, so writes are
 whole-chunk regions and nothing ever shifts.
 """
 
@@ -24,8 +24,10 @@ import icechunk as ic
 import numpy as np
 import pandas as pd
 import zarr
-from numcodecs import Zstd
-from zarr.codecs import BytesCodec, ZstdCodec
+from numcodecs import Blosc, Zstd
+from numcodecs.abc import Codec
+from zarr.abc.codec import BytesBytesCodec
+from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync as zsync
 
@@ -45,6 +47,8 @@ BRANCH = "main"
 # zstd level 1: 1.5x faster to compress than the default (3) for ~20 % more bytes on
 # sensor data; decompression speed is the same (bench/bench_store.py).
 ZSTD_LEVEL = 1
+# Repositories made before the choice existed have no "compression" in their metadata.
+LEGACY_COMPRESSION = "zstd"
 T = TypeVar("T")
 AsOf = str | datetime | pd.Timestamp | None
 _ENCODE_POOL: ThreadPoolExecutor | None = None
@@ -73,13 +77,27 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_encode_pool)
 
 
-def _chunk_encoder(arr: zarr.Array[Any]) -> Zstd | None:
-    """The compressor of ``arr``'s chunks when its codecs are exactly bytes + zstd, else None.
+def compressor_for(compression: str) -> BytesBytesCodec:
+    """The Zarr codec of a dataset's ``compression`` (see ``specs.Compression``).
+
+    ``lz4`` is Blosc LZ4 with byte shuffle, Zarr v2's default: about 10x less CPU to
+    compress and 4x less to decompress than zstd, for 0-55 % more bytes on real sensor
+    data (docs/storage.md). Both are core Zarr v3 codecs any reader understands.
+    """
+    if compression == "lz4":
+        return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=8)
+    if compression == "zstd":
+        return ZstdCodec(level=ZSTD_LEVEL)
+    raise ValueError(f"unknown compression {compression!r}; use lz4 or zstd")
+
+
+def _chunk_encoder(arr: zarr.Array[Any]) -> Codec | None:
+    """The compressor of ``arr``'s chunks when its codecs are bytes + zstd or blosc, else None.
 
     Whole chunks of such arrays are encoded here and stored directly: the stored bytes are
-    those zarr writes (little-endian float64 bytes, numcodecs zstd with the array's level
-    and checksum), without zarr's per-chunk asyncio pipeline, which cost ~25 % of a
-    month's CSV ingest (bench/bench_store.py).
+    those zarr writes (little-endian float64 bytes through the numcodecs codec configured
+    as zarr configures it), without zarr's per-chunk asyncio pipeline, which cost ~25 % of
+    a month's CSV ingest (bench/bench_store.py).
     """
     meta = arr.metadata
     codecs = getattr(meta, "codecs", None)
@@ -96,9 +114,22 @@ def _chunk_encoder(arr: zarr.Array[Any]) -> Zstd | None:
     endian = getattr(endian, "value", endian)  # a str in zarr 3.4, an Enum before
     if not (isinstance(serializer, BytesCodec) and endian == "little"):
         return None
-    if not isinstance(compressor, ZstdCodec):
-        return None
-    return Zstd(level=compressor.level, checksum=compressor.checksum)
+    if isinstance(compressor, ZstdCodec):
+        return Zstd(level=compressor.level, checksum=compressor.checksum)
+    if isinstance(compressor, BloscCodec) and compressor.typesize == 8:
+        return Blosc(
+            cname=_value(compressor.cname),
+            clevel=compressor.clevel,
+            shuffle={"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[_value(compressor.shuffle)],
+            blocksize=compressor.blocksize,
+            typesize=8,
+        )
+    return None
+
+
+def _value(x: Any) -> str:
+    """A codec setting as its string (an Enum in some zarr versions, a str in others)."""
+    return str(getattr(x, "value", x))
 
 
 def _meta(group: zarr.Group) -> dict[str, Any]:
@@ -147,7 +178,7 @@ class WriteView:
         self.grid = Grid(int(self.meta["interval_ns"]), int(self.meta["chunk_len"]))
         self.arrays: dict[str, zarr.Array[Any]] = dict(self.group.arrays())
         self.base_snapshot = session.snapshot_id
-        self._encoders: dict[str, Zstd | None] = {}
+        self._encoders: dict[str, Codec | None] = {}
 
     @property
     def shape(self) -> int:
@@ -162,7 +193,7 @@ class WriteView:
             chunks=(self.grid.chunk_len,),
             dtype="float64",
             fill_value=np.nan,
-            compressors=[ZstdCodec(level=ZSTD_LEVEL)],
+            compressors=[compressor_for(self.meta.get("compression", LEGACY_COMPRESSION))],
             dimension_names=["time"],
             attributes=cast(dict[str, Any], spec.cf_attrs()),
         )
@@ -221,7 +252,7 @@ class WriteView:
         """
         if not columns:
             return
-        direct: dict[str, tuple[str, Zstd, np.ndarray]] = {}
+        direct: dict[str, tuple[str, Codec, np.ndarray]] = {}
         rest: dict[str, np.ndarray] = {}
         length = self.grid.chunk_len
         for name, v in columns.items():
@@ -252,7 +283,7 @@ class WriteView:
 
         zsync(_all())
 
-    def _encoder(self, name: str) -> Zstd | None:
+    def _encoder(self, name: str) -> Codec | None:
         if name not in self._encoders:
             self._encoders[name] = _chunk_encoder(self.arrays[name])
         return self._encoders[name]
@@ -263,9 +294,9 @@ def _all_nan(v: np.ndarray) -> bool:
     return bool(v.size == 0 or (np.isnan(v[0]) and np.isnan(v).all()))
 
 
-def _encode(enc: Zstd, v: np.ndarray) -> bytes:
-    """Zarr's encoding of a float64 chunk: little-endian bytes, then zstd."""
-    return bytes(enc.encode(np.ascontiguousarray(v, dtype="<f8")))
+def _encode(enc: Codec, v: np.ndarray) -> bytes:
+    """Zarr's encoding of a float64 chunk: its little-endian bytes, then the compressor."""
+    return bytes(enc.encode(np.ascontiguousarray(v, dtype="<f8").view(np.uint8)))
 
 
 class DatasetData:
@@ -285,9 +316,16 @@ class DatasetData:
 
     @classmethod
     def create(
-        cls, dataset_id: str, interval_ns: int, loc: StorageLocation, settings: Settings, actor: str
+        cls,
+        dataset_id: str,
+        interval_ns: int,
+        loc: StorageLocation,
+        settings: Settings,
+        actor: str,
+        compression: str = "lz4",
     ) -> DatasetData:
-        """Create the repository with its grid, as the first commit."""
+        """Create the repository with its grid and chunk compression, as the first commit."""
+        compressor_for(compression)  # refuse an unknown name before creating anything
         repo = ic.Repository.create(icechunk_storage(loc, settings))
         grid = Grid.for_interval(interval_ns)
         session = repo.writable_session(BRANCH)
@@ -301,6 +339,7 @@ class DatasetData:
             "start": None,
             "stop": None,
             "shape": 0,
+            "compression": compression,
         }
         session.commit(
             f"create dataset {dataset_id} by {actor}", metadata={"actor": actor, "action": "create"}

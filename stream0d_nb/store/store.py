@@ -109,7 +109,9 @@ class Store:
         loc = dataset_location(self.root, spec.id)
         self._clear_orphan(spec.id, loc)
         try:
-            data = DatasetData.create(spec.id, spec.interval_ns, loc, self.settings, who)
+            data = DatasetData.create(
+                spec.id, spec.interval_ns, loc, self.settings, who, spec.compression
+            )
         except Exception as exc:
             raise DatasetExistsError(
                 f"dataset {spec.id!r}: storage at {loc.uri} is not empty ({exc}); "
