@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -699,3 +700,56 @@ def test_chunk_encode_pool_works_in_a_forked_child() -> None:
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("layout", ["multi-chunk", "bom-crlf-metadata", "latin-1", "parquet"])
+def test_ingest_checksum_is_the_files_sha256(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    """The sha256 in the report, the commit and the audit is the whole file's, however it
+    is read: CSV readers hash the bytes they read (small chunks here, so read buffers are
+    reused while the hash thread works); other formats are hashed on the side."""
+    import hashlib
+
+    from stream0d_nb.ingest import readers
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 1 << 12)
+
+    class SlowSha256:
+        """sha256 whose updates lag, as on a busy machine: buffers must wait for it."""
+
+        def __init__(self) -> None:
+            self.h = hashlib.sha256()
+
+        def update(self, data: bytes) -> None:
+            time.sleep(0.002)
+            self.h.update(data)
+
+        def hexdigest(self) -> str:
+            return self.h.hexdigest()
+
+    monkeypatch.setattr(readers, "hashlib", SimpleNamespace(sha256=SlowSha256))
+    times = pd.date_range("2024-01-01", periods=5000, freq="1s", tz="UTC")
+    frame = pd.DataFrame({"temp": np.round(np.linspace(20, 30, 5000), 3)}, index=times)
+    path = tmp_path / ("f.parquet" if layout == "parquet" else "f.csv")
+    if layout == "parquet":
+        frame.rename_axis("time").reset_index().to_parquet(path)
+    else:
+        rows = [f"{t:%Y-%m-%d %H:%M:%S},{v}" for t, v in zip(times, frame.temp, strict=True)]
+        text = "\n".join(["time,temp", *rows]) + "\n"
+        if layout == "bom-crlf-metadata":
+            text = "\ufeffplant: Línea 1\nexported by: SCADA\n" + text.replace("\n", "\r\n")
+            path.write_bytes(text.encode("utf-8"))
+        elif layout == "latin-1":
+            path.write_bytes(("# Línea señal °C\n" + text).encode("latin-1"))
+        else:
+            path.write_text(text)
+    opts = {"bom-crlf-metadata": {"skip_rows": 2}, "latin-1": {"skip_rows": 1}}.get(layout, {})
+    store.create_dataset(DatasetSpec(id="sums", interval="1s"))
+    rep = store.ingest("sums", path, IngestOptions(units={"temp": "degC"}, **opts))
+    assert rep.values_written == 5000
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert rep.checksum == expected
+    commit = store.history("sums")[0]
+    assert commit.metadata["sha256"] == expected and expected[:12] in commit.message
+    assert store.registry.audit_log("sums", action="ingest")[0].detail["sha256"] == expected

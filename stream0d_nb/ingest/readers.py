@@ -8,11 +8,15 @@ parsed again as text to find the offending cells precisely (the slow path runs o
 Each chunk is parsed as one block on one thread, and ``PARSE_WORKERS`` chunks are parsed at
 once: every column then comes out as one contiguous array that numpy uses without a copy,
 and no CPU goes to splitting chunks into blocks and stitching them together again.
+
+The bytes read are also hashed (sha256, on a thread of its own, in file order), so the
+file's checksum costs no second read of the file.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 from collections import deque
 from collections.abc import Generator, Iterator
@@ -124,7 +128,7 @@ def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
         bytes_total=size,
     )
     reader = _CsvReader(path, layout, plan, options, parser, counters, time_type)
-    return Source(info, reader.batches(detected), counters)
+    return Source(info, reader.batches(detected), counters, sha256=reader.sha256)
 
 
 def _time_type(
@@ -192,6 +196,10 @@ class _CsvReader:
             fast_types[self.names[plan.date_index]] = pa.string()
         text_types = {self.names[i]: pa.string() for i in self.used}
         self._free: list[bytearray] = []
+        self._hasher = hashlib.sha256()
+        self._hashing: dict[int, Future[None]] = {}  # buffer id -> its last hash update
+        self._hash_pool: ThreadPoolExecutor | None = None
+        self._digest: str | None = None
         self.parse_opts = pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"')
         common = dict(
             include_columns=[self.names[i] for i in self.used],
@@ -207,15 +215,42 @@ class _CsvReader:
         """All rows in file order; the next chunks are parsed in the background meanwhile."""
         slow = 0
         pending: deque[tuple[_Chunk, Future[tuple[pa.Table, int]]]] = deque()
-        with ThreadPoolExecutor(PARSE_WORKERS, thread_name_prefix="csv-parse") as pool:
+        self._hasher, self._hashing, self._digest = hashlib.sha256(), {}, None
+        with (
+            ThreadPoolExecutor(PARSE_WORKERS, thread_name_prefix="csv-parse") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="csv-sha256") as self._hash_pool,
+        ):
             for chunk in self._chunks():
                 pending.append((chunk, pool.submit(self._parse, chunk)))
                 if len(pending) > PARSE_WORKERS:
                     slow += yield from self._finish(*pending.popleft())
             while pending:
                 slow += yield from self._finish(*pending.popleft())
+        self._digest = self._hasher.hexdigest()
         detected["time_parsing_used"] = sorted(self.builder.parser.used)
         detected["chunks_reparsed_as_text"] = slow
+
+    def sha256(self) -> str | None:
+        """The file's sha256 once ``batches`` has read it to the end, else None."""
+        return self._digest
+
+    def _hash(self, data: bytes | memoryview, buf: bytearray | None = None) -> None:
+        """Hash the next bytes of the file on the hash thread (updates run in file order).
+
+        ``data`` viewing ``buf`` must not change until hashed: ``_buffer`` waits for it.
+        """
+        assert self._hash_pool is not None
+
+        def update() -> None:
+            try:
+                self._hasher.update(data)
+            finally:
+                if isinstance(data, memoryview):
+                    data.release()
+
+        fut = self._hash_pool.submit(update)
+        if buf is not None:
+            self._hashing[id(buf)] = fut
 
     def _finish(
         self, chunk: _Chunk, future: Future[tuple[pa.Table, int]]
@@ -244,16 +279,19 @@ class _CsvReader:
         line_no = 1
         rest = b""
         with open(self.path, "rb") as f:
-            f.seek(self.layout.bom)
+            self._hash(f.read(self.layout.bom))
             while True:
                 if decoder is None:
                     buf = self._buffer(len(rest) + CHUNK_BYTES)
                     buf[: len(rest)] = rest
                     n = f.readinto(memoryview(buf)[len(rest) : len(rest) + CHUNK_BYTES])
+                    if n:
+                        self._hash(memoryview(buf)[len(rest) : len(rest) + n], buf)
                     size = len(rest) + n
                     eof = n == 0
                 else:
                     raw = f.read(CHUNK_BYTES)
+                    self._hash(raw)
                     eof = not raw
                     buf = bytearray(rest)
                     buf += decoder.decode(raw, final=eof).encode("utf-8")
@@ -292,6 +330,9 @@ class _CsvReader:
         while self._free:
             buf = self._free.pop()
             if len(buf) >= size:
+                hashing = self._hashing.pop(id(buf), None)
+                if hashing is not None:
+                    hashing.result()  # the hash thread still reads this buffer
                 return buf
         return bytearray(max(size, CHUNK_BYTES + (64 << 10)))  # room for a partial line
 

@@ -8,7 +8,7 @@ and off-grid policies and merging with stored data happen after this, in the sto
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,10 +61,21 @@ class Counters:
 class Source:
     """A readable input: ``info`` up front, then ``batches()`` once, then ``counters``."""
 
-    def __init__(self, info: SourceInfo, batches: Iterator[RawBatch], counters: Counters) -> None:
+    def __init__(
+        self,
+        info: SourceInfo,
+        batches: Iterator[RawBatch],
+        counters: Counters,
+        sha256: Callable[[], str | None] | None = None,
+    ) -> None:
         self.info = info
         self._batches = batches
         self.counters = counters
+        self._sha256 = sha256
+
+    def sha256(self) -> str | None:
+        """The file's sha256 when the reader hashed what it read and read it all, else None."""
+        return None if self._sha256 is None else self._sha256()
 
     def batches(self) -> Iterator[RawBatch]:
         """The rows in file order, in batches of bounded size."""
