@@ -11,7 +11,8 @@ Run: ``make bench`` or ``.venv/bin/python bench/bench_store.py [--repeats N] [--
 Ours and the baseline run alternately, N pairs (default 5) after one warm-up of each, so
 both see the same machine state; the table gives medians and the spread of the pair ratios.
 New datasets use the default ``lz4`` compression; a ``zstd`` row shows the other choice.
-Azure rows use a fresh in-memory Azurite on 127.0.0.1.
+Azure rows use a fresh in-memory Azurite on 127.0.0.1; they are reported without goals,
+since the emulator (Node.js) runs on the same cores as the bench.
 The goals are on wall time; CPU seconds of the process (all threads) are printed too,
 since on a shared machine they vary less than wall time (both sides use every core).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,21 +62,21 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(fn: Callable[[int], None], i: int) -> tuple[float, float]:
+def timed(fn: Callable[[int], object], i: int) -> tuple[float, float]:
     """Wall time and CPU time of ``fn(i)``."""
     c0, t0 = cpu_seconds(), time.perf_counter()
     fn(i)
     return time.perf_counter() - t0, cpu_seconds() - c0
 
 
-def median(fn: Callable[[int], None], repeats: int) -> tuple[float, float]:
+def median(fn: Callable[[int], object], repeats: int) -> tuple[float, float]:
     """Median wall time and median CPU time of ``fn(i)`` over ``repeats`` runs."""
     runs = [timed(fn, i) for i in range(repeats)]
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def paired(
-    ours: Callable[[int], None], base: Callable[[int], None], repeats: int
+    ours: Callable[[int], object], base: Callable[[int], object], repeats: int
 ) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
     """Medians (wall, CPU) of ``ours`` and ``base`` run alternately, after one warm-up each.
 
@@ -93,7 +95,32 @@ def paired(
     return meds[0], meds[1], (min(ratios), max(ratios))
 
 
-Row = tuple[str, tuple[float, float], str, tuple[float, float], float | None, str]
+Row = tuple[
+    str, tuple[float, float], str, tuple[float, float], float | None, tuple[float, float] | None
+]
+
+
+def read_csv_alone(csv_path: Path, repeats: int) -> tuple[float, float]:
+    """``read_csv`` at its best: in a fresh process, back to back after a warm-up.
+
+    In the bench process it runs after our ingests and shares their allocator and page
+    cache, which costs it 10-40 %; this row shows the ratio against the baseline's best.
+    """
+    code = f"""
+import resource, statistics, time, pyarrow.csv as pacsv
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+runs = []
+for i in range({repeats} + 1):
+    c0, t0 = cpu(), time.perf_counter()
+    pacsv.read_csv({str(csv_path)!r})
+    runs.append((time.perf_counter() - t0, cpu() - c0))
+print(statistics.median(r[0] for r in runs[1:]), statistics.median(r[1] for r in runs[1:]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wall, cpu = out.stdout.split()
+    return float(wall), float(cpu)
 
 
 def spec(ds_id: str, compression: Compression = "lz4") -> DatasetSpec:
@@ -109,7 +136,7 @@ def run_backend(
     label: str, settings: Settings, pq_path: Path, csv_path: Path, table: pa.Table, repeats: int
 ) -> list[Row]:
     """The three comparisons on one storage backend."""
-    rows = []
+    rows: list[Row] = []
     with Store(settings) as store:
 
         def write_parquet(i: int) -> None:
@@ -130,9 +157,31 @@ def run_backend(
             assert rep.values_written == ROWS * N_CH, rep
 
         t_pi, t_pw, spread = paired(ingest_parquet, write_parquet, repeats)
-        rows.append((f"{label}: ingest Parquet", t_pi, "pyarrow write Parquet", t_pw, 2.0, spread))
+        goal = label == "local"  # Azurite (Node.js on the same cores) is reported, not judged
+        rows.append(
+            (
+                f"{label}: ingest Parquet",
+                t_pi,
+                "pyarrow write Parquet",
+                t_pw,
+                2.0 if goal else None,
+                spread,
+            )
+        )
         t_ci, t_cr, spread = paired(ingest_csv, read_csv, repeats)
-        rows.append((f"{label}: ingest CSV", t_ci, "pyarrow.csv.read_csv", t_cr, 2.0, spread))
+        rows.append(
+            (
+                f"{label}: ingest CSV",
+                t_ci,
+                "pyarrow.csv.read_csv",
+                t_cr,
+                2.0 if goal else None,
+                spread,
+            )
+        )
+        if label == "local":
+            best = read_csv_alone(csv_path, repeats)
+            rows.append((f"{label}: ingest CSV", t_ci, "read_csv, own process", best, None, None))
         t_cz, t_cr, spread = paired(lambda i: ingest_csv(i, "zstd"), read_csv, repeats)
         rows.append(
             (f"{label}: ingest CSV, zstd", t_cz, "pyarrow.csv.read_csv", t_cr, None, spread)
@@ -158,7 +207,7 @@ def run_backend(
                 t_read,
                 "zarr-python direct index",
                 t_direct,
-                1.5,
+                1.5 if goal else None,
                 spread,
             )
         )
@@ -210,12 +259,13 @@ def main() -> int:
         f"\n{'operation':<{width}}  {'ours s':>8}  {'cpu s':>7}  {'baseline':<{bw}}  {'base s':>8}  "
         f"{'cpu s':>7}  {'ratio':>6}  {'pairs':>9}  {'goal':>6}  ok  {'cpu ratio':>9}"
     )
-    for name, (ours, ours_cpu), base_name, (base, base_cpu), goal, (lo, hi) in rows:
+    for name, (ours, ours_cpu), base_name, (base, base_cpu), goal, spread in rows:
+        pairs = "-" if spread is None else f"{spread[0]:4.2f}-{spread[1]:4.2f}"
         ratio = ours / base
         verdict = "" if goal is None else ("yes" if ratio <= goal else "NO")
         print(
             f"{name:<{width}}  {ours:8.3f}  {ours_cpu:7.2f}  {base_name:<{bw}}  {base:8.3f}  "
-            f"{base_cpu:7.2f}  {ratio:6.2f}  {lo:4.2f}-{hi:4.2f}  "
+            f"{base_cpu:7.2f}  {ratio:6.2f}  {pairs:>9}  "
             f"{'' if goal is None else '<=' + str(goal):>6}  {verdict:3}  "
             f"{ours_cpu / base_cpu if base_cpu else float('nan'):9.2f}"
         )
