@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,58 @@ def test_outputs_go_to_azure_when_the_store_is_there(
         assert html.get_blob_properties().content_settings.content_type == "text/html"
     assert not (tmp_path / "recalibration_runs").exists()
     st.close()
+
+
+def test_run_whose_process_is_killed_ends_as_abandoned(tmp_path: Path) -> None:
+    """A run's process killed with SIGKILL leaves it 'running'; once its time limit plus the
+    grace has passed, listing runs (or the scheduler's concurrency count) ends it as failed
+    'Abandoned', so it can never hold a concurrency slot forever. The grace is set to 0
+    in both processes here, instead of 5 minutes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from datetime import timedelta
+
+    from stream0d_nb.store import recal_tables
+
+    home = tmp_path / "home"
+    with Store(Settings(home=home)) as st:
+        st.create_dataset(DatasetSpec(id="probe-line", interval="1s"))
+    child = textwrap.dedent(
+        f"""
+        from datetime import timedelta
+        from stream0d_nb.store import recal_tables
+        recal_tables.CLAIM_GRACE = timedelta(0)
+        from stream0d_nb.recalibration.runner import run_notebook
+        from stream0d_nb.settings import Settings
+        from stream0d_nb.store import Store
+        st = Store(Settings(home={str(home)!r}))
+        run_notebook(st, {str(PROBE)!r}, {{"dataset": "probe-line", "sleep": 60.0}},
+                     timeout_s=4, alert=False)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", child], start_new_session=True)
+    try:
+        with Store(Settings(home=home)) as st:
+            table = RecalRegistry(st.registry)
+            give_up = time.monotonic() + 60
+            while not (runs := table.runs()) or runs[0].status != "running":
+                assert time.monotonic() < give_up, "the run never started"
+                assert proc.poll() is None, "the child process ended early"
+                time.sleep(0.2)
+            os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
+            proc.wait(10)
+            run = runs[0]
+            assert run.deadline is not None and run.started_at is not None
+            assert run.deadline - run.started_at == timedelta(seconds=4)
+            assert table.run(run.id).status == "running"  # its time limit has not passed
+            time.sleep(max((run.deadline - recal_tables.utcnow()).total_seconds(), 0) + 0.5)
+            assert table.count_running() == 0
+            ended = table.run(run.id)
+            assert ended.status == "failed" and ended.error_name == "Abandoned"
+            assert "stopped without finishing" in (ended.error_message or "")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -49,7 +49,7 @@ from typing import Any
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import RecalRegistry, RunRecord
+from stream0d_nb.store.recal_tables import RecalRegistry, RunRecord, run_allowance
 from stream0d_nb.store.registry import utcnow
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,12 @@ def run_notebook(
     if run is None:
         check_parameters(nb_path, params)
         run = table.create_run(
-            notebook=str(nb_path), parameters=params, trigger=trigger, actor=who, dataset_id=ds
+            notebook=str(nb_path),
+            parameters=params,
+            trigger=trigger,
+            actor=who,
+            dataset_id=ds,
+            timeout_s=timeout_s,
         )
     else:
         try:
@@ -415,7 +420,9 @@ def run_notebook(
     started = utcnow()
     t0 = time.monotonic()
     deadline = t0 + timeout_s
-    table.update_run(run.id, status="running", started_at=started)
+    table.update_run(
+        run.id, status="running", started_at=started, deadline=started + run_allowance(timeout_s)
+    )
     status, cell, ename, message = "succeeded", None, None, None
 
     current: dict[str, str | None] = {"cell": None}

@@ -249,6 +249,7 @@ class Scheduler:
             dataset_id=sched.dataset,
             schedule_id=sched.id,
             scheduled_for=slot,
+            timeout_s=sched.timeout_s,
         )
         self.table.attach_run(sched.name, self.owner, run.id)
 

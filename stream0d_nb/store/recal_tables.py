@@ -45,6 +45,11 @@ FINAL_RUN_STATES = ("succeeded", "failed", "timed_out")
 CLAIM_GRACE = timedelta(minutes=5)
 
 
+def run_allowance(timeout_s: float) -> timedelta:
+    """How long a run may stay unfinished before it counts as abandoned."""
+    return timedelta(seconds=timeout_s) + CLAIM_GRACE
+
+
 class RecalModelRow(Base):
     """A model of one dataset: its kind, spec (inputs/output/config) and activation rule."""
 
@@ -139,6 +144,8 @@ class RecalRunRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # past this, a queued or running run's process is gone: its time limit plus CLAIM_GRACE
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONType)
     snapshot: Mapped[str | None] = mapped_column(String(64), nullable=True)
     model_version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -226,6 +233,7 @@ class RunRecord(_Frozen):
     started_at: datetime | None
     ended_at: datetime | None
     duration_s: float | None
+    deadline: datetime | None = None
     parameters: dict[str, Any]
     snapshot: str | None
     model_version_id: int | None
@@ -305,6 +313,7 @@ def _run(r: RecalRunRow) -> RunRecord:
         started_at=r.started_at,
         ended_at=r.ended_at,
         duration_s=r.duration_s,
+        deadline=r.deadline,
         parameters=dict(r.parameters),
         snapshot=r.snapshot,
         model_version_id=r.model_version_id,
@@ -727,8 +736,11 @@ class RecalRegistry:
         dataset_id: str | None = None,
         schedule_id: int | None = None,
         scheduled_for: datetime | None = None,
+        timeout_s: float | None = None,
     ) -> RunRecord:
-        """A new queued run."""
+        """A new queued run; with ``timeout_s`` it counts as abandoned if still unfinished
+        ``timeout_s`` + ``CLAIM_GRACE`` from now (the runner moves this when it starts)."""
+        now = utcnow()
         with self.registry.write_session() as s:
             row = RecalRunRow(
                 schedule_id=schedule_id,
@@ -737,7 +749,8 @@ class RecalRegistry:
                 status="queued",
                 trigger=trigger,
                 scheduled_for=scheduled_for,
-                queued_at=utcnow(),
+                queued_at=now,
+                deadline=None if timeout_s is None else now + run_allowance(timeout_s),
                 parameters=parameters,
                 outputs={},
                 metrics={},
@@ -780,8 +793,32 @@ class RecalRegistry:
                 )
             return _run(row)
 
+    def end_abandoned(self) -> int:
+        """Mark queued or running runs past their deadline failed (their process died:
+        a live runner always ends its run, at the latest at its time limit); how many."""
+        now = utcnow()
+        with self.registry.write_session() as s:
+            res = s.execute(
+                update(RecalRunRow)
+                .where(
+                    RecalRunRow.status.in_(("queued", "running")),
+                    RecalRunRow.deadline.is_not(None),
+                    RecalRunRow.deadline < now,
+                )
+                .values(
+                    status="failed",
+                    ended_at=now,
+                    error_name="Abandoned",
+                    error_message="its process stopped without finishing it (time limit "
+                    f"plus {CLAIM_GRACE.total_seconds() / 60:g} min passed)",
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(res.rowcount)  # type: ignore[attr-defined]
+
     def run(self, run_id: int) -> RunRecord:
         """A run by id."""
+        self.end_abandoned()
         with self.registry.read_session() as s:
             row = s.get(RecalRunRow, run_id)
             if row is None:
@@ -796,6 +833,7 @@ class RecalRegistry:
         limit: int = 50,
     ) -> list[RunRecord]:
         """Runs newest first, filtered by schedule name, dataset and status."""
+        self.end_abandoned()
         q = select(RecalRunRow)
         with self.registry.read_session() as s:
             if schedule is not None:
@@ -808,7 +846,9 @@ class RecalRegistry:
             return [_run(r) for r in s.scalars(q)]
 
     def count_running(self) -> int:
-        """How many runs are queued or running (for a concurrency limit)."""
+        """How many runs are queued or running (for a concurrency limit); abandoned ones
+        are ended first, so a dead process's run cannot hold a slot forever."""
+        self.end_abandoned()
         with self.registry.read_session() as s:
             return int(
                 s.scalar(
