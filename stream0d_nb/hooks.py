@@ -7,15 +7,39 @@ cannot import these upper layers; the CLI, the API and the notebooks call this i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from stream0d_nb import derived
 from stream0d_nb.alerts.service import AlertService
-from stream0d_nb.recalibration.service import Recalibration
+from stream0d_nb.specs import IngestReport
 from stream0d_nb.store import Store
+from stream0d_nb.store.recal_tables import RecalRegistry
+
+if TYPE_CHECKING:
+    from stream0d_nb.recalibration.service import Recalibration
+
+
+class _ModelChannels:
+    """Refreshes model channels after writes; the modelling stack (scipy, scikit-learn:
+    ~1.4 s to import) is loaded only once a written dataset has a model."""
+
+    def __init__(self, store: Store) -> None:
+        self.table = RecalRegistry(store.registry)
+        self.service: Recalibration | None = None
+
+    def after_write(self, store: Store, dataset_id: str, report: IngestReport) -> None:
+        if not self.table.models(dataset_id):
+            return
+        if self.service is None:
+            from stream0d_nb.recalibration.service import Recalibration
+
+            self.service = Recalibration(store)
+        self.service.after_write(store, dataset_id, report)
 
 
 def follow_writes(store: Store, alerts: AlertService | None = None) -> Store:
     """Install the standard write hooks on ``store`` (``alerts``: an existing service)."""
     store.add_write_hook(derived.materialize_after_write)
-    store.add_write_hook(Recalibration(store).after_write)
+    store.add_write_hook(_ModelChannels(store).after_write)
     store.add_write_hook((alerts or AlertService(store)).after_write)
     return store

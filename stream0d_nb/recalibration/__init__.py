@@ -12,34 +12,76 @@ On top of them, importing the store (docs/recalibration.md):
 - ``notebook``: the helpers the notebooks call; ``cli``: ``stream0d recal``.
 """
 
-from stream0d_nb.recalibration.calibrate import (
-    CalibrationResult,
-    Metrics,
-    Thresholds,
-    calibrate,
-    metrics,
-    residuals,
-)
-from stream0d_nb.recalibration.drift import (
-    DriftReport,
-    cusum,
-    detect_drift,
-    first_exceedance,
-    page_hinkley,
-    page_hinkley_statistic,
-    rolling_cvrmse,
-)
-from stream0d_nb.recalibration.models import (
-    FirstOrderThermalModel,
-    LinearRegressionModel,
-    Model,
-    Parameter,
-    build_model,
-    model_class,
-    model_names,
-    register_model,
-    unregister_model,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream0d_nb.recalibration.calibrate import (
+        CalibrationResult,
+        Metrics,
+        Thresholds,
+        calibrate,
+        metrics,
+        residuals,
+    )
+    from stream0d_nb.recalibration.drift import (
+        DriftReport,
+        cusum,
+        detect_drift,
+        first_exceedance,
+        page_hinkley,
+        page_hinkley_statistic,
+        rolling_cvrmse,
+    )
+    from stream0d_nb.recalibration.models import (
+        FirstOrderThermalModel,
+        LinearRegressionModel,
+        Model,
+        Parameter,
+        build_model,
+        model_class,
+        model_names,
+        register_model,
+        unregister_model,
+    )
+
+# name -> submodule: imported on first use, so that importing a submodule (the CLI,
+# the runner) does not load scipy and scikit-learn (~1.4 s) with the models.
+_LAZY = {
+    "CalibrationResult": "calibrate",
+    "DriftReport": "drift",
+    "FirstOrderThermalModel": "models",
+    "LinearRegressionModel": "models",
+    "Metrics": "calibrate",
+    "Model": "models",
+    "Parameter": "models",
+    "Thresholds": "calibrate",
+    "build_model": "models",
+    "calibrate": "calibrate",
+    "cusum": "drift",
+    "detect_drift": "drift",
+    "first_exceedance": "drift",
+    "metrics": "calibrate",
+    "model_class": "models",
+    "model_names": "models",
+    "page_hinkley": "drift",
+    "page_hinkley_statistic": "drift",
+    "register_model": "models",
+    "residuals": "calibrate",
+    "rolling_cvrmse": "drift",
+    "unregister_model": "models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the submodule that defines ``name`` on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CalibrationResult",

@@ -1,9 +1,22 @@
-"""Datasets: data in Icechunk repositories, registry and audit in SQL (see ``store.Store``)."""
+"""Datasets: data in Icechunk repositories, registry and audit in SQL (see ``store.Store``).
 
-from stream0d_nb.store import access_tables as _access_tables  # registers its tables
-from stream0d_nb.store import alert_tables as _alert_tables  # registers its tables
-from stream0d_nb.store import recal_tables as _recal_tables  # registers its tables
-from stream0d_nb.store.store import Store
+``Store`` is imported on first use, so that the record types of the table modules (used
+by the HTTP client) come without Icechunk, Zarr and the readers.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream0d_nb.store.store import Store
 
 __all__ = ["Store"]
-del _access_tables, _alert_tables, _recal_tables
+
+
+def __getattr__(name: str) -> Any:
+    """``Store`` on first access (PEP 562)."""
+    if name == "Store":
+        from stream0d_nb.store.store import Store
+
+        globals()["Store"] = Store
+        return Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

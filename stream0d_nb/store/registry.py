@@ -429,6 +429,11 @@ def _enable_wal(cur: Any) -> None:
         time.sleep(0.05)
 
 
+def register_tables() -> None:
+    """Import the modules that declare the other tables, so ``Base.metadata`` has them all."""
+    from stream0d_nb.store import access_tables, alert_tables, recal_tables  # noqa: F401
+
+
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
     """An Alembic config for the shipped migrations (no alembic.ini needed).
 
@@ -457,6 +462,7 @@ class Registry:
     """
 
     def __init__(self, url: str) -> None:
+        register_tables()
         self.url = _normalise_url(url)
         self._engine = _make_engine(self.url)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
