@@ -110,3 +110,26 @@ def test_silences_sinks_routes_and_deliveries(alerts: AlertRegistry) -> None:
     assert [d.error for d in alerts.deliveries("line-1", failed_only=True)] == [
         "connection refused"
     ]
+
+
+def test_long_notification_keys_fit_and_stay_distinct(alerts: AlertRegistry) -> None:
+    """Keys of long series labels are cut to the column's 512 characters with a digest of
+    the whole key: stable, distinct, and stored on every backend (PostgreSQL enforces it)."""
+    from tests.alert_servers import make_notification
+
+    short = make_notification()
+    a = make_notification(series="é" * 300 + "a")
+    b = make_notification(series="é" * 300 + "b")
+    assert len(short.key) < 100 and "sha256" not in short.key
+    assert len(a.key) == len(b.key) == 512
+    assert a.key != b.key and a.key == make_notification(series="é" * 300 + "a").key
+    assert a.key.startswith("line-1/temp_high/%C3%A9%C3%A9")
+    repeat = make_notification(series="é" * 300 + "a", repeat=2)
+    assert len(repeat.key) == 512 and repeat.key != a.key
+    for n in (a, b, repeat):
+        alerts.record_delivery(n.key, "ops-mail", "line-1", True, 1, None)
+    assert alerts.delivered_pairs([a.key, b.key, repeat.key, short.key]) == {
+        (a.key, "ops-mail"),
+        (b.key, "ops-mail"),
+        (repeat.key, "ops-mail"),
+    }

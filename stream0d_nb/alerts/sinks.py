@@ -92,6 +92,10 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+MAX_KEY = 512
+"""Longest notification key (``alert_deliveries.key`` is a VARCHAR(512))."""
+
+
 class Notification(BaseModel):
     """One alert notification: a state change of a rule on a series of a dataset.
 
@@ -135,10 +139,19 @@ class Notification(BaseModel):
 
     @property
     def key(self) -> str:
-        """Stable identity for de-duplication: the same alert event always gives the same key."""
+        """Stable identity for de-duplication: the same alert event always gives the same key.
+
+        At most ``MAX_KEY`` characters (the registry's column): a longer one (long series
+        labels, percent-encoded) keeps its head and ends with the sha256 of the whole key.
+        """
         parts = [self.dataset, self.rule, self.series, _iso(self.episode_start), self.state]
         key = "/".join(urllib.parse.quote(p, safe="-_.:~") for p in parts)
-        return f"{key}#{self.repeat}" if self.repeat else key
+        if self.repeat:
+            key = f"{key}#{self.repeat}"
+        if len(key) > MAX_KEY:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{key[: MAX_KEY - len(digest) - 8]}~sha256:{digest}"
+        return key
 
     def summary(self) -> str:
         """One line, used as e-mail subject: ``[CRITICAL] line-1: temp_high firing``."""
