@@ -45,12 +45,12 @@ run: setup
 
 test: setup-test
 	$(BIN)/python -m pytest
-	$(BIN)/ruff check stream0d_nb tests bench
+	$(BIN)/ruff check stream0d_nb tests bench recalibration_runs
 	$(BIN)/mypy
 
 lint: setup
-	$(BIN)/ruff check stream0d_nb tests bench
-	$(BIN)/ruff format --check stream0d_nb tests bench
+	$(BIN)/ruff check stream0d_nb tests bench recalibration_runs
+	$(BIN)/ruff format --check stream0d_nb tests bench recalibration_runs
 	$(BIN)/mypy
 
 bench: setup-test
