@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -42,23 +43,34 @@ def hub_environment(partners: Partners, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def wait_until_up(urls: list[str], proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    """Wait until the hub answers at each of ``urls`` in turn (its own port first, so the
-    proxy is not asked for error pages of a hub that is still starting)."""
-    deadline = time.monotonic() + timeout
-    for url in urls:
-        while True:
+def _answers(url: str, token: str | None = None, route: str | None = None) -> bool:
+    """Whether ``url`` answers 200 (and, with ``route``, lists that proxy route)."""
+    headers = {"Authorization": f"token {token}"} if token else None
+    try:
+        r = httpx.get(url, headers=headers, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200 and (route is None or route in r.json())
+
+
+def wait_until_up(places: HubPlaces, token: str, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until the hub answers on its own port, the proxy routes to it (asked through
+    the proxy's API, so no request meets the proxy before its routes exist and logs an
+    error), and the public URL answers."""
+    steps = [
+        (f"http://127.0.0.1:{places.hub_port}/hub/api/", None, None),
+        (f"http://127.0.0.1:{places.proxy_api_port}/api/routes", token, "/"),
+        (places.public_url.rstrip("/") + "/hub/api/", None, None),
+    ]
+    deadline = time.monotonic() + 90.0
+    for url, auth, route in steps:
+        while not _answers(url, auth, route):
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"JupyterHub exited with code {proc.returncode}; see its log above"
                 )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"JupyterHub did not answer at {url} within {timeout:.0f} s")
-            try:
-                if httpx.get(url.rstrip("/") + "/hub/api/", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+                raise TimeoutError(f"JupyterHub did not answer at {url} within 90 s")
             time.sleep(0.3)
 
 
@@ -87,6 +99,7 @@ def main() -> int:
     partners_file = os.environ.get("STREAM0D_PARTNERS", str(CONFIG.with_name("partners.toml")))
     partners = load_partners(partners_file)
     env = hub_environment(partners, dict(os.environ))
+    token = env.setdefault("CONFIGPROXY_AUTH_TOKEN", secrets.token_hex(32))
     places = HubPlaces.from_env(partners, env)
     jupyterhub = Path(sys.executable).with_name("jupyterhub")
 
@@ -99,7 +112,7 @@ def main() -> int:
         [str(jupyterhub), "-f", str(CONFIG)], env=env, cwd=ROOT, start_new_session=True
     )
     try:
-        wait_until_up([f"http://127.0.0.1:{places.hub_port}", places.public_url], proc)
+        wait_until_up(places, token, proc)
         print(banner(partners, env, places.public_url.rstrip("/")), flush=True)
         return proc.wait()
     except KeyboardInterrupt:
