@@ -357,6 +357,7 @@ def test_read_json_csv_parquet_arrow_round_trip(env: Env) -> None:
     exp = _expected(env, start="2024-05-01T00:00:05Z", end="2024-05-01T00:01:40Z")
     body = env.get("alice", f"/api/datasets/fersa-press/data?{q}").json()
     assert pd.DatetimeIndex(body["time"]).equals(exp.index)
+    assert body["time"][0] == "2024-05-01T00:00:05Z"  # whole seconds: no ".000000000"
     assert body["channels"]["temp"]["units"] == "degC"
     got = np.array([np.nan if v is None else v for v in body["channels"]["p_in"]["values"]])
     np.testing.assert_array_equal(got, exp["p_in"].to_numpy())
@@ -371,6 +372,26 @@ def test_read_json_csv_parquet_arrow_round_trip(env: Env) -> None:
     r = env.get("alice", f"/api/datasets/fersa-press/data?{q}&format=arrow")
     tab = pa.ipc.open_stream(r.content).read_all().to_pandas().set_index("time")
     pd.testing.assert_frame_equal(tab, exp, check_freq=False, check_index_type=False)
+
+
+def test_json_times_keep_the_precision_they_need() -> None:
+    """Times are exact in the coarsest ISO unit: s, ms, us or ns, before 1970 too."""
+    from stream0d_nb.api.routes.data import iso_times
+
+    cases = {
+        ("2024-01-01T00:00:00", "2024-01-01T00:00:01"): "2024-01-01T00:00:01Z",
+        ("2024-01-01T00:00:00", "2024-01-01T00:00:00.25"): "2024-01-01T00:00:00.250Z",
+        ("2024-01-01T00:00:00", "2024-01-01T00:00:00.000002"): "2024-01-01T00:00:00.000002Z",
+        ("1969-12-31T23:59:59.5", "2024-01-01T00:00:00.000000001"): (
+            "2024-01-01T00:00:00.000000001Z"
+        ),
+    }
+    for times, last in cases.items():
+        values = np.array(times, dtype="datetime64[ns]")
+        got = iso_times(values)
+        assert got[-1] == last
+        assert (pd.DatetimeIndex(got).tz_convert(None).to_numpy() == values).all()
+    assert iso_times(np.array([], dtype="datetime64[ns]")).size == 0
 
 
 def test_csv_streams_by_windows_and_aggregates(env: Env) -> None:

@@ -63,13 +63,28 @@ def _number_list(values: np.ndarray) -> str:
     return "[" + str(pc.binary_join(items, ",")[0].as_py()) + "]"
 
 
+def iso_times(values: np.ndarray) -> np.ndarray:
+    """ISO 8601 UTC strings in the coarsest unit that keeps every time exact.
+
+    ``2024-01-01T00:00:00Z`` rather than ``2024-01-01T00:00:00.000000000Z`` on grids of
+    whole seconds: a third less JSON to send and parse, and faster to format.
+    """
+    ns = values.astype("datetime64[ns]")
+    ints = ns.view(np.int64)
+    unit = next((u for u, k in _UNITS if not np.any(ints % k)), "ns")
+    return np.datetime_as_string(ns.astype(f"datetime64[{unit}]"), timezone="UTC")
+
+
+_UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3))
+
+
 def json_bytes(ds: xr.Dataset) -> bytes:
     """The JSON answer of a read: dataset, snapshot, interval, ``time`` and ``channels``.
 
     Built as text rather than through ``json.dumps`` of Python lists: formatting floats
     one by one in Python was most of a JSON read's cost.
     """
-    times = np.datetime_as_string(ds["time"].values.astype("datetime64[ns]"), timezone="UTC")
+    times = iso_times(ds["time"].values)
     head = {k: ds.attrs.get(k) for k in ("dataset", "snapshot", "interval")}
     parts = [json.dumps(head)[:-1], ',"time":']
     parts.append('["' + '","'.join(times.tolist()) + '"]' if times.size else "[]")
