@@ -43,6 +43,7 @@ from stream0d_nb.errors import (
     Stream0dError,
     ValidationError,
 )
+from stream0d_nb.records import AuditEntry, EventRecord, GrantRecord, TokenRecord
 from stream0d_nb.specs import (
     ChannelSpec,
     CommitInfo,
@@ -53,9 +54,6 @@ from stream0d_nb.specs import (
     format_duration,
     parse_duration_ns,
 )
-from stream0d_nb.store.access_tables import GrantRecord, TokenRecord
-from stream0d_nb.store.alert_tables import EventRecord
-from stream0d_nb.store.registry import AuditEntry
 
 TimeLike = str | datetime | pd.Timestamp | np.datetime64
 EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".nc": "netcdf"}

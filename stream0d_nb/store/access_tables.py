@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
     ForeignKey,
     Index,
@@ -35,17 +34,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from stream0d_nb.access import (
-    Grant,
     Level,
     PrincipalKind,
     Role,
     TokenExpiredError,
     TokenNotFoundError,
-    TokenRestriction,
     TokenRevokedError,
     TokenUnknownError,
 )
 from stream0d_nb.errors import Stream0dError, ValidationError
+from stream0d_nb.records import GrantRecord, TokenRecord
 from stream0d_nb.specs import check_slug
 from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
 
@@ -117,40 +115,6 @@ class ApiTokenRow(Base):
 
 
 # ----------------------------------------------------------------------------- records
-
-
-class GrantRecord(Grant):
-    """A stored grant: the pure ``Grant`` plus who gave it when."""
-
-    granted_by: str
-    granted_at: datetime
-
-
-class TokenRecord(BaseModel):
-    """A stored API token as shown to its owner (never with its secret)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    owner: str
-    note: str
-    level: Level
-    partner: str | None
-    datasets: tuple[str, ...] | None
-    created_at: datetime
-    expires_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-    revoked_by: str | None
-
-    def active(self, now: datetime | None = None) -> bool:
-        """Neither revoked nor expired at ``now``."""
-        return self.revoked_at is None and (now or utcnow()) < self.expires_at
-
-    def restriction(self) -> TokenRestriction:
-        """What this token narrows its owner's rights to (for ``access.Identity``)."""
-        ds = None if self.datasets is None else frozenset(self.datasets)
-        return TokenRestriction(self.level, self.partner, ds, self.id)
 
 
 @dataclass(frozen=True)

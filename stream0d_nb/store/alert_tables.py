@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stream0d_nb.errors import ValidationError
+from stream0d_nb.records import EventRecord
 from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
 from stream0d_nb.store.sealed import Sealer
 
@@ -133,22 +134,6 @@ class DeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class EventRecord(BaseModel):
-    """An alert event as read back."""
-
-    model_config = ConfigDict(frozen=True)
-    id: int
-    dataset: str
-    rule: str
-    series: str
-    at: datetime
-    from_state: str
-    to_state: str
-    severity: str
-    value: float | None
-    detail: dict[str, Any]
 
 
 class DeliveryRecord(BaseModel):

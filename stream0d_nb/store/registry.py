@@ -67,6 +67,7 @@ from stream0d_nb.errors import (
     Stream0dError,
     ValidationError,
 )
+from stream0d_nb.records import AuditEntry
 from stream0d_nb.specs import ChannelSpec, Compression, DatasetSpec, FormulaSpec
 
 __all__ = [
@@ -285,20 +286,6 @@ class DatasetRecord(BaseModel):
     def id(self) -> str:
         """Shortcut for ``spec.id``."""
         return self.spec.id
-
-
-class AuditEntry(BaseModel):
-    """One row of the audit log."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    dataset: str | None
-    detail: dict[str, Any]
-    via: str | None
 
 
 def _record(row: DatasetRow) -> DatasetRecord:

@@ -24,8 +24,7 @@ from stream0d_nb.api.deps import (
     require,
     session_only,
 )
-from stream0d_nb.store.access_tables import GrantRecord, TokenRecord
-from stream0d_nb.store.registry import AuditEntry
+from stream0d_nb.records import AuditEntry, GrantRecord, TokenRecord
 
 router = APIRouter(tags=["access"])
 

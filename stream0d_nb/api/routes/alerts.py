@@ -12,7 +12,7 @@ from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.api.deps import AlertsDep, DatasetContext, require
 from stream0d_nb.api.errors import NotFoundError
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.store.alert_tables import EventRecord
+from stream0d_nb.records import EventRecord
 
 router = APIRouter(tags=["alerts"])
 
