@@ -28,13 +28,14 @@ class _ModelChannels:
         self.service: Recalibration | None = None
 
     def after_write(self, store: Store, dataset_id: str, report: IngestReport) -> None:
-        if not self.table.models(dataset_id):
+        models = self.table.models(dataset_id)
+        if not models:
             return
         if self.service is None:
             from stream0d_nb.recalibration.service import Recalibration
 
             self.service = Recalibration(store)
-        self.service.after_write(store, dataset_id, report)
+        self.service.after_write(store, dataset_id, report, models)
 
 
 def follow_writes(store: Store, alerts: AlertService | None = None) -> Store:

@@ -145,7 +145,7 @@ class FormulaSpec(BaseModel):
 Compression = Literal["lz4", "zstd"]
 """How chunks are compressed (fixed when the dataset is created, see docs/storage.md):
 ``lz4`` is Blosc LZ4 with byte shuffle (fast to write and to read); ``zstd`` is Zstandard
-level 1 (smaller when values repeat, about 2x the CPU to write and 4x to read)."""
+level 1 (smaller when values repeat, about 10x the CPU to compress and 5x to decompress)."""
 
 
 class DatasetSpec(BaseModel):

@@ -21,9 +21,9 @@ from stream0d_nb.access import Identity
 from stream0d_nb.api import ApiSettings, create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver, session_only
 from stream0d_nb.settings import Settings
-from stream0d_nb.specs import ChannelSpec, DatasetSpec
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
+from tests.api_servers import N, seed_partner_datasets
 
 ADMIN_SCOPE = frozenset({"custom:stream0d:admin"})
 USERS = {
@@ -32,8 +32,6 @@ USERS = {
     "root": UserInfo(frozenset(), True, ADMIN_SCOPE),
     "nobody": UserInfo(frozenset(), False, ADMIN_SCOPE),
 }
-N = 600
-IDX = pd.date_range("2024-05-01", periods=N, freq="1s", tz="UTC").as_unit("ns")
 
 
 def resolve(user: str) -> UserInfo:
@@ -45,25 +43,7 @@ class Env:
 
     def __init__(self, tmp_path: Path) -> None:
         self.store = Store(Settings(home=tmp_path / "home"))
-        for ds, partner in (("fersa-press", "fersa"), ("zf-oven", "zf")):
-            self.store.create_dataset(
-                DatasetSpec(
-                    id=ds,
-                    interval="1s",
-                    partner=partner,
-                    title=ds,
-                    channels=[
-                        ChannelSpec(name="temp", units="degC"),
-                        ChannelSpec(name="p_in", units="bar"),
-                    ],
-                )
-            )
-            rng = np.random.default_rng(1)
-            df = pd.DataFrame(
-                {"temp": 60 + rng.normal(0, 1, N), "p_in": 5 + rng.normal(0, 0.1, N)}, index=IDX
-            )
-            df.iloc[10:20, 1] = np.nan
-            self.store.write(ds, df)
+        seed_partner_datasets(self.store, {"fersa-press": "fersa", "zf-oven": "zf"}, gap=True)
         self.settings = ApiSettings(
             max_values=5_000,
             max_json_values=2_000,

@@ -18,28 +18,23 @@ the hub tests.
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import ApiSettings, create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
 from stream0d_nb.settings import Settings
-from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
+from stream0d_nb.specs import FormulaSpec
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry, ApiTokenRow
-from tests.servers import free_port
+from tests.api_servers import UvicornThread, seed_partner_datasets
 
 ADMIN = frozenset({"custom:stream0d:admin"})
 USERS = {
@@ -51,8 +46,6 @@ USERS = {
     "nobody": UserInfo(frozenset(), False, ADMIN),  # in no partner
 }
 DS, OTHER, MISSING = "fersa-press", "zf-oven", "no-such-line"
-N = 600
-IDX = pd.date_range("2024-05-01", periods=N, freq="1s", tz="UTC").as_unit("ns")
 CSV = b"time,temp\n2024-05-02T00:00:00Z,1.5\n"
 RULE = {"name": "cold", "kind": "threshold", "channels": ["temp"], "op": "<", "value": 0}
 UPLOAD_LIMIT = 20_000
@@ -67,24 +60,7 @@ class Server:
 
     def __init__(self, home: Path) -> None:
         self.store = Store(Settings(home=home))
-        for ds, partner in ((DS, "fersa"), (OTHER, "zf")):
-            self.store.create_dataset(
-                DatasetSpec(
-                    id=ds,
-                    interval="1s",
-                    partner=partner,
-                    title=ds,
-                    channels=[
-                        ChannelSpec(name="temp", units="degC"),
-                        ChannelSpec(name="p_in", units="bar"),
-                    ],
-                )
-            )
-            rng = np.random.default_rng(1)
-            df = pd.DataFrame(
-                {"temp": 60 + rng.normal(0, 1, N), "p_in": 5 + rng.normal(0, 0.1, N)}, index=IDX
-            )
-            self.store.write(ds, df)
+        seed_partner_datasets(self.store, {DS: "fersa", OTHER: "zf"})
         app = create_app(
             self.store,
             ApiSettings(max_values=5_000, max_json_values=2_000, max_upload_bytes=UPLOAD_LIMIT),
@@ -99,17 +75,8 @@ class Server:
 
         AlertService(self.store).add_rule(DS, AlertRule.model_validate(RULE), "alice")
         self.tokens = {u: self.token(u) for u in USERS}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/api"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+        self.uvicorn = UvicornThread(app)
+        self.url = f"http://127.0.0.1:{self.uvicorn.port}/api"
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
     def token(self, user: str, level: str = "admin", **kw: Any) -> str:
@@ -154,8 +121,7 @@ class Server:
 
     def stop(self) -> None:
         self.http.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.uvicorn.stop()
         self.store.close()
 
 
@@ -510,7 +476,7 @@ def test_oversized_upload_is_413_before_it_is_read(srv: Server) -> None:
         f"Authorization: token {_good(srv)}\r\nContent-Length: {10**12}\r\n"
         "Content-Type: multipart/form-data; boundary=x\r\n\r\n--x\r\n"
     )
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", srv.uvicorn.port), timeout=10) as sock:
         sock.sendall(head.encode())
         answer = sock.recv(4096).decode(errors="replace")
     assert answer.startswith("HTTP/1.1 413"), answer[:200]

@@ -3,8 +3,6 @@ under the hub service prefix, on a real store: reads, ingest, formulas, alerts, 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +12,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 
 from stream0d_nb.api import ApiSettings, create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
@@ -32,6 +29,7 @@ from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec, IngestOptions
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
+from tests.api_servers import IDX, N, UvicornThread, partner_spec, seed_partner_datasets
 from tests.servers import free_port
 
 ADMIN_SCOPE = frozenset({"custom:stream0d:admin"})
@@ -39,8 +37,6 @@ USERS = {
     "alice": UserInfo(frozenset({"fersa"}), False, ADMIN_SCOPE),
     "bob": UserInfo(frozenset({"zf"}), False, ADMIN_SCOPE),
 }
-N = 600
-IDX = pd.date_range("2024-05-01", periods=N, freq="1s", tz="UTC").as_unit("ns")
 PREFIX = "/services/stream0d"
 
 
@@ -49,12 +45,7 @@ def resolve(user: str) -> UserInfo:
 
 
 def spec(ds: str, partner: str) -> DatasetSpec:
-    return DatasetSpec(
-        id=ds,
-        interval="1s",
-        partner=partner,
-        channels=[ChannelSpec(name="temp", units="degC"), ChannelSpec(name="p_in", units="bar")],
-    )
+    return partner_spec(ds, partner)
 
 
 class Server:
@@ -62,29 +53,15 @@ class Server:
 
     def __init__(self, home: Path) -> None:
         self.store = Store(Settings(home=home))
-        for ds, partner in (("fersa-press", "fersa"), ("zf-oven", "zf")):
-            self.store.create_dataset(spec(ds, partner))
-            rng = np.random.default_rng(1)
-            df = pd.DataFrame(
-                {"temp": 60 + rng.normal(0, 1, N), "p_in": 5 + rng.normal(0, 0.1, N)}, index=IDX
-            )
-            df.iloc[10:20, 1] = np.nan
-            self.store.write(ds, df)
+        seed_partner_datasets(
+            self.store, {"fersa-press": "fersa", "zf-oven": "zf"}, titled=False, gap=True
+        )
         app = create_app(self.store, ApiSettings(max_values=100_000), prefix=PREFIX)
         app.dependency_overrides[get_group_resolver] = lambda: resolve
         self.access = AccessRegistry(self.store.registry)
         self.tokens = {u: self.token(u) for u in USERS}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}{PREFIX}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+        self.uvicorn = UvicornThread(app)
+        self.url = f"http://127.0.0.1:{self.uvicorn.port}{PREFIX}"
 
     def token(self, user: str, level: str = "admin") -> str:
         exp = datetime.now(UTC) + timedelta(days=1)
@@ -94,8 +71,7 @@ class Server:
         return Client(self.url, self.tokens.get(user, user))
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.uvicorn.stop()
         self.store.close()
 
 

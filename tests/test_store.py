@@ -510,7 +510,7 @@ def test_create_clears_an_empty_orphan_repository_but_not_one_with_data(
     from stream0d_nb.store.storage import dataset_location
 
     loc = dataset_location(store.root, "line-1")
-    DatasetData.create("line-1", 10**9, loc, settings, "crashed")  # no registry row
+    DatasetData.create("line-1", 10**9, loc, settings, "crashed", "lz4")  # no registry row
     store.create_dataset(SPEC)
     assert "crashed" not in store.history("line-1")[-2].message
     store.write("line-1", frame("2024-01-01", 10))

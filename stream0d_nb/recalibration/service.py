@@ -448,12 +448,20 @@ class Recalibration:
         if specs:
             self.store.registry.upsert_channels(dataset_id, specs, "recalibration")
 
-    def after_write(self, store: Store, dataset_id: str, report: IngestReport) -> None:
-        """Store write hook: refresh predictions/residuals of active models the write touched."""
+    def after_write(
+        self,
+        store: Store,
+        dataset_id: str,
+        report: IngestReport,
+        models: list[ModelRecord] | None = None,
+    ) -> None:
+        """Store write hook: refresh predictions/residuals of active models the write touched.
+
+        ``models``: the dataset's models when the caller has just read them."""
         if report.source.startswith(SOURCE_PREFIX) or report.start is None or report.end is None:
             return
         written = set(report.channels) | set(report.new_channels)
-        for rec in self.table.models(dataset_id):
+        for rec in self.table.models(dataset_id) if models is None else models:
             model = build_model(rec.spec)
             if not written & set(self._refs(dataset_id, model)):
                 continue

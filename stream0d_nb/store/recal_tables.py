@@ -795,16 +795,22 @@ class RecalRegistry:
 
     def end_abandoned(self) -> int:
         """Mark queued or running runs past their deadline failed (their process died:
-        a live runner always ends its run, at the latest at its time limit); how many."""
+        a live runner always ends its run, at the latest at its time limit); how many.
+
+        Reads first, so the usual case (none overdue) takes no write lock."""
         now = utcnow()
+        overdue = (
+            RecalRunRow.status.in_(("queued", "running")),
+            RecalRunRow.deadline.is_not(None),
+            RecalRunRow.deadline < now,
+        )
+        with self.registry.read_session() as s:
+            if s.scalar(select(RecalRunRow.id).where(*overdue).limit(1)) is None:
+                return 0
         with self.registry.write_session() as s:
             res = s.execute(
                 update(RecalRunRow)
-                .where(
-                    RecalRunRow.status.in_(("queued", "running")),
-                    RecalRunRow.deadline.is_not(None),
-                    RecalRunRow.deadline < now,
-                )
+                .where(*overdue)
                 .values(
                     status="failed",
                     ended_at=now,

@@ -322,7 +322,7 @@ class DatasetData:
         loc: StorageLocation,
         settings: Settings,
         actor: str,
-        compression: str = "lz4",
+        compression: str,
     ) -> DatasetData:
         """Create the repository with its grid and chunk compression, as the first commit."""
         compressor_for(compression)  # refuse an unknown name before creating anything
