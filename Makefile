@@ -20,7 +20,10 @@ setup: $(BIN)/.installed node_modules/.installed
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found; set PYTHON=/path/to/python3.12" >&2; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# As root, the hub runs users' servers as their own OS accounts: they must be able to
+	@# run the venv's Python (hub_config/python-for-accounts.sh; docs/hub.md).
+	@if [ -x $(BIN)/python ] && { [ "$$(id -u)" != 0 ] || runuser -u nobody -- $(BIN)/python -c '' 2>/dev/null; }; then :; \
+	else rm -rf $(VENV) && "$$(hub_config/python-for-accounts.sh "$(PYTHON)")" -m venv $(VENV); fi
 	@set -o pipefail; { $(BIN)/python -m pip install --quiet --upgrade pip && \
 	  $(BIN)/python -m pip install --quiet -e '.[test]'; } 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 	@touch $@

@@ -1090,6 +1090,9 @@ def demo(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning our errors into one clear message."""
+    from stream0d_nb.hub.accounts import become_owner_of
+
+    become_owner_of(Settings().home)  # as root on the hub's store: as the platform account
     try:
         rv = app(args=argv, standalone_mode=False)
         if isinstance(rv, int):  # click returns Exit's code instead of raising it here

@@ -597,7 +597,7 @@ def test_z2jh_values_use_the_same_helpers(tmp_path: Path, monkeypatch: pytest.Mo
     assert c.GenericOAuthenticator.client_secret == "secret-STREAM0D_SSO_SECRET"
     assert c.JupyterHub.db_url == "secret-JUPYTERHUB_DB_URL"
     names = [s["name"] for s in c.JupyterHub.services]
-    assert names == ["stream0d", "stream0d-scheduler"]
+    assert names == ["stream0d", "stream0d-alerts", "stream0d-scheduler"]
     api = c.JupyterHub.services[0]
     assert api["url"] == "http://hub:10101"
     assert api["environment"]["STREAM0D_STORAGE_URL"] == "az://stream0d/datasets"

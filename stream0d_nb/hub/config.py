@@ -11,13 +11,17 @@ inspected and tested without starting a hub. What it sets up:
 - roles: members of a partner get ``custom:stream0d:<level>`` (unfiltered: their
   per-dataset grants decide *where*; ``!group=`` filters are for narrowing tokens),
   admins get ``custom:stream0d:admin``, the API service may read users and groups;
-- the managed services: the API at ``/services/stream0d/`` (and the scheduler when wanted);
-- a spawner that works on one machine, the proxy from ``node_modules``, loopback only.
+- the managed services: the API at ``/services/stream0d/``, the alert runner (no-data
+  rules on a clock) and the recalibration scheduler, as the platform account;
+- on one machine, each user's server as its own OS account (``spawner.AccountSpawner``)
+  with nothing but the API's URL and the hub's own variables; the proxy from
+  ``node_modules``, loopback only. Without root it is an announced single-user mode.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -27,16 +31,26 @@ from typing import Any
 from urllib.parse import urlparse
 
 from stream0d_nb.access import SCOPE_PREFIX, Level
+from stream0d_nb.hub.accounts import (
+    PLATFORM_ACCOUNT,
+    can_run,
+    can_switch_users,
+    ensure_platform_account,
+    lock_down,
+    open_for_traversal,
+)
 from stream0d_nb.hub.partners import AzureADLogin, OIDCLogin, Partners
 
 SERVICE = "stream0d"
 SCHEDULER = "stream0d-scheduler"
+ALERTS = "stream0d-alerts"
 ADMIN_ROLE = "stream0d-admins"
 SERVICE_ROLE = "stream0d-service"
 ROLES_ENV = "STREAM0D_HUB_ROLES"
 API_URL_ENV = "STREAM0D_API_URL"
 
-# Settings the API service and user servers need to reach the same store.
+# The platform's settings: store, registry and secrets. Only platform processes (the
+# services) get them; users' servers never do.
 _PASSED_ENV = (
     "STREAM0D_HOME",
     "STREAM0D_STORAGE_URL",
@@ -61,7 +75,13 @@ class HubPlaces:
     venv_bin: Path = Path(sys.executable).parent
     node_bin: Path = Path("node_modules/.bin")
     scheduler: bool = False
+    alert_every: str = "30s"  # the alert runner's clock ("" or "0": no alert runner)
     deployment: str = "local"  # "kubernetes": zero-to-jupyterhub owns proxy, spawner, DB
+    # "accounts": users' servers as their own OS accounts, services as the platform account
+    # (needs root); "single-user": everything as the hub's own OS user (announced).
+    isolation: str = "accounts"
+    platform_account: str = "stream0d"
+    home: Path = Path("var")
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -79,7 +99,13 @@ class HubPlaces:
             venv_bin=Path(env.get("STREAM0D_HUB_VENV_BIN", Path(sys.executable).parent)),
             node_bin=Path(env.get("STREAM0D_HUB_NODE_BIN", root / "node_modules" / ".bin")),
             scheduler=env.get("STREAM0D_HUB_SCHEDULER", "0") not in ("", "0", "false"),
+            alert_every=env.get("STREAM0D_HUB_ALERT_EVERY", "30s"),
             deployment=env.get("STREAM0D_HUB_DEPLOYMENT", "local"),
+            isolation=env.get(
+                "STREAM0D_HUB_ISOLATION", "accounts" if can_switch_users() else "single-user"
+            ),
+            platform_account=env.get("STREAM0D_HUB_PLATFORM_ACCOUNT", PLATFORM_ACCOUNT),
+            home=home.resolve(),
         )
 
 
@@ -269,7 +295,7 @@ def authentication(
 
 
 def service_env(partners: Partners, env: Mapping[str, str]) -> dict[str, str]:
-    """Environment of the API service: the store's settings and the role table."""
+    """Environment of the platform services: the store's settings and the role table."""
     out = {k: env[k] for k in _PASSED_ENV if env.get(k)}
     out["PATH"] = env.get("PATH", "/usr/bin:/bin")
     out[ROLES_ENV] = json.dumps(role_scopes(partners))
@@ -277,63 +303,82 @@ def service_env(partners: Partners, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def services(partners: Partners, places: HubPlaces, env: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The managed services: the API (and the recalibration scheduler when enabled)."""
+    """The managed services: the API, the alert runner and the recalibration scheduler.
+
+    They are the platform processes: the only ones given the store's settings and
+    secrets, and on one machine with accounts they run as the platform account.
+    """
     senv = service_env(partners, env) | dict(places.extra_env)
     python = str(places.venv_bin / "python")
     cwd = str(Path.cwd())
     host = "127.0.0.1"
+    common: dict[str, Any] = {"environment": senv, "cwd": cwd}
     if places.deployment == "kubernetes":
         # The proxy runs in its own pod and reaches the service through the hub's k8s service.
         host = "hub"
         senv["STREAM0D_SERVICE_BIND"] = "0.0.0.0"
+    elif places.isolation == "accounts":
+        senv["STREAM0D_HOME"] = str(places.home)
+        common |= {"user": places.platform_account, "cwd": str(places.home)}
     out: list[dict[str, Any]] = [
         {
             "name": SERVICE,
             "url": f"http://{host}:{places.service_port}",
             "command": [python, "-m", "stream0d_nb.hub.service"],
-            "environment": senv,
-            "cwd": cwd,
+            **common,
             "oauth_no_confirm": True,
             "oauth_client_allowed_scopes": [lv.scope for lv in Level],
             "display": True,
             "info": {"description": "stream0d API, tokens page and OpenAPI reference"},
         }
     ]
-    if places.scheduler:
+    stream0d = str(places.venv_bin / "stream0d")
+    if places.alert_every not in ("", "0"):
+        # no_data rules fire on a clock; rules on data also run after every write
         out.append(
-            {
-                "name": SCHEDULER,
-                "command": [str(places.venv_bin / "stream0d"), "recal", "scheduler"],
-                "environment": senv,
-                "cwd": cwd,
-            }
+            {"name": ALERTS, "command": [stream0d, "alerts", "run", "--every", places.alert_every]}
+            | common
         )
+    if places.scheduler:
+        out.append({"name": SCHEDULER, "command": [stream0d, "recal", "scheduler"]} | common)
     return out
 
 
 def spawner(
     partners: Partners, places: HubPlaces, env: Mapping[str, str]
 ) -> dict[str, dict[str, Any]]:
-    """Users' servers as processes of the hub's own OS user (one machine; see docs/hub.md)."""
-    args = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    user_env = {k: env[k] for k in _PASSED_ENV if env.get(k)}
-    user_env["PATH"] = f"{places.venv_bin}:/usr/local/bin:/usr/bin:/bin"
-    # Notebooks reach the API directly (loopback) with their server's hub token.
-    user_env[API_URL_ENV] = f"http://127.0.0.1:{places.service_port}/services/{SERVICE}"
+    """Users' servers on one machine: each as its own OS account (see docs/hub.md).
+
+    Their environment holds the API's URL and the hub's own variables, nothing of the
+    store, registry or secrets. In single-user mode (hub not root) they run as the hub's
+    OS user, which the hub announces.
+    """
+    user_env = {
+        "PATH": f"{places.venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        # notebooks reach the API directly (loopback) as their owner
+        API_URL_ENV: f"http://127.0.0.1:{places.service_port}/services/{SERVICE}",
+    }
+    homes = places.state_dir / "homes"
+    common = {
+        "ip": "127.0.0.1",
+        "cmd": [str(places.venv_bin / "jupyterhub-singleuser")],
+        "default_url": "/lab",
+        "environment": user_env,
+        "env_keep": ["LANG", "LC_ALL"],
+        "start_timeout": 60,
+        "http_timeout": 60,
+    }
+    if places.isolation == "accounts":
+        return {
+            "JupyterHub": {"spawner_class": "stream0d_nb.hub.spawner.AccountSpawner"},
+            "AccountSpawner": {"homes_dir": str(homes)},
+            "Spawner": common,
+            "LocalProcessSpawner": {"interrupt_timeout": 5, "term_timeout": 5},
+        }
     return {
         "JupyterHub": {"spawner_class": "jupyterhub.spawner.SimpleLocalProcessSpawner"},
-        "SimpleLocalProcessSpawner": {
-            "home_dir_template": str(places.state_dir / "homes" / "{username}")
-        },
-        "Spawner": {
-            "ip": "127.0.0.1",
-            "cmd": [str(places.venv_bin / "jupyterhub-singleuser")],
-            "args": args,
-            "default_url": "/lab",
-            "environment": user_env,
-            "start_timeout": 60,
-            "http_timeout": 60,
-        },
+        "SimpleLocalProcessSpawner": {"home_dir_template": str(homes / "{username}")},
+        "Spawner": common,
         "LocalProcessSpawner": {"interrupt_timeout": 5, "term_timeout": 5},
     }
 
@@ -414,8 +459,54 @@ def apply(c: Any, partners: Partners, places: HubPlaces | None = None) -> dict[s
     places = places or HubPlaces.from_env(partners)
     if places.deployment == "local":
         places.state_dir.mkdir(parents=True, exist_ok=True)
+        prepare_machine(places)
     cfg = hub_config(partners, places)
     for section, values in cfg.items():
         for key, value in values.items():
             setattr(getattr(c, section), key, value)
     return cfg
+
+
+def prepare_machine(places: HubPlaces) -> None:
+    """Before the hub starts on one machine: the isolation model's accounts and files.
+
+    With accounts: the platform account exists and owns the store, registry, secret key
+    and hub state (nothing there readable by others, but the way to the users' homes);
+    files made from now on are private (umask 077); users' accounts can reach their homes
+    and run the venv's Python. Refuses to start when they cannot. In single-user mode it
+    only logs, loudly, that every user's code runs as the hub's OS user.
+    """
+    log = logging.getLogger("stream0d.hub")
+    if places.isolation == "single-user":
+        log.warning(SINGLE_USER_WARNING)
+        return
+    if places.isolation != "accounts":
+        raise ValueError(
+            f"STREAM0D_HUB_ISOLATION={places.isolation!r}: expected 'accounts' or 'single-user'"
+        )
+    if not can_switch_users():
+        raise PermissionError(
+            "STREAM0D_HUB_ISOLATION=accounts needs the hub to run as root (it starts each "
+            "user's server as that user's own OS account); run as root, or choose "
+            "STREAM0D_HUB_ISOLATION=single-user for a demo"
+        )
+    os.umask(0o077)
+    platform = ensure_platform_account(places.platform_account)
+    homes = places.state_dir / "homes"
+    lock_down(platform, sorted({places.home, places.state_dir}), homes)
+    python = places.venv_bin / "python"
+    for opened in open_for_traversal([homes, python.parent]):
+        log.warning("made %s traversable by others (o+x, no listing) for users' servers", opened)
+    why = can_run(places.platform_account, python)
+    if why is not None:
+        raise PermissionError(
+            f"the hub's accounts cannot run {python} ({why}): install Python outside a "
+            "private home (hub_config/python-for-accounts.sh does it for `make setup`)"
+        )
+
+
+SINGLE_USER_WARNING = (
+    "SINGLE-USER MODE: the hub is not root, so every user's server runs as this OS user "
+    "and can read the store, registry and secrets directly. Fine for one trusted analyst; "
+    "never for partners (run the hub as root, or on Kubernetes)."
+)

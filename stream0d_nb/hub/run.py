@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from stream0d_nb.hub.config import HubPlaces
+from stream0d_nb.hub.config import SINGLE_USER_WARNING, HubPlaces
 from stream0d_nb.hub.partners import Partners, load_partners
 from stream0d_nb.store.sealed import secret_file
 
@@ -82,7 +82,16 @@ def banner(partners: Partners, env: dict[str, str], url: str) -> str:
         f"  API tokens page:   {url}/services/stream0d/tokens",
         f"  API reference:     {url}/services/stream0d/docs",
         "  Recalibration:     the scheduler runs as a hub service (`stream0d recal runs`)",
+        "  Alerts:            the alert runner runs as a hub service (no-data rules on a clock)",
     ]
+    places = HubPlaces.from_env(partners, env)
+    if places.isolation == "accounts":
+        lines.append(
+            f"  Isolation:         each user's server runs as its own OS account; the store, "
+            f"registry and secrets belong to the platform account {places.platform_account!r}"
+        )
+    else:
+        lines += ["", "  !! " + SINGLE_USER_WARNING, ""]
     if partners.hub.login == "local":
         lines.append("  Demo logins (password for all: " + env["STREAM0D_HUB_DEMO_PASSWORD"] + "):")
         for p in partners.partners:

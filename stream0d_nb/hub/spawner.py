@@ -1,0 +1,58 @@
+"""The spawner of users' servers on one machine: each as its own OS account.
+
+Kept apart from ``accounts`` so that the CLI, which uses those helpers, does not import
+JupyterHub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pwd
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from traitlets import Unicode
+
+from stream0d_nb.hub.accounts import USER_COMMENT, AccountError, account_name, ensure_account
+
+
+class AccountSpawner(LocalProcessSpawner):
+    """A user's server as that user's own OS account (``account_name``), made on first spawn.
+
+    The home is ``<homes_dir>/<account>`` (mode 0700, the account's); the environment is
+    only what ``Spawner.environment`` and the hub give (``env_keep`` is emptied by config).
+    """
+
+    homes_dir = Unicode(help="Folder of the users' homes (under the hub's state)").tag(config=True)
+
+    @property
+    def account(self) -> str:
+        """This server's OS account."""
+        return account_name(self.user.name)
+
+    def _ensure(self) -> pwd.struct_passwd:
+        return ensure_account(
+            self.account, Path(self.homes_dir) / self.account, USER_COMMENT + self.user.name
+        )
+
+    def make_preexec_fn(self, name: str) -> Any:
+        """Become the user's account (never the hub's) before exec."""
+        return set_user_setuid(self.account)
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        """USER, HOME and SHELL of the user's account."""
+        entry = pwd.getpwnam(self.account)
+        env["USER"] = self.account
+        env["HOME"] = entry.pw_dir
+        env["SHELL"] = entry.pw_shell
+        return env
+
+    async def start(self) -> Any:
+        """Make the account (first spawn), then start the server as it."""
+        await asyncio.get_running_loop().run_in_executor(None, self._ensure)
+        return await super().start()
+
+    async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
+        """Internal SSL is not used here; refuse rather than hand certs to the wrong user."""
+        raise AccountError("internal_ssl is not supported by AccountSpawner")
