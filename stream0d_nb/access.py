@@ -11,6 +11,7 @@ restriction), so a token never exceeds its owner's rights.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from stream0d_nb.errors import DatasetNotFoundError, Stream0dError
+from stream0d_nb.errors import DatasetNotFoundError, Stream0dError, ValidationError
 from stream0d_nb.specs import DatasetSpec
 
 __all__ = [
@@ -463,6 +464,33 @@ def check_create(identity: Identity, dataset: DatasetLike) -> None:
     if cap is None or cap < Role.EDITOR:
         raise AccessDeniedError(
             f"creating dataset {ref.id!r} needs {Level.WRITE.scope} (via {identity.via})"
+        )
+
+
+NAMESPACE_NAME = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
+
+
+def check_namespace(dataset: DatasetLike) -> None:
+    """A new dataset's id must lie in its partner's namespace: ``<partner>-<name>``.
+
+    ``name`` has no '-' (letters, digits, '_'), so the partner is the id up to its last
+    '-' and no two partners can ever ask for the same id; ids without partner (hub
+    admins) have no '-' at all. The answer depends on the text alone, never on which ids
+    exist: creating cannot tell a partner whether another partner holds an id.
+    """
+    ref = as_ref(dataset)
+    partner, sep, name = ref.id.rpartition("-")
+    if ref.partner:
+        if partner != ref.partner or not sep or not NAMESPACE_NAME.match(name):
+            raise ValidationError(
+                f"dataset id {ref.id!r}: ids of partner {ref.partner!r} are "
+                f"'{ref.partner}-<name>' with a name of lowercase letters, digits and '_' "
+                f"(no '-'), e.g. '{ref.partner}-press_2'"
+            )
+    elif sep:
+        raise ValidationError(
+            f"dataset id {ref.id!r}: a dataset without partner has an id without '-' "
+            "(ids with '-' belong to partners' namespaces)"
         )
 
 

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from stream0d_nb import derived
-from stream0d_nb.access import Action, Identity, check_create, effective_role, visible_datasets
+from stream0d_nb.access import (
+    Action,
+    Identity,
+    check_create,
+    check_namespace,
+    effective_role,
+    visible_datasets,
+)
 from stream0d_nb.api.deps import AccessDep, DatasetContext, IdentityDep, StoreDep, require
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.specs import ChannelSpec, CommitInfo, DatasetSpec
@@ -73,8 +80,13 @@ def list_datasets(
 
 @router.post("/datasets", status_code=201)
 def create_dataset(spec: DatasetSpec, identity: IdentityDep, store: StoreDep) -> dict[str, Any]:
-    """Create a dataset of one of the caller's partners (write access needed)."""
+    """Create a dataset of one of the caller's partners (write access needed).
+
+    The id must lie in the partner's namespace (``<partner>-<name>``), checked on the
+    text before the registry is asked: no answer depends on another partner's ids.
+    """
     check_create(identity, spec)
+    check_namespace(spec)
     return dataset_json(store.create_dataset(spec, actor=identity.user), "owner")
 
 
