@@ -53,6 +53,7 @@ class DerivedContext:
             if n not in self.materialized
         }
         self._compiled: dict[str, Compiled] = {}
+        self._held: dict[tuple[str, int, int], int] = {}
 
     def units_map(self) -> dict[str, str]:
         """Units of every channel a formula may use: raw ones, then derived ones."""
@@ -117,6 +118,35 @@ class DerivedContext:
             if r not in self.raw_units:
                 inputs[r] = self.stored_or_evaluated(r, lo, hi)
         return compiled.evaluate(inputs, start_ns, end_ns)
+
+    def values_held(self, name: str, start_ns: int, end_ns: int, budget: int) -> int:
+        """Values read or computed to get ``name`` on ``[start_ns, end_ns)``, before any read.
+
+        Mirrors ``stored_or_evaluated``: stored inputs over the range widened by the
+        formula's margins, nested derived channels over their own widened ranges, and each
+        result. Stops counting once over ``budget`` (the caller refuses anyway).
+        """
+        step = self.snap.grid.interval_ns
+        key = (name, start_ns, end_ns)
+        if key in self._held:
+            return self._held[key]
+        if is_fresh(self, name):
+            return -(-(end_ns - start_ns) // step)
+        compiled = self.compile(name)
+        before, after = compiled.margin_ns
+        lo = (start_ns - before) // step * step
+        hi = -(-(end_ns + after) // step) * step
+        total = max(-(-(end_ns - start_ns) // compiled.interval_ns), 0)
+        for ref in sorted(compiled.refs):
+            if total > budget:
+                break
+            if ref in self.raw_units:
+                total += (hi - lo) // step
+            else:
+                total += self.values_held(ref, lo, hi, budget - total)
+        if total <= budget:  # exact, not cut short: a sub-formula used twice is counted once
+            self._held[key] = total
+        return total
 
     def stored_or_evaluated(self, name: str, start_ns: int, end_ns: int) -> xr.DataArray:
         """A derived channel's values: stored ones when materialised and fresh, else computed."""
@@ -218,6 +248,34 @@ def evaluate_text(
     out = ctx.evaluate(compiled, lo, hi)
     out.name = "value"
     return out
+
+
+def values_held(
+    store: Store,
+    dataset_id: str,
+    names: list[str],
+    start: object | None,
+    end: object | None,
+    budget: int,
+    as_of: AsOf = None,
+) -> int:
+    """Values a read of the derived channels ``names`` holds to evaluate them, margins and
+    nested windows included; computed from the formulas alone, before reading anything.
+
+    Stored channels in ``names`` are not counted (the caller counts them); an unknown name
+    is ChannelNotFoundError, as the read would say.
+    """
+    ctx = DerivedContext(store, dataset_id, as_of)
+    lo, hi = _range(ctx, start, end)
+    total = 0
+    for n in names:
+        if n in ctx.raw_units:
+            continue
+        if n not in ctx.formulas:
+            raise _unknown(n, [*ctx.raw_units, *ctx.formulas], dataset_id)
+        if total <= budget:
+            total += ctx.values_held(n, lo, hi, budget - total)
+    return total
 
 
 def _coarsen(arr: xr.DataArray, interval_ns: int, target_ns: int, how: str) -> xr.DataArray:

@@ -753,3 +753,29 @@ def test_ingest_checksum_is_the_files_sha256(
     commit = store.history("sums")[0]
     assert commit.metadata["sha256"] == expected and expected[:12] in commit.message
     assert store.registry.audit_log("sums", action="ingest")[0].detail["sha256"] == expected
+
+
+@pytest.mark.parametrize("how", ["mean", "min", "max", "sum", "count", "first", "last"])
+def test_aggregation_goes_window_by_window_across_chunks(
+    store: Store, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows of one chunk (1 min at 1 ms) with bins of 90 s that span two windows, and
+    bins wider than the whole range, equal pandas; memory is measured by bench_bounds."""
+    from stream0d_nb.store import reader
+
+    monkeypatch.setattr(reader, "AGGREGATE_WINDOW", 1)
+    store.create_dataset(
+        DatasetSpec(id="fast", interval="1ms", channels=[ChannelSpec(name="x", units="1")])
+    )
+    rng = np.random.default_rng(5)
+    n = 200_000  # 3 min 20 s: four 1-minute chunks
+    idx = pd.date_range("2024-01-01 00:00:30", periods=n, freq="1ms", tz="UTC").as_unit("ns")
+    x = pd.Series(np.round(rng.normal(0, 1, n), 3), index=idx)
+    x.iloc[1_000:70_000] = np.nan  # across a chunk edge
+    store.write("fast", pd.DataFrame({"x": x}))
+    for every in ("90s", "1h"):
+        got = stored(store, "fast", channels=["x"], every=every, how=how)["x"]
+        grouped = x.resample(every, origin="epoch")
+        want = getattr(grouped, how)() if how != "sum" else grouped.sum(min_count=1)
+        np.testing.assert_allclose(got.to_numpy(), want.astype(float).to_numpy(), rtol=1e-12)
+        assert got.index.tolist() == want.index.tolist()

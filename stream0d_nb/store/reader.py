@@ -2,8 +2,11 @@
 
 Times are computed from the grid, never loaded. Ranges are half-open: ``start`` is
 included, ``end`` excluded. Aggregation to a coarser interval uses bins aligned to the
-epoch (so 15-minute bins start at :00, :15, ...) and fast NaN-aware kernels (bottleneck);
-a bin's sum, mean, min, max, first or last is NaN when the bin holds no sample.
+epoch (so 15-minute bins start at :00, :15, ...) and NaN-aware segment reductions; a
+bin's sum, mean, min, max, first or last is NaN when the bin holds no sample. Aggregated
+reads go window by window (whole chunks, ``AGGREGATE_WINDOW`` samples at most), each
+window reduced to partial bins merged into the result: memory depends on the window and
+the number of bins, never on the range read nor on the bin width.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from stream0d_nb.store.repo import Snapshot
 Aggregation = Literal["mean", "min", "max", "sum", "count", "first", "last"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "min", "max", "sum", "count", "first", "last")
 MAX_READ_VALUES = 500_000_000
+AGGREGATE_WINDOW = 4_000_000  # samples of one channel held at once by an aggregated read
+MAX_STEP_NS = 2**63 - 1  # every= beyond this overflows nanosecond times
 F8 = npt.NDArray[np.float64]
 
 
@@ -40,6 +45,7 @@ def index_range(snap: Snapshot, start: object | None, end: object | None) -> tup
 
 
 def _reduce(blocks: F8, how: str) -> F8:
+    """Each row of ``blocks`` reduced with ``how`` (NaN-aware; formula kernels use it)."""
     valid = ~np.isnan(blocks)
     n = valid.sum(axis=1)
     if how == "count":
@@ -72,6 +78,11 @@ def bin_steps(grid: Grid, every: str | None, how: str) -> int:
         step = parse_duration_ns(every, what="every")
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
+    if step > MAX_STEP_NS:
+        raise ValidationError(
+            f"every={every!r} is longer than any time range that can be read "
+            "(about 292 years): choose a shorter every="
+        )
     if step % grid.interval_ns:
         raise ValidationError(
             f"every={every!r} must be a multiple of the dataset interval "
@@ -80,18 +91,90 @@ def bin_steps(grid: Grid, every: str | None, how: str) -> int:
     return step // grid.interval_ns
 
 
+class Bins:
+    """Epoch-aligned bins of ``k`` grid steps, fed blocks of values in time order.
+
+    Each block is reduced to one partial result per bin it touches (segment reductions,
+    ``ufunc.reduceat``) and merged, so a bin may span blocks and memory is O(bins) plus
+    the block: neither the bin width nor the range allocates anything.
+    """
+
+    def __init__(self, i0: int, i1: int, k: int, how: str) -> None:
+        self.k, self.how = k, how
+        self.b0 = i0 // k  # number of the first bin
+        n = (i1 - 1) // k - self.b0 + 1 if i1 > i0 else 0
+        self.count = np.zeros(n, dtype=np.int64)
+        self.acc = np.full(n, np.nan) if how != "count" else self.count
+        if how in ("sum", "mean"):
+            self.acc = np.zeros(n)
+
+    def add(self, values: F8, i: int) -> None:
+        """Merge the values of grid indices ``[i, i + values.size)``."""
+        n = values.size
+        if n == 0:
+            return
+        g0, g1 = i // self.k, (i + n - 1) // self.k
+        offs = np.maximum(np.arange(g0, g1 + 1, dtype=np.int64) * self.k - i, 0)
+        at = slice(g0 - self.b0, g1 - self.b0 + 1)
+        valid = ~np.isnan(values)
+        self.count[at] += np.add.reduceat(valid, offs, dtype=np.int64)
+        how = self.how
+        if how in ("sum", "mean"):
+            self.acc[at] += np.add.reduceat(np.where(valid, values, 0.0), offs)
+        elif how in ("min", "max"):
+            op = np.fmin if how == "min" else np.fmax
+            self.acc[at] = op(self.acc[at], op.reduceat(values, offs))
+        elif how in ("first", "last"):
+            pos = np.flatnonzero(valid)
+            if pos.size == 0:
+                return
+            ends = np.append(offs[1:], n)
+            if how == "first":  # the first valid sample at or after each segment's start
+                j = np.searchsorted(pos, offs)
+                jc = np.minimum(j, pos.size - 1)
+                ok = (j < pos.size) & (pos[jc] < ends)
+            else:  # the last valid sample before each segment's end
+                j = np.searchsorted(pos, ends) - 1
+                jc = np.maximum(j, 0)
+                ok = (j >= 0) & (pos[jc] >= offs)
+            part = np.where(ok, values[pos[jc]], np.nan)
+            cur = self.acc[at]
+            self.acc[at] = np.where(np.isnan(cur) if how == "first" else ok, part, cur)
+
+    def result(self) -> F8:
+        """The binned values (NaN for bins without a sample; counts as float)."""
+        if self.how == "count":
+            return self.count.astype(np.float64)
+        if self.how == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(self.count > 0, self.acc / self.count, np.nan)
+        return np.where(self.count > 0, self.acc, np.nan)
+
+
 def aggregate(values: F8, i0: int, k: int, how: str) -> tuple[F8, int]:
     """Reduce ``values`` (grid indices from ``i0``) over epoch-aligned bins of ``k`` steps.
 
     Returns the binned values and the grid index of the first bin.
     """
-    b0 = (i0 // k) * k
-    front = i0 - b0
-    total = front + values.size
-    nb = -(-total // k) if values.size else 0
-    padded = np.full(nb * k, np.nan)
-    padded[front:total] = values
-    return _reduce(padded.reshape(nb, k), how), b0
+    bins = Bins(i0, i0 + values.size, k, how)
+    for a in range(0, values.size, AGGREGATE_WINDOW):
+        bins.add(values[a : a + AGGREGATE_WINDOW], i0 + a)
+    return bins.result(), bins.b0 * k
+
+
+def aggregate_array(arr: Any, i0: int, i1: int, k: int, how: str, chunk_len: int) -> tuple[F8, int]:
+    """``aggregate`` of ``arr[i0:i1]`` read window by window (whole chunks, bounded memory).
+
+    Samples beyond the array's end count as missing.
+    """
+    bins = Bins(i0, i1, k, how)
+    window = max(AGGREGATE_WINDOW // chunk_len, 1) * chunk_len
+    a, hi = i0, min(i1, arr.shape[0])
+    while a < hi:
+        b = min(hi, (a // window + 1) * window)
+        bins.add(np.asarray(arr[a:b], dtype=np.float64), a)
+        a = b
+    return bins.result(), bins.b0 * k
 
 
 def read(
@@ -118,24 +201,29 @@ def read(
     data_vars: dict[str, Any] = {}
     first = i0
     for name, arr in zip(names, arrays, strict=True):
-        hi = min(i1, arr.shape[0])
-        if hi == i1 and i1 > i0:  # the usual case: no copy into a NaN-filled buffer
-            vals = np.asarray(arr[i0:i1], dtype=np.float64)
-        else:
-            vals = np.full(i1 - i0, np.nan)
-            if hi > i0:
-                vals[: hi - i0] = arr[i0:hi]
         attrs = dict(snap.channels[name])
-        if k > 1:
-            vals, first = aggregate(vals, i0, k, how)
+        if k > 1:  # window by window: never all raw samples at once
+            vals, first = aggregate_array(arr, i0, i1, k, how, grid.chunk_len)
             attrs["cell_methods"] = f"time: {how} (interval: {every})"
             if how == "count":
                 attrs["units"] = "1"
+        else:
+            hi = min(i1, arr.shape[0])
+            if hi == i1 and i1 > i0:  # the usual case: no copy into a NaN-filled buffer
+                vals = np.asarray(arr[i0:i1], dtype=np.float64)
+            else:
+                vals = np.full(i1 - i0, np.nan)
+                if hi > i0:
+                    vals[: hi - i0] = arr[i0:hi]
         data_vars[name] = (("time",), vals, attrs)
-    n = next(iter(data_vars.values()))[1].size if data_vars else max(i1 - i0, 0)
+    if data_vars:
+        n = next(iter(data_vars.values()))[1].size
+    else:
+        n = Bins(i0, i1, k, how).count.size if k > 1 else max(i1 - i0, 0)
+        first = (i0 // k) * k
     step_ns = grid.interval_ns * k
     t0 = first * grid.interval_ns
-    times = np.arange(t0, t0 + n * step_ns, step_ns, dtype=np.int64).view("datetime64[ns]")
+    times = (t0 + np.arange(n, dtype=np.int64) * step_ns).view("datetime64[ns]")
     ds = xr.Dataset(
         data_vars, coords={"time": ("time", times, {"standard_name": "time", "timezone": "UTC"})}
     )

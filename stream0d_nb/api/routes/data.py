@@ -22,6 +22,7 @@ from stream0d_nb.access import Action
 from stream0d_nb.api.deps import DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import PayloadTooLargeError
 from stream0d_nb.errors import ValidationError
+from stream0d_nb.specs import format_duration
 from stream0d_nb.store import Store, reader
 from stream0d_nb.store.reader import bin_steps, index_range, to_arrow, to_pandas
 from stream0d_nb.store.repo import Snapshot
@@ -108,11 +109,16 @@ def check_limits(
     how: str,
     settings: Any,
     format: str,
+    store: Store | None = None,
+    dataset_id: str = "",
 ) -> tuple[int, int, int, int]:
     """Grid range ``[i0, i1)``, bin steps and channel count of a read; 413 over the limits.
 
-    Two limits: values scanned (range x channels, before aggregation) and values returned
-    (rows x channels; JSON has its own, smaller one). Exports use the same.
+    Decided from the request alone, before anything is read (docs/api.md, "Bounded
+    reads"): values held to evaluate derived channels (margins and nested windows
+    included; needs ``store``) against ``max_values``, values scanned (range x channels,
+    before aggregation, which goes window by window) and values returned (rows x
+    channels; JSON has its own, smaller limit). Exports use the same.
     """
     k = bin_steps(snap.grid, every, how)
     try:
@@ -121,6 +127,12 @@ def check_limits(
         raise
     except (ValueError, OverflowError) as exc:  # e.g. year 1 or 9999: beyond ns timestamps
         raise ValidationError(f"start/end out of range: {exc}") from None
+    if i1 > i0 and k > i1 - i0:
+        raise ValidationError(
+            f"every={every!r} is longer than the range read "
+            f"({format_duration((i1 - i0) * snap.grid.interval_ns)}): choose a shorter "
+            "every= or a longer range"
+        )
     n_channels = len(names) if names is not None else max(len(snap.channels), 1)
     scanned = (i1 - i0) * n_channels
     rows = -(-(i1 - i0) // k) + (1 if k > 1 else 0)
@@ -136,6 +148,32 @@ def check_limits(
             f"this read returns {values:,} values, over the limit of {limit:,} per request "
             f"for format={format}: narrow the range or the channels, or aggregate with every="
         )
+    to_derive = [n for n in names or [] if n not in snap.channels]
+    if to_derive and store is not None and i1 > i0:
+        step = snap.grid.interval_ns
+        held = derived.values_held(
+            store,
+            dataset_id,
+            to_derive,
+            np.datetime64(i0 * step, "ns"),
+            np.datetime64(i1 * step, "ns"),
+            settings.max_values,
+            as_of=snap.id,
+        )
+        if held > settings.max_values:
+            raise PayloadTooLargeError(
+                f"this read needs at least {held:,} values in memory to evaluate the derived "
+                f"channels {', '.join(to_derive)} (their windows and shifts widen the range), "
+                f"over the limit of {settings.max_values:,}: narrow the range, read fewer "
+                "derived channels, or materialise them"
+            )
+        scanned += held - (i1 - i0) * len(to_derive)
+        if scanned > settings.max_scan_values:
+            raise PayloadTooLargeError(
+                f"this read scans {scanned:,} values (derived channels' margins included), "
+                f"over the limit of {settings.max_scan_values:,}: narrow the range or the "
+                "channels"
+            )
     return i0, i1, k, n_channels
 
 
@@ -155,7 +193,9 @@ def read(
     """Channels over ``[start, end)``; derived channels allowed; limits give 413."""
     names = parse_channels(channels)
     snap = store.data(ctx.id).snapshot(as_of)
-    i0, i1, k, n_channels = check_limits(snap, names, start, end, every, how, settings, format)
+    i0, i1, k, n_channels = check_limits(
+        snap, names, start, end, every, how, settings, format, store, ctx.id
+    )
     tz = ctx.record.spec.tz
     if format == "csv":
         window_rows = max(settings.csv_window_values // n_channels // k, 1) * k

@@ -88,7 +88,7 @@ def export(
     """
     names = parse_channels(channels)
     snap = store.data(ctx.id).snapshot(as_of)
-    check_limits(snap, names, start, end, every, how, settings, format)
+    check_limits(snap, names, start, end, every, how, settings, format, store, ctx.id)
     home = store.settings.home / "exports"
     home.mkdir(parents=True, exist_ok=True)
     _remove_stale(home)
