@@ -214,15 +214,16 @@ class Client:
 
     @classmethod
     def from_env(cls, timeout: float = 60, verify: bool | str = True) -> Client:
-        """The client of a notebook on the hub: ``STREAM0D_API_URL`` and the token in
-        ``STREAM0D_API_TOKEN``, else the notebook server's own hub token
-        (``JUPYTERHUB_API_TOKEN``), which acts with its owner's rights."""
+        """The client of a notebook on the hub: ``STREAM0D_API_URL`` and ``STREAM0D_API_TOKEN``,
+        the API token the hub made for the notebook server when it started (its owner's
+        rights, listed on the tokens page). Hub tokens are refused by the API."""
         url = os.environ.get("STREAM0D_API_URL")
-        token = os.environ.get("STREAM0D_API_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
+        token = os.environ.get("STREAM0D_API_TOKEN")
         if not url or not token:
             raise ValidationError(
-                "Client.from_env needs STREAM0D_API_URL and a token (STREAM0D_API_TOKEN or, "
-                "in a notebook on the hub, JUPYTERHUB_API_TOKEN); else use Client(url, token)"
+                "Client.from_env needs STREAM0D_API_URL and STREAM0D_API_TOKEN (the hub sets "
+                "both in a notebook server it starts); else use Client(url, token) with a "
+                "token from the tokens page"
             )
         return cls(url, token, timeout=timeout, verify=verify)
 

@@ -7,7 +7,8 @@ formulas, alert rules, grants, tokens and the audit log are compared before and 
 
 Map to the Top 10: API1 broken object-level authorisation (other partner's ids, restricted
 tokens, other users' tokens), API2 broken authentication (expired, revoked, forged and
-malformed credentials, tokens in URLs, token creation with a token), API3 broken property
+malformed credentials, hub tokens, unsealed session cookies, tokens in URLs, token
+creation with a token), API3 broken property
 level authorisation (mass assignment), API4 unrestricted resource consumption (uploads,
 ranges, exports), API5 broken function-level authorisation (viewer and read tokens
 writing, users of no partner), API8/API10 injection through formulas and channel names.
@@ -18,6 +19,7 @@ the hub tests.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +30,7 @@ import pytest
 from sqlalchemy import select, update
 
 from stream0d_nb.alerts.service import AlertService
-from stream0d_nb.api import ApiSettings, create_app
+from stream0d_nb.api import ApiSettings, create_app, deps, session
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import FormulaSpec
@@ -434,6 +436,50 @@ def test_valid_token_in_the_query_string_is_refused(
             method, f"/datasets/{DS}", params={name: _good(srv)}, headers=headers, **kw
         )
         assert r.status_code == 401 and "URL" in r.json()["error"]["message"]
+
+
+class _TrustingHub:
+    """A stand-in for ``HubOAuth`` that takes any token for alice with every scope."""
+
+    cookie_name = "service-stream0d"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def user_for_token(self, token: str, **kw: Any) -> dict[str, Any]:
+        self.asked.append(token)
+        return {"kind": "user", "name": "alice", "groups": ["fersa"], "scopes": sorted(ADMIN)}
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_hub_tokens_and_unsealed_session_cookies_are_refused(
+    srv: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even under a hub that would accept them, hub tokens in the header are refused without
+    asking the hub, and so is a cookie the service's own login did not seal."""
+    hub = _TrustingHub()
+    monkeypatch.setattr(deps, "hub_auth", lambda: hub)
+    monkeypatch.setenv("STREAM0D_COOKIE_SECRET", "attack-test-secret")
+    hub_token = "0123456789abcdef0123456789abcdef"
+    for scheme in ("token", "Bearer"):
+        for method, path in (("GET", f"/datasets/{DS}"), ("PATCH", f"/datasets/{DS}")):
+            r = srv.http.request(
+                method, path, headers={"Authorization": f"{scheme} {hub_token}"}, json={}
+            )
+            assert r.status_code == 401, r.text
+            message = r.json()["error"]["message"]
+            assert "hub tokens" in message and "/tokens" in message and "s0d_" in message
+    assert hub.asked == []  # never shown to the hub
+    cookie = {"Cookie": f"{hub.cookie_name}={hub_token}"}
+    r = srv.http.get(f"/datasets/{DS}", headers=cookie)
+    assert r.status_code == 401 and "log in again" in r.json()["error"]["message"]
+    expired = session.seal(hub_token, int(time.time()) - 1)
+    r = srv.http.get(f"/datasets/{DS}", headers={"Cookie": f"{hub.cookie_name}={expired}"})
+    assert r.status_code == 401 and hub.asked == []
+    # positive control: a session sealed by the service is one (reads need no XSRF)
+    sealed = session.seal(hub_token, int(time.time()) + 60)
+    r = srv.http.get(f"/datasets/{DS}", headers={"Cookie": f"{hub.cookie_name}={sealed}"})
+    assert r.status_code == 200 and hub.asked == [hub_token]
 
 
 @pytest.mark.parametrize("who", ["alice", "read-token", "restricted-token"])

@@ -113,6 +113,10 @@ def test_shared_provider_config(tmp_path: Path) -> None:
     roles = {r["name"]: r for r in cfg["JupyterHub"]["load_roles"]}
     assert roles["stream0d-fersa"]["scopes"][0] == "custom:stream0d:write"
     assert roles["stream0d-fersa"]["groups"] == ["fersa"]
+    # servers' hub tokens carry no stream0d scope: notebooks get their own API token
+    assert roles["server"]["scopes"] == ["users:activity!user", "access:servers!server"]
+    assert cfg["Spawner"]["pre_spawn_hook"].__name__ == "pre_spawn"
+    assert cfg["Spawner"]["post_stop_hook"].__name__ == "post_stop"
     (service,) = cfg["JupyterHub"]["services"]
     assert service["name"] == "stream0d" and service["url"].startswith("http://127.0.0.1:")
     # loopback only, everywhere
@@ -211,6 +215,30 @@ def test_xsrf_token_is_bound_to_the_session(monkeypatch: pytest.MonkeyPatch) -> 
     assert not session.xsrf_ok("session-b", t)
     assert not session.xsrf_ok("session-a", None)
     assert not session.xsrf_ok("session-a", t[:-1] + ("0" if t[-1] != "0" else "1"))
+
+
+def test_session_cookie_is_sealed_by_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what the service's OAuth callback sealed is a session: a raw hub token, another
+    service's seal, a changed expiry or an expired seal are not."""
+    monkeypatch.setenv("STREAM0D_COOKIE_SECRET", "s3cret")
+    hub_token = "0123456789abcdef0123456789abcdef"
+    later = int(time.time()) + 600
+    sealed = session.seal(hub_token, later)
+    opened = session.unseal(sealed)
+    assert opened is not None and opened.token == hub_token and opened.expires == later
+    assert hub_token not in repr(opened)
+    token, expires, mac = sealed.split(".")
+    for value in (
+        hub_token,
+        "",
+        None,
+        f"{token}.{later + 9999}.{mac}",
+        f"{token}x.{expires}.{mac}",
+    ):
+        assert session.unseal(value) is None, value
+    assert session.unseal(session.seal(hub_token, int(time.time()) - 1)) is None
+    monkeypatch.setenv("STREAM0D_COOKIE_SECRET", "other")
+    assert session.unseal(sealed) is None
 
 
 @pytest.mark.parametrize(
@@ -430,6 +458,177 @@ def test_openapi_reference_is_served(hub: Hub) -> None:
     assert r.status_code == 200 and "/api/datasets" in r.json()["paths"]
 
 
+# ----------------------------------------------------------------------------- one kind of credential
+
+SESSION_COOKIE = "service-stream0d"
+
+
+def hub_xsrf(page: Any, hub: Hub) -> str:
+    """The hub's XSRF token of the page's hub session (for hub REST calls from the browser)."""
+    page.goto(f"{hub.url}/hub/home")
+    xsrf: str = next(
+        c["value"] for c in page.context.cookies(f"{hub.url}/hub/") if c["name"] == "_xsrf"
+    )
+    return xsrf
+
+
+def api_get(hub: Hub, path: str, token: str | None = None, cookie: str | None = None) -> Any:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    if cookie:
+        headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
+    return httpx.get(f"{hub.service_url}/api/{path}", headers=headers, timeout=30)
+
+
+@pytest.mark.hub
+def test_hub_tokens_are_refused_by_the_api(hub: Hub, alice: Any) -> None:
+    """A personal hub token (made at /hub/token) and one minted by it work on the hub but
+    not on the API, neither in the header nor pasted into the session cookie."""
+    page = alice.context.new_page()
+    try:
+        xsrf = hub_xsrf(page, hub)
+        r = page.request.post(
+            f"{hub.url}/hub/api/users/alice/tokens",
+            data={"note": "personal, as from /hub/token"},
+            headers={"X-XSRFToken": xsrf},
+        )
+        assert r.status == 201, r.text()
+        personal = r.json()["token"]
+    finally:
+        page.close()
+    r = httpx.post(
+        f"{hub.url}/hub/api/users/alice/tokens",
+        json={"note": "minted by a token"},
+        headers={"Authorization": f"token {personal}"},
+    )
+    assert r.status_code == 201, r.text
+    minted = r.json()["token"]
+    for token in (personal, minted):
+        # positive control: the hub takes it for alice
+        r = httpx.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"})
+        assert r.status_code == 200 and r.json()["name"] == "alice"
+        for scheme in ("token", "Bearer"):
+            r = httpx.get(
+                f"{hub.service_url}/api/datasets", headers={"Authorization": f"{scheme} {token}"}
+            )
+            assert r.status_code == 401, r.text
+            message = r.json()["error"]["message"]
+            assert "hub tokens" in message and "/services/stream0d/tokens" in message
+        r = api_get(hub, "datasets", cookie=token)  # not sealed by the service's login
+        assert r.status_code == 401 and "log in again" in r.json()["error"]["message"]
+        r = httpx.get(f"{hub.service_url}/tokens", cookies={SESSION_COOKIE: token})
+        assert r.status_code == 302 and "/login" in r.headers["location"]
+    # positive control: alice's own browser session works
+    cookie = next(c["value"] for c in alice.context.cookies() if c["name"] == SESSION_COOKIE)
+    assert api_get(hub, "whoami", cookie=cookie).json()["user"] == "alice"
+
+
+def _kernel_lines(page: Any, hub: Hub, user: str, code: str) -> list[str]:
+    return run_in_kernel(page, f"{hub.url}/user/{user}", code).strip().splitlines()
+
+
+def _server(page: Any, hub: Hub, user: str, xsrf: str, start: bool) -> None:
+    """Start or stop ``user``'s server through the hub's REST API, and wait for it."""
+    url = f"{hub.url}/hub/api/users/{user}/server"
+    headers = {"X-XSRFToken": xsrf}
+    r = (
+        page.request.post(url, headers=headers)
+        if start
+        else page.request.delete(url, headers=headers)
+    )
+    assert r.status in (201, 202, 204), r.text()
+    deadline = time.monotonic() + 120
+    while True:
+        model = page.request.get(f"{hub.url}/hub/api/users/{user}", headers=headers).json()
+        server = model.get("servers", {}).get("")
+        if (server is not None and server.get("ready")) if start else server is None:
+            return
+        assert time.monotonic() < deadline, model
+        time.sleep(0.5)
+
+
+_FROM_ENV = """import os
+from stream0d_nb.client import Client
+print(os.environ["STREAM0D_API_TOKEN"])
+try:
+    print(sorted(d["id"] for d in Client.from_env().datasets()))
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+
+
+@pytest.mark.hub
+def test_notebook_server_gets_its_own_api_token(browser: Any, hub: Hub) -> None:
+    """The hub gives carol's server an API token of hers: a kernel reads her datasets with
+    it, it is on her tokens page, revoking it there cuts the kernel off, and stopping the
+    server revokes the next one."""
+    ctx, page = login(browser, hub, "carol")
+    try:
+        page.wait_for_url(f"{hub.service_url}/tokens")
+        hub_page = ctx.new_page()
+        xsrf = hub_xsrf(hub_page, hub)
+        _server(hub_page, hub, "carol", xsrf, start=True)
+        token, listed = _kernel_lines(page, hub, "carol", _FROM_ENV)
+        assert token.startswith("s0d_")
+        assert listed == "['fersa-grinding', 'zf-extrusion']"  # fersa's and shared with fersa
+        who = api_get(hub, "whoami", token).json()
+        assert who["user"] == "carol"
+        # on carol's tokens page, with its note and a week's expiry
+        token_id = token.split("_")[1]
+        page.goto(f"{hub.service_url}/tokens")
+        row = page.locator(f"#tokens tr[data-id='{token_id}']")
+        row.wait_for()
+        cells = row.locator("td").all_text_contents()
+        assert cells[1] == "notebook server carol/" and cells[5] == "active"
+        expires = pd.Timestamp(cells[4])
+        assert pd.Timedelta(days=6.9) < expires - pd.Timestamp.now(tz="UTC") <= pd.Timedelta(days=7)
+        # revoked on the page: the kernel's next call is refused
+        row.locator("button.revoke").click()
+        page.wait_for_selector(f"#tokens tr[data-id='{token_id}'] td:text-is('revoked')")
+        again, refused = _kernel_lines(page, hub, "carol", _FROM_ENV)
+        assert again == token and refused.startswith("AuthenticationError"), refused
+        assert "revoked" in refused
+        # a restart gets a new token; stopping the server revokes it
+        _server(hub_page, hub, "carol", xsrf, start=False)
+        _server(hub_page, hub, "carol", xsrf, start=True)
+        second, listed = _kernel_lines(page, hub, "carol", _FROM_ENV)
+        assert second != token and listed == "['fersa-grinding', 'zf-extrusion']"
+        assert api_get(hub, "whoami", second).status_code == 200
+        _server(hub_page, hub, "carol", xsrf, start=False)
+        deadline = time.monotonic() + 30  # the API reuses a verified token for up to 2 s
+        while (r := api_get(hub, "whoami", second)).status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    finally:
+        ctx.close()
+
+
+@pytest.mark.hub
+def test_logout_ends_the_service_session_within_seconds(browser: Any, hub: Hub) -> None:
+    """Log out on the tokens page: the hub deletes the session's OAuth token and the service
+    stops taking the (stolen) session cookie within a few seconds."""
+    ctx, page = login(browser, hub, "bob")
+    try:
+        page.wait_for_url(f"{hub.service_url}/tokens")
+        expires = pd.Timestamp(page.text_content("#session-expires") or "")
+        assert expires > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)
+        cookie = next(c["value"] for c in ctx.cookies() if c["name"] == SESSION_COOKIE)
+        assert api_get(hub, "whoami", cookie=cookie).json()["user"] == "bob"  # control
+        page.click("#session-logout")
+        page.wait_for_url(re.compile(rf"{re.escape(hub.url)}/hub/(logout|login).*"))
+        t0 = time.monotonic()
+        while (r := api_get(hub, "whoami", cookie=cookie)).status_code == 200:
+            assert time.monotonic() - t0 < 30, "the service still takes the session"
+            time.sleep(0.1)
+        delay = time.monotonic() - t0
+        print(f"service noticed the logout after {delay:.2f} s")
+        assert r.status_code == 401 and "ended" in r.json()["error"]["message"]
+        page.goto(f"{hub.service_url}/tokens")
+        assert not page.url.startswith(f"{hub.service_url}/tokens")  # asked to log in again
+    finally:
+        ctx.close()
+
+
 # ----------------------------------------------------------------------------- make run's hub
 
 
@@ -537,7 +736,8 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
         page.goto(f"{url}/hub/spawn")
         page.wait_for_url(re.compile(rf"{re.escape(url)}/user/ana/lab.*"), timeout=90_000)
         page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
-        # a notebook in ana's server uses the API as ana, with no token to paste
+        # a notebook in ana's server uses the API as ana, with no token to paste (the hub
+        # gave her server its own API token, STREAM0D_API_TOKEN)
         out = run_in_kernel(
             page,
             f"{url}/user/ana",

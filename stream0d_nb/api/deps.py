@@ -2,10 +2,14 @@
 
 Identity is resolved in this order: ``Authorization: token|Bearer s0d_...`` is one of our
 API tokens (verified by ``AccessRegistry.verify_token``; the owner's groups, admin flag
-and scopes come from a pluggable ``GroupResolver``, hub-backed once the hub work lands);
-otherwise, when running as a hub service (``JUPYTERHUB_API_TOKEN`` set), a hub token in
-the header or the hub OAuth cookie through ``jupyterhub.services.auth.HubOAuth``. Tokens
-in the query string are refused. Every dependency is overridable in tests.
+and scopes come from a pluggable ``GroupResolver``, hub-backed under the hub); any other
+token in the header (a hub token: personal, minted by a token, a server's) is refused,
+so every credential that works here is listed on the tokens page, expires and can be
+revoked there. Otherwise, when running as a hub service (``JUPYTERHUB_API_TOKEN`` set),
+the browser session: the hub OAuth cookie sealed by our own callback (``session``),
+checked with the hub through ``jupyterhub.services.auth.HubOAuth`` at least every
+``SESSION_CHECK_SECONDS``. Tokens in the query string are refused. Every dependency is
+overridable in tests.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry, looks_like_token
 from stream0d_nb.store.registry import AUDIT_VIA, DatasetRecord
 
-AuthMethod = Literal["api-token", "hub-token", "cookie"]
+AuthMethod = Literal["api-token", "cookie"]
 URL_TOKEN_PARAMS = ("token", "access_token", "api_token")
+# How long the hub's answer about a session token is reused: a hub logout deletes the
+# session's OAuth tokens, so the service notices it within this many seconds.
+SESSION_CHECK_SECONDS = 2
 
 
 class NotAuthenticatedError(InvalidTokenError):
@@ -154,13 +161,15 @@ def hub_auth() -> Any:
         return None
     from jupyterhub.services.auth import HubOAuth
 
-    return HubOAuth(cache_max_age=60)
+    return HubOAuth(cache_max_age=SESSION_CHECK_SECONDS)
 
 
 def _hub_identity(model: dict[str, Any] | None, channel: str) -> Identity:
-    """An ``Identity`` from a hub user model (a hub token's or OAuth session's)."""
+    """An ``Identity`` from the hub's user model of a browser session's OAuth token."""
     if not model or model.get("kind", "user") != "user" or not model.get("name"):
-        raise NotAuthenticatedError("the hub did not accept these credentials")
+        raise NotAuthenticatedError(
+            "this browser session has ended (logged out of the hub, or expired): log in again"
+        )
     return Identity(
         user=str(model["name"]),
         groups=frozenset(model.get("groups") or ()),
@@ -209,16 +218,25 @@ def _identity(request: Request, access: AccessRegistry, resolver: GroupResolver)
                 scopes=info.scopes,
                 token=record.restriction(),
             )
-        if hub is None:
-            raise NotAuthenticatedError("invalid API token")
-        request.state.auth_method = "hub-token"
-        return _hub_identity(hub.user_for_token(token, sync=True), "hub-token")
+        raise NotAuthenticatedError(
+            "not a stream0d API token: hub tokens (from /hub/token, minted by another "
+            "token, or a notebook server's JUPYTERHUB_API_TOKEN) are refused here. Use an "
+            f"API token s0d_... from {_tokens_page(request)}; in a notebook on the hub, "
+            "Client.from_env() uses the server's own (STREAM0D_API_TOKEN)"
+        )
     if hub is not None:
         cookie = request.cookies.get(hub.cookie_name)
         if cookie:
-            identity = _hub_identity(hub.user_for_token(cookie, sync=True), "session")
+            opened = session.unseal(cookie)
+            if opened is None:
+                raise NotAuthenticatedError(
+                    f"this browser session is unknown or has expired: log in again at "
+                    f"{_tokens_page(request)}"
+                )
+            model = hub.user_for_token(opened.token, sync=True)
+            identity = _hub_identity(model, "session")
             if request.method not in session.SAFE_METHODS and not session.xsrf_ok(
-                cookie, request.headers.get(session.XSRF_HEADER)
+                opened.token, request.headers.get(session.XSRF_HEADER)
             ):
                 raise AccessDeniedError(
                     f"missing or wrong {session.XSRF_HEADER} header: changes made with the "
@@ -228,8 +246,13 @@ def _identity(request: Request, access: AccessRegistry, resolver: GroupResolver)
             return identity
     raise NotAuthenticatedError(
         "authentication required: send 'Authorization: token <token>' "
-        "(tokens are created in the hub's browser session)"
+        f"(API tokens are created on {_tokens_page(request)})"
     )
+
+
+def _tokens_page(request: Request) -> str:
+    """The path of the tokens page, for error messages."""
+    return request.scope.get("root_path", "").rstrip("/") + "/tokens"
 
 
 def session_only(

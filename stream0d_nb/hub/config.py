@@ -40,6 +40,7 @@ from stream0d_nb.hub.accounts import (
     open_for_traversal,
 )
 from stream0d_nb.hub.partners import AzureADLogin, OIDCLogin, Partners
+from stream0d_nb.hub.server_tokens import ServerTokens
 
 SERVICE = "stream0d"
 SCHEDULER = "stream0d-scheduler"
@@ -136,19 +137,14 @@ def roles(partners: Partners) -> list[dict[str, Any]]:
             "services": [SERVICE],
         }
     )
-    # A user's notebook server acts as that user on the API (its token is capped by the
-    # owner's own scopes, so listing every level gives exactly the owner's).
+    # A server's hub token only talks to the hub (JupyterHub's default server role): the
+    # stream0d API refuses hub tokens; notebooks use the API token the hub gave their
+    # server (hub.server_tokens), so no hub token carries a stream0d scope through it.
     out.append(
         {
             "name": "server",
-            "description": "Post activity, and use the stream0d API as the server's owner",
-            "scopes": [
-                "users:activity!user",
-                "access:servers!server",
-                "read:users!user",
-                *(lv.scope for lv in Level),
-                f"access:services!service={SERVICE}",
-            ],
+            "description": "Post activity and reach one's own server (no stream0d scope)",
+            "scopes": ["users:activity!user", "access:servers!server"],
         }
     )
     # Analysts share their servers (e.g. with their partner group): JupyterHub sharing.
@@ -359,6 +355,7 @@ def spawner(
         API_URL_ENV: f"http://127.0.0.1:{places.service_port}/services/{SERVICE}",
     }
     homes = places.state_dir / "homes"
+    server_tokens = ServerTokens(role_scopes(partners))
     common = {
         "ip": "127.0.0.1",
         "cmd": [str(places.venv_bin / "jupyterhub-singleuser")],
@@ -367,6 +364,9 @@ def spawner(
         "env_keep": ["LANG", "LC_ALL"],
         "start_timeout": 60,
         "http_timeout": 60,
+        # each server gets its own stream0d API token (STREAM0D_API_TOKEN), revoked at stop
+        "pre_spawn_hook": server_tokens.pre_spawn,
+        "post_stop_hook": server_tokens.post_stop,
     }
     if places.isolation == "accounts":
         return {

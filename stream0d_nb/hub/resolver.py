@@ -62,19 +62,25 @@ class HubGroupResolver:
 
     def info(self, model: Mapping[str, Any]) -> UserInfo:
         """The ``UserInfo`` of a hub user model, scopes from the configured role table."""
-        name = str(model.get("name", ""))
-        groups = frozenset(model.get("groups") or ())
-        own_roles = set(model.get("roles") or ())
-        scopes: set[str] = set()
-        for role, spec in self.roles.items():
-            if (
-                role in own_roles
-                or name in spec.get("users", ())
-                or groups.intersection(spec.get("groups", ()))
-            ):
-                scopes.update(spec.get("scopes", ()))
-        return UserInfo(groups=groups, is_admin=bool(model.get("admin")), scopes=frozenset(scopes))
+        return user_info(model, self.roles)
 
     def close(self) -> None:
         """Close the HTTP client."""
         self._client.close()
+
+
+def user_info(model: Mapping[str, Any], roles: Mapping[str, Mapping[str, Any]]) -> UserInfo:
+    """The ``UserInfo`` of a hub user model (name, groups, role names, admin flag), its
+    stream0d scopes from the role table ``roles`` (``hub.config.role_scopes``)."""
+    name = str(model.get("name", ""))
+    groups = frozenset(model.get("groups") or ())
+    own_roles = set(model.get("roles") or ())
+    scopes: set[str] = set()
+    for role, spec in roles.items():
+        if (
+            role in own_roles
+            or name in spec.get("users", ())
+            or groups.intersection(spec.get("groups", ()))
+        ):
+            scopes.update(spec.get("scopes", ()))
+    return UserInfo(groups=groups, is_admin=bool(model.get("admin")), scopes=frozenset(scopes))

@@ -1,15 +1,21 @@
 """Browser side of the service: hub OAuth login, logout, and the API tokens page.
 
 Tokens are issued only here, from a hub-authenticated browser session: the page calls
-``POST api/tokens`` with the session cookie and its XSRF token.
+``POST api/tokens`` with the session cookie and its XSRF token. The page also lists the
+notebook servers' tokens (made by the hub at spawn, see ``hub.server_tokens``) and the
+browser session itself with its expiry.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import time
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -72,31 +78,61 @@ async def oauth_callback(
     next_url = session.safe_next(_root(request), hub.get_next_url(state))
     verifier = hub.get_code_verifier(state)
     hub.clear_oauth_state(state)
-    token = await hub.token_for_code(code, code_verifier=verifier, sync=False)
+    token, lifetime = await _token_for_code(hub, code, verifier)
     response = RedirectResponse(next_url, status_code=302)
     response.delete_cookie(hub.state_cookie_name, path=_root(request))
-    response.set_cookie(hub.cookie_name, token, **_cookie_kwargs(request))
+    sealed = session.seal(token, int(time.time()) + lifetime)
+    response.set_cookie(hub.cookie_name, sealed, max_age=lifetime, **_cookie_kwargs(request))
     return response
+
+
+async def _token_for_code(hub: Any, code: str, verifier: str | None) -> tuple[str, int]:
+    """The hub OAuth token for ``code`` and its lifetime in seconds.
+
+    ``HubOAuth.token_for_code`` makes the same request but drops ``expires_in``, which the
+    session cookie and the tokens page need.
+    """
+    params = {
+        "client_id": hub.oauth_client_id,
+        "client_secret": hub.api_token,
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": hub.oauth_redirect_uri,
+    }
+    if verifier:
+        params["code_verifier"] = verifier
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(
+            hub.oauth_token_url,
+            content=urlencode(params),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    if r.status_code != 200:
+        raise NotAuthenticatedError(f"the hub refused the login code ({r.status_code})")
+    reply = r.json()
+    return str(reply["access_token"]), int(reply.get("expires_in") or 3600)
 
 
 @router.get("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the service session (the hub session stays; log out there too)."""
+    """Forget the service session and log out of the hub, which deletes the session's
+    OAuth tokens (the service notices within ``SESSION_CHECK_SECONDS``)."""
     hub = _require_hub()
     response = RedirectResponse(hub.hub_prefix + "logout", status_code=302)
     response.delete_cookie(hub.cookie_name, path=_root(request))
     return response
 
 
-def _session_user(request: Request) -> tuple[dict[str, Any], str] | None:
+def _session_user(request: Request) -> tuple[dict[str, Any], session.Session] | None:
+    """The hub user model and session of the request's (sealed) cookie, if still valid."""
     hub = _require_hub()
-    token = request.cookies.get(hub.cookie_name)
-    if not token:
+    opened = session.unseal(request.cookies.get(hub.cookie_name))
+    if opened is None:
         return None
-    model = hub.user_for_token(token, sync=True)
+    model = hub.user_for_token(opened.token, sync=True)
     if not model or model.get("kind", "user") != "user":
         return None
-    return model, token
+    return model, opened
 
 
 @router.get("/")
@@ -111,7 +147,7 @@ def tokens_page(request: Request) -> Response:
     found = _session_user(request)
     if found is None:
         return RedirectResponse(f"{_root(request)}login?next={_root(request)}tokens", 302)
-    model, token = found
+    model, opened = found
     groups = ", ".join(sorted(model.get("groups") or [])) or "none"
     levels = sorted(
         {
@@ -129,10 +165,11 @@ def tokens_page(request: Request) -> Response:
         )
         or "<option>read</option>",
         config=html.escape(
-            json.dumps({"xsrf": session.xsrf_token(token), "api": _root(request) + "api/"}),
+            json.dumps({"xsrf": session.xsrf_token(opened.token), "api": _root(request) + "api/"}),
             quote=True,
         ),
         root=html.escape(_root(request)),
+        session_expires=datetime.fromtimestamp(opened.expires, UTC).isoformat(),
     )
     return HTMLResponse(body, headers=_PAGE_HEADERS)
 
@@ -180,10 +217,17 @@ allowed levels: <span id="levels">{levels}</span>. A token never does more than 
 <div id="created" hidden><p>Copy this token now; it is not shown again:</p><p id="secret"></p>
 <p>Use it from Python: <code id="usage"></code>, or send the header
 <code>Authorization: token &lt;token&gt;</code>. In a notebook on this hub,
-<code>Client.from_env()</code> needs no token.</p></div>
+<code>Client.from_env()</code> needs no token: the hub gives each notebook server its own,
+listed below as "notebook server {user}/" and revoked when the server stops.</p></div>
 <h2>Your tokens</h2>
 <table><thead><tr><th>id</th><th>note</th><th>level</th><th>restriction</th><th>expires</th><th>state</th><th></th></tr></thead>
 <tbody id="tokens"></tbody></table>
+<h2>Browser session</h2>
+<table><thead><tr><th>session</th><th>expires</th><th></th></tr></thead>
+<tbody id="sessions"><tr><td>this browser session (signed in through the hub)</td>
+<td id="session-expires">{session_expires}</td>
+<td><a id="session-logout" href="{root}logout">Log out</a></td></tr></tbody></table>
+<p>Logging out (here or on the hub) ends the session on the API within seconds.</p>
 <script>
 const cfg = JSON.parse(document.body.dataset.config);
 const headers = {{"Content-Type": "application/json", "X-XSRFToken": cfg.xsrf}};
