@@ -985,8 +985,11 @@ def read(
 
 
 def _emit(df: Any, format: str, output: Path | None, aggregated: bool) -> None:
-    """Write a table as CSV or JSON to a file or stdout."""
+    """Write a table as CSV or JSON to a file or stdout (CSV headers spreadsheet-safe)."""
     if format == "csv":
+        from stream0d_nb.safetext import spreadsheet_safe
+
+        df = df.rename(columns=lambda c: spreadsheet_safe(str(c)))
         text = df.to_csv(date_format=None if aggregated else "%Y-%m-%dT%H:%M:%S%z")
     elif format == "json":
         buf = io.StringIO()

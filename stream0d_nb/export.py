@@ -9,7 +9,9 @@ Layouts:
 
 - ``csv``: ``time`` (ISO 8601 with offset, UTC or ``tz``) then one column per channel;
   missing values are empty cells; ``units_in_header=True`` writes headers as
-  ``name [units]`` (which the CSV ingest understands).
+  ``name [units]`` (which the CSV ingest understands). Headers a spreadsheet would run as
+  a formula (starting with ``= + - @``, tab or CR) get a leading ``'`` (OWASP CSV
+  injection); values are numbers and stay numbers, ``-3.5`` included.
 - ``parquet``: ``time`` as ``timestamp[ns, UTC]`` then float64 columns (missing = null);
   field metadata holds ``units``, ``long_name``, ``description``, ``tags`` (JSON) and
   ``cell_methods`` when aggregated; schema metadata holds the dataset attributes
@@ -52,6 +54,7 @@ import pyarrow.parquet as pq
 import xarray as xr
 
 from stream0d_nb.errors import ValidationError
+from stream0d_nb.safetext import spreadsheet_safe
 from stream0d_nb.specs import check_timezone
 from stream0d_nb.store import Store
 from stream0d_nb.store.grid import chunk_length_for, to_ns
@@ -359,6 +362,7 @@ def _write_csv(store: Store, plan: _Plan, tmp: Path, zone: str, units_in_header:
     for name in plan.channels:
         units = str(plan.template[name].attrs.get("units", ""))
         headers.append(f"{name} [{units}]" if units_in_header and units else name)
+    headers = [spreadsheet_safe(h) for h in headers]
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(headers)
     code = _time_unit(plan.step_ns)[0]

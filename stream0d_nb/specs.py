@@ -6,6 +6,7 @@ nanoseconds so that grids are exact integer arithmetic.
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import datetime
 from fractions import Fraction
@@ -14,9 +15,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stream0d_nb.safetext import check_text
+
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
-# Channel names become Zarr node names: no '/', no leading '.', no '__' prefix, printable.
-CHANNEL_NAME_RE = re.compile(r"^(?![.])(?!__)[^/\x00-\x1f]{1,128}$")
+CHANNEL_NAME_MAX = 128
+RESERVED_CHANNEL_NAMES = frozenset({"time", "zarr.json"})
+"""Names a channel cannot have: the time axis, and the Zarr v3 metadata document."""
+TIME_FORMAT_MAX = 200
+"""Longest ``time_format`` accepted (real strptime formats are under 40 characters)."""
 
 
 DURATION_PART = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?) ?(ns|us|ms|s|min|h|d|D|w)")
@@ -83,6 +89,51 @@ def check_slug(value: str, what: str, max_len: int = 63) -> str:
     return value
 
 
+def check_channel_name(name: str) -> str:
+    """``name`` if it can be a channel (a Zarr node name in Icechunk and in Zarr exports).
+
+    The one rule for channel and formula names: 1-128 characters, no '/' or '\\' (Zarr
+    reads a backslash as a path separator, so ``c\\..\\x`` would climb the hierarchy), no
+    leading '.' (which also rules out '.' and '..') or '__' (reserved by Zarr), no leading
+    or trailing spaces, none of the characters ``check_text`` refuses, and not ``time`` or
+    ``zarr.json``.
+    """
+    why = None
+    if not 1 <= len(name) <= CHANNEL_NAME_MAX:
+        why = f"must have 1 to {CHANNEL_NAME_MAX} characters"
+    elif "/" in name or "\\" in name:
+        why = "must not contain '/' or '\\' (Zarr path separators)"
+    elif name.startswith((".", "__")):
+        why = "must not start with '.' or '__' (reserved by Zarr)"
+    elif name.strip() != name:
+        why = "must not start or end with spaces"
+    elif name in RESERVED_CHANNEL_NAMES or name.lower() == "zarr.json":
+        why = f"is reserved ({', '.join(sorted(RESERVED_CHANNEL_NAMES))})"
+    else:
+        try:
+            check_text(name)
+        except ValueError as exc:
+            why = str(exc)
+    if why is not None:
+        raise ValueError(f"channel name {name!r} {why}")
+    return name
+
+
+def check_text_encoding(name: str) -> str:
+    """``name`` if Python knows it as a text encoding (not ``zlib_codec`` or ``base64``)."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        raise ValueError(
+            f"encoding {name!r} is unknown (try 'utf-8', 'cp1252' or 'latin-1')"
+        ) from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ValueError(
+            f"encoding {name!r} is not a text encoding (try 'utf-8', 'cp1252' or 'latin-1')"
+        )
+    return name
+
+
 def check_timezone(tz: str) -> str:
     """Return ``tz`` if it names an IANA time zone (or UTC)."""
     try:
@@ -108,11 +159,23 @@ class ChannelSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not CHANNEL_NAME_RE.match(v) or v.strip() != v or v == "time":
-            raise ValueError(
-                f"channel name {v!r} is not allowed (no '/', no leading '.', '__' or spaces, "
-                "not 'time', at most 128 characters)"
-            )
+        return check_channel_name(v)
+
+    @field_validator("units", "long_name")
+    @classmethod
+    def _line_ok(cls, v: str) -> str:
+        return check_text(v)
+
+    @field_validator("description")
+    @classmethod
+    def _text_ok(cls, v: str) -> str:
+        return check_text(v, multiline=True)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_ok(cls, v: list[str]) -> list[str]:
+        for i, tag in enumerate(v):
+            check_text(tag, f"tag {i}")
         return v
 
     def cf_attrs(self) -> dict[str, object]:
@@ -139,7 +202,17 @@ class FormulaSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        return ChannelSpec._name_ok(v)
+        return check_channel_name(v)
+
+    @field_validator("units")
+    @classmethod
+    def _line_ok(cls, v: str) -> str:
+        return check_text(v)
+
+    @field_validator("description")
+    @classmethod
+    def _text_ok(cls, v: str) -> str:
+        return check_text(v, multiline=True)
 
 
 Compression = Literal["lz4", "zstd"]
@@ -179,6 +252,16 @@ class DatasetSpec(BaseModel):
     def _tz_ok(cls, v: str) -> str:
         return check_timezone(v)
 
+    @field_validator("title", "partner")
+    @classmethod
+    def _line_ok(cls, v: str) -> str:
+        return check_text(v)
+
+    @field_validator("description")
+    @classmethod
+    def _text_ok(cls, v: str) -> str:
+        return check_text(v, multiline=True)
+
     @property
     def interval_ns(self) -> int:
         """The sampling interval in nanoseconds."""
@@ -215,7 +298,11 @@ class IngestOptions(BaseModel):
     date_column: str | None = Field(
         None, description="Separate date column; time_column then holds the time of day."
     )
-    time_format: str | None = Field(None, description="strptime format of the time text.")
+    time_format: str | None = Field(
+        None,
+        max_length=TIME_FORMAT_MAX,
+        description=f"strptime format of the time text (at most {TIME_FORMAT_MAX} characters).",
+    )
     epoch_unit: Literal["s", "ms", "us", "ns"] | None = Field(
         None, description="Numeric times are epoch counts in this unit."
     )
@@ -244,6 +331,25 @@ class IngestOptions(BaseModel):
     @classmethod
     def _tz_ok(cls, v: str | None) -> str | None:
         return None if v is None else check_timezone(v)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_ok(cls, v: str | None) -> str | None:
+        return None if v is None else check_text_encoding(v)
+
+    @field_validator("rename")
+    @classmethod
+    def _rename_ok(cls, v: dict[str, str]) -> dict[str, str]:
+        for new in v.values():
+            check_channel_name(new)
+        return v
+
+    @field_validator("units")
+    @classmethod
+    def _units_ok(cls, v: dict[str, str]) -> dict[str, str]:
+        for channel, units in v.items():
+            check_text(units, f"units of {channel!r}")
+        return v
 
     @field_validator("utc_offset")
     @classmethod

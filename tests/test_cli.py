@@ -250,3 +250,63 @@ def test_demo_twice_is_idempotent(tmp_path: Path) -> None:
     )
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("unchanged") == 3
+
+
+def test_unsafe_input_is_refused_and_csv_output_is_spreadsheet_safe(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The models refuse for the CLI too (nothing stored); CSV headers that a spreadsheet
+    would run are quoted in ``export`` and ``read``, negative values stay numbers."""
+    import csv
+
+    from stream0d_nb.settings import Settings
+    from stream0d_nb.specs import ChannelSpec, DatasetSpec
+    from stream0d_nb.store import Store
+
+    idx = pd.date_range("2024-01-01", periods=2, freq="1s", tz="UTC").as_unit("ns")
+    chans = [ChannelSpec(name="-x", units="degC"), ChannelSpec(name="=cmd", units="bar")]
+    with Store(Settings(home=tmp_path)) as st:
+        st.create_dataset(DatasetSpec(id="inj", interval="1s", channels=chans))
+        st.write("inj", pd.DataFrame({"-x": [-3.5, 2.0], "=cmd": [1.0, -0.25]}, index=idx))
+        before = ([c.id for c in st.history("inj")], st.channels("inj"))
+    src = tmp_path / "a.csv"
+    src.write_text("time,a\\b\n2024-01-01T00:00:02Z,1\n")
+    refusals = [
+        (
+            ["dataset", "create", "line-2", "--interval", "1s", "--title", "ab\u202ecd"],
+            "title: contains U+202E (bidi override) at position 2",
+        ),
+        (
+            ["ingest", "inj", str(src), "--encoding", "zlib_codec", "--unit", "a\\b=1"],
+            "encoding: Value error, encoding 'zlib_codec' is not a text encoding",
+        ),
+        (
+            ["ingest", "inj", str(src), "--time-format", "%Y" * 5000, "--unit", "a\\b=1"],
+            "time_format: String should have at most 200 characters",
+        ),
+        (
+            ["ingest", "inj", str(src), "--unit", "a\\b=1"],
+            "column 'a\\\\b' cannot be a channel: Value error, channel name 'a\\\\b' must not "
+            "contain '/' or '\\' (Zarr path separators)",
+        ),
+    ]
+    for args, message in refusals:
+        code, _, err = run(capsys, tmp_path, *args)
+        assert code == 1 and message in err and "Traceback" not in err, err
+    with Store(Settings(home=tmp_path)) as st:
+        assert ([c.id for c in st.history("inj")], st.channels("inj")) == before
+        assert [d.id for d in st.list_datasets()] == ["inj"]
+    code, _, _ = run(capsys, tmp_path, "export", "inj", str(tmp_path / "out.csv"))
+    assert code == 0
+    with (tmp_path / "out.csv").open(newline="") as f:
+        assert list(csv.reader(f)) == [
+            ["time", "'-x", "'=cmd"],
+            ["2024-01-01T00:00:00+00:00", "-3.5", "1"],
+            ["2024-01-01T00:00:01+00:00", "2", "-0.25"],
+        ]
+    code, out, _ = run(capsys, tmp_path, "read", "inj")
+    assert code == 0 and out.splitlines() == [
+        "time,'-x,'=cmd",
+        "2024-01-01T00:00:00+0000,-3.5,1.0",
+        "2024-01-01T00:00:01+0000,2.0,-0.25",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -466,3 +467,26 @@ def test_sub_second_interval(fresh: Store, tmp_path: Path, fmt: str) -> None:
     if fmt == "netcdf":
         with xr.open_dataset(out, engine=NC_ENGINE, decode_times=False) as raw:
             assert raw["time"].attrs["units"] == "milliseconds since 1970-01-01"
+
+
+def test_csv_headers_a_spreadsheet_would_run_are_quoted(fresh: Store, tmp_path: Path) -> None:
+    """OWASP CSV injection: headers starting with = + - @ get a leading quote; the values
+    stay numbers (-3.5 is not quoted)."""
+    names = ["=cmd|' -C calc'!A0", "+1+2", "-x", "@SUM(A1)", "temp"]
+    chans = [ChannelSpec(name=n, units="degC") for n in names]
+    fresh.create_dataset(DatasetSpec(id="inj", interval="1s", channels=chans))
+    idx = pd.date_range("2024-01-01", periods=2, freq="1s", tz="UTC").as_unit("ns")
+    fresh.write("inj", pd.DataFrame({n: [-3.5, 2.0] for n in names}, index=idx))
+    quoted = ["'=cmd|' -C calc'!A0", "'+1+2", "'-x", "'@SUM(A1)", "temp"]
+    values = [
+        ["2024-01-01T00:00:00+00:00", *["-3.5"] * 5],
+        ["2024-01-01T00:00:01+00:00", *["2"] * 5],
+    ]
+    for units_in_header, headers in (
+        (False, quoted),
+        (True, [f"{h} [degC]" for h in quoted]),
+    ):
+        out = tmp_path / f"u{units_in_header}.csv"
+        export(fresh, "inj", out, units_in_header=units_in_header)
+        with out.open(newline="") as f:
+            assert list(csv.reader(f)) == [["time", *headers], *values]

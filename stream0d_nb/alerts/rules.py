@@ -28,6 +28,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stream0d_nb.formulas import Compiled, FormulaError, compile_formula
+from stream0d_nb.safetext import check_text
 from stream0d_nb.specs import check_slug, format_duration, parse_duration, parse_duration_ns
 
 Kind = Literal[
@@ -144,6 +145,24 @@ class AlertRule(BaseModel):
     @classmethod
     def _one_channel(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_ok(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            check_text(key, "label name")
+            check_text(value, f"label {key!r}")
+        return v
+
+    @field_validator("runbook", "units")
+    @classmethod
+    def _line_ok(cls, v: str | None) -> str | None:
+        return None if v is None else check_text(v)
+
+    @field_validator("description")
+    @classmethod
+    def _text_ok(cls, v: str) -> str:
+        return check_text(v, multiline=True)
 
     @field_validator("model")
     @classmethod

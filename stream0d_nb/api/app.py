@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import errors
@@ -30,6 +30,7 @@ from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.api.routes import pages as page_routes
 from stream0d_nb.api.session import SAFE_METHODS
 from stream0d_nb.hooks import follow_writes
+from stream0d_nb.safetext import json_depth
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.reader import MAX_READ_VALUES
@@ -45,6 +46,15 @@ class ApiSettings(BaseSettings):
     max_scan_values: int = Field(MAX_READ_VALUES, ge=1, description="Values scanned per read.")
     csv_window_values: int = Field(1_000_000, ge=1, description="Values per streamed CSV part.")
     max_upload_bytes: int = Field(256 * 2**20, ge=1, description="Size of one ingest upload.")
+    max_json_bytes: int = Field(
+        2**20, ge=1, description="Size of one request body other than an upload (413 above)."
+    )
+    max_json_depth: int = Field(
+        32, ge=1, description="Nesting of a JSON body, checked before parsing (422 above)."
+    )
+    max_auth_header_bytes: int = Field(
+        4096, ge=1, description="Length of the Authorization header (401 above; tokens are ~70)."
+    )
     cache_seconds: float = Field(
         2.0,
         ge=0,
@@ -102,6 +112,7 @@ def create_app(
     app.state.group_resolver = group_resolver or unconfigured_resolver
     app.state.cache = TtlCache(app.state.settings.cache_seconds)
     app.add_middleware(_forget_after_changes(app.state.cache))
+    app.add_middleware(_input_limits(app.state.settings))
 
     follow_writes(the_store, app.state.alerts)
     errors.install(app)
@@ -141,6 +152,101 @@ def _forget_after_changes(cache: TtlCache) -> Any:
                     cache.clear()
 
     return _Forget
+
+
+def _input_limits(settings: ApiSettings) -> Any:
+    """ASGI middleware class refusing over-long Authorization headers (401) and request
+    bodies over ``max_json_bytes`` (413) or nested deeper than ``max_json_depth`` (422),
+    before any route, token check or parser runs.
+
+    Multipart bodies (uploads) pass: the ingest route streams them to disk under its own
+    limit. Other bodies are read here up to the limit and handed on whole.
+    """
+
+    class _Limits:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            headers: dict[bytes, bytes] = {}
+            for key, value in scope["headers"]:
+                if key == b"authorization" and len(value) > settings.max_auth_header_bytes:
+                    refusal = errors.error_response(
+                        401,
+                        f"Authorization header longer than {settings.max_auth_header_bytes:,} "
+                        "bytes (setting max_auth_header_bytes)",
+                        headers={"WWW-Authenticate": "token"},
+                    )
+                    await refusal(scope, receive, send)
+                    return
+                headers.setdefault(key, value)
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            has_body = b"content-length" in headers or b"transfer-encoding" in headers
+            if not has_body or kind.startswith(b"multipart/"):
+                await self.app(scope, receive, send)
+                return
+            body = await _read_capped(receive, headers, settings.max_json_bytes)
+            if body is None:
+                too_big = errors.error_response(
+                    413,
+                    f"request bodies may have at most {settings.max_json_bytes:,} bytes "
+                    "(setting max_json_bytes)",
+                )
+                await too_big(scope, receive, send)
+                return
+            jsonish = not kind or kind == b"application/json" or kind.endswith(b"+json")
+            depth = json_depth(body) if jsonish and body else 0
+            if depth > settings.max_json_depth:
+                too_deep = errors.error_response(
+                    422,
+                    f"JSON body nested {depth:,} levels deep; at most "
+                    f"{settings.max_json_depth} are accepted (setting max_json_depth)",
+                )
+                await too_deep(scope, receive, send)
+                return
+            await self.app(scope, _replay(body, receive), send)
+
+    return _Limits
+
+
+async def _read_capped(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it (or its declared length) is over
+    ``limit`` bytes, so a huge body is never held in memory."""
+    declared = headers.get(b"content-length", b"")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` giving ``body`` as one message, then whatever the client sends next
+    (its disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def _prefix_middleware(prefix: str) -> Any:

@@ -22,9 +22,12 @@ from stream0d_nb.ingest import sniff, timeparse
 from stream0d_nb.ingest.columns import BatchBuilder, ColumnPlan, plan_columns
 from stream0d_nb.ingest.readers import make_time_parser, zone_detected
 from stream0d_nb.ingest.types import Counters, RawBatch, Source, SourceInfo
+from stream0d_nb.safetext import json_depth
 from stream0d_nb.specs import IngestOptions
 
 ROWS_PER_BATCH = 100_000
+JSON_MAX_DEPTH = 32
+"""Deepest JSON nesting read (records and columns are 2 deep); Python's parser recurses."""
 PARQUET_BATCH = 256 * 1024
 HEAD_ROWS = 200
 
@@ -284,9 +287,10 @@ def open_json(path: Path, options: IngestOptions, default_tz: str) -> Source:
     lines_mode = path.suffix.lower() in (".jsonl", ".ndjson")
     data: object = None
     if not lines_mode:
+        text = path.read_text(encoding="utf-8-sig")
+        _check_json_depth(text, Location(file))
         try:
-            with open(path, encoding="utf-8-sig") as f:
-                data = json.load(f)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             if "Extra data" not in str(exc):
                 raise IngestError(
@@ -325,6 +329,22 @@ def open_json(path: Path, options: IngestOptions, default_tz: str) -> Source:
     )
 
 
+def _check_json_depth(text: str, where: Location) -> None:
+    """An IngestError when ``text`` nests deeper than ``JSON_MAX_DEPTH`` (checked unparsed).
+
+    Counting brackets first keeps the exact (slower) count for texts that could be deep.
+    """
+    if text.count("[") + text.count("{") <= JSON_MAX_DEPTH:
+        return
+    depth = json_depth(text)
+    if depth > JSON_MAX_DEPTH:
+        raise IngestError(
+            f"{where.file}: JSON nested {depth:,} levels deep; at most {JSON_MAX_DEPTH} are "
+            "read (records and columns are 2 deep)",
+            [where],
+        )
+
+
 def _open_json_lines(path: Path, options: IngestOptions, default_tz: str) -> Source:
     file = str(path)
     f = open(path, encoding="utf-8-sig")  # noqa: SIM115 - closed by the generator
@@ -334,6 +354,7 @@ def _open_json_lines(path: Path, options: IngestOptions, default_tz: str) -> Sou
             for n, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
+                _check_json_depth(line, Location(file, n))
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:

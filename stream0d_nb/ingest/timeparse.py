@@ -360,7 +360,7 @@ class TimeParser:
         values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
         try:
             parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=aware)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, re.error) as exc:  # re.error: '%Y%Y' repeats a group
             raise IngestError(
                 f"time_format {fmt!r} is not usable: {exc}",
                 [Location(self.file, None, self.column)],

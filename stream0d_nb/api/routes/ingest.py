@@ -18,6 +18,7 @@ from stream0d_nb.access import Action
 from stream0d_nb.api.deps import DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import PayloadTooLargeError
 from stream0d_nb.errors import IngestError, Location, ValidationError
+from stream0d_nb.safetext import json_depth
 from stream0d_nb.specs import IngestOptions, IngestReport
 
 router = APIRouter(tags=["ingest"])
@@ -30,9 +31,19 @@ class LengthRequiredError(ValidationError):
     """Uploads must say their size up front so limits hold before reading."""
 
 
-def options_from_form(fields: dict[str, str]) -> IngestOptions:
-    """``IngestOptions`` from a JSON ``options`` field and/or one form field per option."""
+def options_from_form(fields: dict[str, str], max_depth: int = 32) -> IngestOptions:
+    """``IngestOptions`` from a JSON ``options`` field and/or one form field per option.
+
+    JSON text nested deeper than ``max_depth`` is refused before it is parsed.
+    """
     raw: dict[str, Any] = {}
+    for key, text in fields.items():
+        depth = json_depth(text) if text.count("[") + text.count("{") > max_depth else 0
+        if depth > max_depth:
+            raise ValidationError(
+                f"ingest option {key!r} nests {depth:,} levels deep; at most {max_depth} "
+                "are accepted"
+            )
     if "options" in fields:
         try:
             parsed = json.loads(fields["options"])
@@ -87,7 +98,7 @@ async def ingest(
         if not isinstance(upload, UploadFile):
             raise ValidationError("the upload needs a 'file' part")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        options = options_from_form(fields)
+        options = options_from_form(fields, settings.max_json_depth)
         tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=_upload_dir(store.settings.home)))
         try:
             path = tmp / _safe_name(upload.filename)
