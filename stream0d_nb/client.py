@@ -195,6 +195,20 @@ def from_arrow(table: pa.Table, attrs: Mapping[str, Any] | None = None) -> xr.Da
     return ds
 
 
+def _loopback_name(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` and extra headers such that names under ``.localhost`` reach loopback.
+
+    The hub gives the API its own origin (``http://stream0d--service.localhost:8000``);
+    browsers resolve every ``*.localhost`` name to loopback (RFC 6761), but the C library
+    here does not. Such a URL is sent to 127.0.0.1 with the name as ``Host``.
+    """
+    u = httpx.URL(url)
+    if u.scheme != "http" or not u.host.endswith(".localhost"):
+        return url, {}
+    netloc = u.host + (f":{u.port}" if u.port else "")
+    return str(u.copy_with(host="127.0.0.1")), {"Host": netloc}
+
+
 class Client:
     """A synchronous client of the stream0d API at ``url`` with an API ``token``."""
 
@@ -205,9 +219,10 @@ class Client:
         if not token or any(c.isspace() for c in token):
             raise ValidationError("the token must be one word (as shown when it was created)")
         self.url = url.rstrip("/")
+        base, host = _loopback_name(self.url + "/api/")
         self._http = httpx.Client(
-            base_url=self.url + "/api/",
-            headers={"Authorization": f"token {token}", "User-Agent": "stream0d-client"},
+            base_url=base,
+            headers={"Authorization": f"token {token}", "User-Agent": "stream0d-client"} | host,
             timeout=timeout,
             verify=_ssl_context(verify),
         )

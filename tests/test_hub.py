@@ -117,8 +117,9 @@ def test_shared_provider_config(tmp_path: Path) -> None:
     assert roles["server"]["scopes"] == ["users:activity!user", "access:servers!server"]
     assert cfg["Spawner"]["pre_spawn_hook"].__name__ == "pre_spawn"
     assert cfg["Spawner"]["post_stop_hook"].__name__ == "post_stop"
-    (service,) = cfg["JupyterHub"]["services"]
+    service, alerts = cfg["JupyterHub"]["services"]  # the scheduler only when asked for
     assert service["name"] == "stream0d" and service["url"].startswith("http://127.0.0.1:")
+    assert alerts["name"] == "stream0d-alerts" and "url" not in alerts
     # loopback only, everywhere
     text = repr(cfg)
     assert "0.0.0.0" not in text

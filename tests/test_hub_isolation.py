@@ -185,6 +185,7 @@ import glob, json, os, pwd
 from pathlib import Path
 home = Path(%(home)r)
 out = {"uid": os.getuid(), "user": pwd.getpwuid(os.getuid()).pw_name,
+       "home": os.environ["HOME"], "home_mode": oct(os.stat(os.environ["HOME"]).st_mode & 0o777),
        "env": sorted(k for k in os.environ if k.startswith(("STREAM0D", "CONFIGPROXY"))),
        "denied": {}, "allowed": {}}
 def attempt(name, fn):
@@ -253,7 +254,7 @@ def isolated_hub(hub_workdir: Path) -> Iterator[tuple[str, str, Path]]:
         pytest.skip("the isolation model needs the hub to run as root")
     home = _seeded(hub_workdir / "iso", {"fersa-line": "fersa", "zf-line": "zf"}, 60)
     (home / "secret.key").write_text("k" * 44)
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://localhost:{free_port()}"  # as make run: every user on their own origin
     env = dict(os.environ) | {
         "STREAM0D_HOME": str(home),
         "STREAM0D_HUB_URL": url,
@@ -285,15 +286,26 @@ def isolated_hub(hub_workdir: Path) -> Iterator[tuple[str, str, Path]]:
                 proc.wait()
 
 
-def _login_and_spawn(browser: Any, url: str, user: str, password: str) -> tuple[Any, Any]:
+def user_origin(url: str, user: str) -> str:
+    """Where ``user``'s server lives: its own subdomain of the hub's host."""
+    return url.replace("://", f"://{user}.", 1)
+
+
+def _login(browser: Any, url: str, user: str, password: str, next_url: str = "/hub/home") -> Any:
     ctx = browser.new_context()
     page = ctx.new_page()
     page.set_default_timeout(90_000)
-    page.goto(f"{url}/hub/login?next=/hub/spawn")
+    page.goto(f"{url}/hub/login?next={next_url}")
     page.fill("#username_input", user)
     page.fill("#password_input", password)
     page.click("#login_submit")
-    page.wait_for_url(re.compile(rf"{re.escape(url)}/user/{user}/lab.*"), timeout=120_000)
+    return ctx, page
+
+
+def _login_and_spawn(browser: Any, url: str, user: str, password: str) -> tuple[Any, Any]:
+    ctx, page = _login(browser, url, user, password, "/hub/spawn")
+    lab = f"{user_origin(url, user)}/user/{user}/lab"
+    page.wait_for_url(re.compile(rf"{re.escape(lab)}.*"), timeout=120_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
     return ctx, page
 
@@ -313,18 +325,17 @@ def test_kernel_of_one_partner_reaches_only_the_api(
     ctx, page = _login_and_spawn(browser, url, "ana", password.group(1))
     try:
         code = _PROBE % {"home": str(home), "paths": _PATHS}
-        raw = run_in_kernel(page, f"{url}/user/ana", code)
+        raw = run_in_kernel(page, f"{user_origin(url, 'ana')}/user/ana", code)
         result = json.loads(raw.strip().splitlines()[-1])
     finally:
         ctx.close()
         zoe_ctx.close()
     ana = pwd.getpwnam("s0d-ana")
     assert (result["uid"], result["user"]) == (ana.pw_uid, "s0d-ana") and ana.pw_uid != 0
-    assert ana.pw_dir == str(home / "hub" / "homes" / "s0d-ana")
-    assert result["env"] == ["STREAM0D_API_URL"] or set(result["env"]) <= {
-        "STREAM0D_API_URL",
-        "STREAM0D_API_TOKEN",
-    }, result["env"]
+    assert result["home"] == str(home / "hub" / "homes" / "s0d-ana")
+    assert result["home_mode"] == "0o700"
+    # the API's URL and the server's own API token (listed on ana's tokens page)
+    assert result["env"] == ["STREAM0D_API_TOKEN", "STREAM0D_API_URL"], result["env"]
     assert result["allowed"] == {}, result["allowed"]
     expected = {f"read {n}" for n in _PATHS} | {
         "write zf repository",
@@ -386,12 +397,15 @@ def test_z2jh_users_pods_carry_no_platform_credential(
     monkeypatch.setenv("STREAM0D_PARTNERS", str(partners))
     c = Config()
     exec(values["hub"]["extraConfig"]["00-stream0d"], {"c": c})
+    assert c.JupyterHub.subdomain_host == "https://stream0d.example.org"  # one origin each
+    assert "*.stream0d.example.org" in values["proxy"]["https"]["hosts"]
     services = {s["name"]: s for s in c.JupyterHub.services}
     assert set(services) == {SERVICE, ALERTS, SCHEDULER}
     for s in services.values():
         assert s["environment"]["STREAM0D_SECRET_KEY"] == "secret:secret-key"
         assert s["environment"]["STREAM0D_DATABASE_URL"] == "secret:database-url"
-    assert "Spawner" not in c and "KubeSpawner" not in c  # users' env is the chart's alone
+    # users' env is the chart's alone; the hub adds the server's own API token at spawn
+    assert set(c.Spawner) == {"pre_spawn_hook", "post_stop_hook"} and "KubeSpawner" not in c
     # users' pods: no Internet, metadata or private addresses; the hub's ports and the proxy
     policy = values["singleuser"]["networkPolicy"]
     assert policy["enabled"] is True
@@ -407,7 +421,111 @@ def test_z2jh_users_pods_carry_no_platform_credential(
     assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is True
     ingress = values["hub"]["networkPolicy"]["ingress"][0]
     assert [p["port"] for p in ingress["ports"]] == [10101]
-    assert {f["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for f in ingress["from"]} == {
+    assert {
+        f["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for f in ingress["from"]
+    } == {
         "proxy",
         "singleuser-server",
     }
+
+
+# ----------------------------------------------------------------------------- one origin each
+
+_ATTACK_JS = """async ([api]) => {
+  const out = {};
+  const attempt = async (name, url, opts) => {
+    try {
+      const r = await fetch(url, opts);
+      out[name] = {status: r.status, type: r.type, body: (await r.text()).slice(0, 300)};
+    } catch (e) { out[name] = {error: String(e)}; }
+  };
+  const creds = {credentials: "include"};
+  await attempt("datasets", api + "/api/datasets", creds);
+  await attempt("tokens page", api + "/tokens", creds);
+  await attempt("login", api + "/login", creds);
+  await attempt("datasets here", "/services/stream0d/api/datasets", creds);
+  await attempt("tokens page here", "/services/stream0d/tokens", creds);
+  await attempt("mint", api + "/api/tokens", {method: "POST", mode: "no-cors", credentials: "include",
+    headers: {"Content-Type": "text/plain"}, body: JSON.stringify({note: "stolen", level: "write"})});
+  const frame = document.createElement("iframe");
+  frame.src = api + "/tokens";
+  document.body.appendChild(frame);
+  await new Promise((r) => setTimeout(r, 3000));
+  try { out.frame = frame.contentDocument ? frame.contentDocument.body.innerText.slice(0, 300) : "no access"; }
+  catch (e) { out.frame = "error: " + e; }
+  const popup = window.open(api + "/tokens", "_blank");
+  await new Promise((r) => setTimeout(r, 3000));
+  try { out.popup = popup && popup.document ? popup.document.body.innerText.slice(0, 300) : "no access"; }
+  catch (e) { out.popup = "error: " + e; }
+  if (popup) popup.close();
+  out.cookies = document.cookie;
+  return out;
+}"""
+
+
+def _hub_post(page: Any, url: str, path: str, data: Any) -> Any:
+    """POST to the hub's REST API from a logged-in page (hub session + XSRF)."""
+    page.goto(f"{url}/hub/home")
+    xsrf = next(c["value"] for c in page.context.cookies(f"{url}/hub/") if c["name"] == "_xsrf")
+    return page.request.post(f"{url}{path}", data=data, headers={"X-XSRFToken": xsrf})
+
+
+@pytest.mark.hub
+def test_a_users_page_obtains_no_credential_of_its_visitor(
+    browser: Any, isolated_hub: tuple[str, str, Path]
+) -> None:
+    """ana shares her server within fersa (marco) and cannot share it with zf (zoe, by user,
+    group or share code). A script in a page of ana's server, run in marco's browser while
+    marco is logged in to the API's pages, can read, mint or frame nothing of the API."""
+    from stream0d_nb.hub.config import service_url
+    from stream0d_nb.hub.sharing import PARTNER_ONLY
+
+    url, banner, _ = isolated_hub
+    api = service_url(url)
+    assert api.startswith("http://stream0d--service.localhost:") and f"{api}/tokens" in banner
+    password = re.search(r"password for all: (\S+)\)", banner)
+    assert password
+    ana_ctx, ana = _login_and_spawn(browser, url, "ana", password.group(1))
+    try:
+        for target in ({"user": "zoe"}, {"group": "zf"}):
+            r = _hub_post(ana, url, "/hub/api/shares/ana/", target)
+            assert r.status == 403 and PARTNER_ONLY in r.text(), r.text()
+        code = _hub_post(ana, url, "/hub/api/share-codes/ana/", {}).json()["code"]
+        r = _hub_post(ana, url, "/hub/api/shares/ana/", {"user": "marco"})
+        assert r.status == 200, r.text()  # positive control: within the partner
+    finally:
+        ana_ctx.close()
+    zoe_ctx, zoe = _login(browser, url, "zoe", password.group(1))
+    try:
+        r = _hub_post(zoe, url, f"/hub/accept-share?code={code}", {"code": code})
+        assert r.status == 403 and PARTNER_ONLY in r.text()
+        r = zoe.goto(f"{user_origin(url, 'ana')}/user/ana/api/contents")
+        assert r is not None and r.status == 403, (r and r.status, zoe.url)
+        assert '"type": "directory"' not in zoe.content()
+    finally:
+        zoe_ctx.close()
+    marco_ctx, marco = _login(browser, url, "marco", password.group(1), "/hub/home")
+    try:
+        marco.goto(f"{api}/tokens")  # marco is logged in to the API's pages...
+        marco.wait_for_selector("#groups")
+        assert marco.text_content("#groups") == "fersa"
+        own = marco.evaluate("() => fetch('api/datasets').then((r) => r.json())")
+        assert [d["id"] for d in own] == ["fersa-line"]  # positive control, on its own origin
+        marco.goto(f"{user_origin(url, 'ana')}/user/ana/lab")  # ...then opens ana's server
+        authorize = marco.locator("button[type=submit]:has-text('Authorize')")
+        if authorize.count():
+            authorize.click()
+        marco.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        out = marco.evaluate(_ATTACK_JS, [api])
+        for name in ("datasets", "tokens page", "login", "datasets here", "tokens page here"):
+            got = out[name]
+            assert "error" in got or (
+                "fersa-line" not in got["body"] and "s0d_" not in got["body"]
+            ), (name, got)
+        assert out["mint"] == {"status": 0, "type": "opaque", "body": ""}
+        assert out["frame"] in ("no access", "") or out["frame"].startswith("error"), out["frame"]
+        assert out["popup"] == "no access" or out["popup"].startswith("error"), out["popup"]
+        marco.goto(f"{api}/tokens")
+        assert "stolen" not in marco.content()  # nothing was minted for marco
+    finally:
+        marco_ctx.close()

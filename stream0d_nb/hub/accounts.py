@@ -51,7 +51,8 @@ def account_name(hub_user: str) -> str:
 
 
 def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # useradd, runuser
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={"PATH": path})
     if done.returncode != 0:
         raise AccountError(f"{' '.join(cmd)} failed: {done.stderr.strip() or done.stdout}")
 
@@ -62,7 +63,9 @@ def ensure_account(
     """The OS account ``name`` (a system account with its own group), made if missing.
 
     An existing account is reused only if its comment is ``comment``: a hub user never
-    takes over an account made for somebody else or for another purpose.
+    takes over an account made for somebody else or for another purpose. ``home`` is
+    made (0700, the account's) even when the account's recorded home differs (the hub's
+    state moved): callers use ``home``, never the recorded one.
     """
     try:
         entry = pwd.getpwnam(name)
@@ -152,7 +155,8 @@ def lock_down(platform: pwd.struct_passwd, private: Iterable[Path], homes: Path)
 def can_run(account: str, python: Path) -> str | None:
     """Why ``account`` cannot run ``python`` (None when it can)."""
     done = subprocess.run(
-        ["runuser", "-u", account, "--", str(python), "-c", "import jupyterhub, stream0d_nb"],
+        ["/usr/sbin/runuser" if Path("/usr/sbin/runuser").exists() else "runuser", "-u",
+         account, "--", str(python), "-c", "import jupyterhub, stream0d_nb"],
         capture_output=True, text=True, check=False, cwd="/",
     )  # fmt: skip
     return None if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")

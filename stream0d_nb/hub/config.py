@@ -20,6 +20,7 @@ inspected and tested without starting a hub. What it sets up:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from stream0d_nb.access import SCOPE_PREFIX, Level
+from stream0d_nb.hub import sharing
 from stream0d_nb.hub.accounts import (
     PLATFORM_ACCOUNT,
     can_run,
@@ -355,7 +357,6 @@ def spawner(
         API_URL_ENV: f"http://127.0.0.1:{places.service_port}/services/{SERVICE}",
     }
     homes = places.state_dir / "homes"
-    server_tokens = ServerTokens(role_scopes(partners))
     common = {
         "ip": "127.0.0.1",
         "cmd": [str(places.venv_bin / "jupyterhub-singleuser")],
@@ -365,8 +366,7 @@ def spawner(
         "start_timeout": 60,
         "http_timeout": 60,
         # each server gets its own stream0d API token (STREAM0D_API_TOKEN), revoked at stop
-        "pre_spawn_hook": server_tokens.pre_spawn,
-        "post_stop_hook": server_tokens.post_stop,
+        **server_token_hooks(partners),
     }
     if places.isolation == "accounts":
         return {
@@ -394,9 +394,13 @@ def hub_config(
     if public.hostname is None or public.port is None:
         raise ValueError(f"hub URL {places.public_url!r} needs a host and a port")
     state = places.state_dir
+    bind = places.public_url
+    if public.hostname == "localhost":  # browsers resolve *.localhost to loopback
+        bind = f"{public.scheme}://127.0.0.1:{public.port}"
     cfg: dict[str, dict[str, Any]] = {
         "JupyterHub": {
-            "bind_url": places.public_url,
+            "bind_url": bind,
+            **origins(places),
             "hub_bind_url": f"http://127.0.0.1:{places.hub_port}",
             "db_url": env.get("STREAM0D_HUB_DB_URL", f"sqlite:///{state / 'jupyterhub.sqlite'}"),
             "cookie_secret_file": str(state / "jupyterhub_cookie_secret"),
@@ -418,6 +422,42 @@ def hub_config(
     return cfg
 
 
+def uses_subdomains(public_url: str) -> bool:
+    """Whether the hub gives each user and service its own origin: whenever its host is
+    a name (``localhost`` or a domain with wildcard DNS), not an IP address."""
+    host = urlparse(public_url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(host)
+    return False
+
+
+def origins(places: HubPlaces) -> dict[str, Any]:
+    """``subdomain_host`` when the hub's URL allows it (see ``uses_subdomains``).
+
+    Each user's server then lives on its own origin (``ana.localhost``), the API service
+    on its own (``stream0d--service.localhost``), the hub on the bare host: a page of one
+    user's server cannot read another user's or the service's pages, nor use a
+    visitor's credentials on them.
+    """
+    if not uses_subdomains(places.public_url):
+        return {}
+    return {"subdomain_host": places.public_url.rstrip("/")}
+
+
+def service_url(public_url: str, name: str = SERVICE) -> str:
+    """Where browsers and scripts reach service ``name`` through the proxy."""
+    from jupyterhub.utils import subdomain_hook_idna
+
+    public = urlparse(public_url.rstrip("/"))
+    if not uses_subdomains(public_url) or public.hostname is None:
+        return f"{public_url.rstrip('/')}/services/{name}"
+    host = subdomain_hook_idna(name, public.hostname, "service")
+    port = f":{public.port}" if public.port else ""
+    return f"{public.scheme}://{host}{port}/services/{name}"
+
+
 def _custom_scopes() -> dict[str, dict[str, Any]]:
     return {
         Level.READ.scope: {"description": "Read stream0d datasets"},
@@ -432,6 +472,12 @@ def _custom_scopes() -> dict[str, dict[str, Any]]:
     }
 
 
+def server_token_hooks(partners: Partners) -> dict[str, Any]:
+    """The spawner hooks that give each server its own API token (``hub.server_tokens``)."""
+    tokens = ServerTokens(role_scopes(partners))
+    return {"pre_spawn_hook": tokens.pre_spawn, "post_stop_hook": tokens.post_stop}
+
+
 def _kubernetes(
     partners: Partners, places: HubPlaces, env: Mapping[str, str]
 ) -> dict[str, dict[str, Any]]:
@@ -444,10 +490,14 @@ def _kubernetes(
         raise ValueError("login = 'local' is the embedded demo; production needs a provider")
     cfg: dict[str, dict[str, Any]] = {
         "JupyterHub": {
+            **origins(places),
             "custom_scopes": _custom_scopes(),
             "load_roles": roles(partners),
             "services": services(partners, places, env),
-        }
+        },
+        # KubeSpawner's pods get the server's API token too (the chart's singleuser
+        # settings give them nothing else of ours)
+        "Spawner": server_token_hooks(partners),
     }
     for section, values in authentication(partners, places, env).items():
         cfg.setdefault(section, {}).update(values)
@@ -460,6 +510,7 @@ def apply(c: Any, partners: Partners, places: HubPlaces | None = None) -> dict[s
     if places.deployment == "local":
         places.state_dir.mkdir(parents=True, exist_ok=True)
         prepare_machine(places)
+    sharing.install(p.slug for p in partners.partners)
     cfg = hub_config(partners, places)
     for section, values in cfg.items():
         for key, value in values.items():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from stream0d_nb.hub.config import SINGLE_USER_WARNING, HubPlaces
+from stream0d_nb.hub.config import SINGLE_USER_WARNING, HubPlaces, service_url, uses_subdomains
 from stream0d_nb.hub.partners import Partners, load_partners
 from stream0d_nb.store.sealed import secret_file
 
@@ -76,11 +76,12 @@ def wait_until_up(places: HubPlaces, token: str, proc: subprocess.Popen[bytes]) 
 
 def banner(partners: Partners, env: dict[str, str], url: str) -> str:
     """What ``make run`` prints once the hub is up."""
+    api = service_url(url)
     lines = [
         "",
         f"stream0d hub is up: {url}/hub/login",
-        f"  API tokens page:   {url}/services/stream0d/tokens",
-        f"  API reference:     {url}/services/stream0d/docs",
+        f"  API tokens page:   {api}/tokens",
+        f"  API reference:     {api}/docs",
         "  Recalibration:     the scheduler runs as a hub service (`stream0d recal runs`)",
         "  Alerts:            the alert runner runs as a hub service (no-data rules on a clock)",
     ]
@@ -92,6 +93,11 @@ def banner(partners: Partners, env: dict[str, str], url: str) -> str:
         )
     else:
         lines += ["", "  !! " + SINGLE_USER_WARNING, ""]
+    if uses_subdomains(url):
+        lines.append(
+            "  Origins:           each user's server and the API on their own "
+            "(<user>.<host>; browsers resolve *.localhost to this machine)"
+        )
     if partners.hub.login == "local":
         lines.append("  Demo logins (password for all: " + env["STREAM0D_HUB_DEMO_PASSWORD"] + "):")
         for p in partners.partners:

@@ -7,6 +7,7 @@ JupyterHub.
 from __future__ import annotations
 
 import asyncio
+import os
 import pwd
 from pathlib import Path
 from typing import Any
@@ -32,20 +33,29 @@ class AccountSpawner(LocalProcessSpawner):
         return account_name(self.user.name)
 
     def _ensure(self) -> pwd.struct_passwd:
-        return ensure_account(
-            self.account, Path(self.homes_dir) / self.account, USER_COMMENT + self.user.name
-        )
+        return ensure_account(self.account, self.home, USER_COMMENT + self.user.name)
+
+    @property
+    def home(self) -> Path:
+        """The user's home under the hub's state (whatever the account once recorded)."""
+        return Path(self.homes_dir) / self.account
 
     def make_preexec_fn(self, name: str) -> Any:
-        """Become the user's account (never the hub's) before exec."""
-        return set_user_setuid(self.account)
+        """Become the user's account (never the hub's) and go home, before exec."""
+        become = set_user_setuid(self.account, chdir=False)
+        home = str(self.home)
+
+        def preexec() -> None:
+            become()
+            os.chdir(home)
+
+        return preexec
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         """USER, HOME and SHELL of the user's account."""
-        entry = pwd.getpwnam(self.account)
         env["USER"] = self.account
-        env["HOME"] = entry.pw_dir
-        env["SHELL"] = entry.pw_shell
+        env["HOME"] = str(self.home)
+        env["SHELL"] = pwd.getpwnam(self.account).pw_shell
         return env
 
     async def start(self) -> Any:
