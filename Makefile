@@ -61,3 +61,4 @@ bench: setup-test
 	$(BIN)/python bench/bench_formulas.py
 	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_bounds.py

@@ -1007,10 +1007,10 @@ def _emit(df: Any, format: str, output: Path | None, aggregated: bool) -> None:
 def export_cmd(
     dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
     out_path: Annotated[
-        Path, typer.Argument(metavar="OUT", help="File or folder: .csv .parquet .nc .zarr")
+        Path, typer.Argument(metavar="OUT", help="File or folder: .csv .xlsx .parquet .nc .zarr")
     ],
     format: Annotated[
-        str | None, typer.Option(help="csv, parquet, netcdf, zarr (default from OUT).")
+        str | None, typer.Option(help="csv, xlsx, parquet, netcdf, zarr (default from OUT).")
     ] = None,
     start: Annotated[str | None, typer.Option()] = None,
     end: Annotated[str | None, typer.Option()] = None,

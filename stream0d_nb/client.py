@@ -57,7 +57,7 @@ from stream0d_nb.specs import (
 
 TimeLike = str | datetime | pd.Timestamp | np.datetime64
 EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".nc": "netcdf"}
-EXPORT_SUFFIXES.update({".zarr": "zarr", ".zip": "zarr"})
+EXPORT_SUFFIXES.update({".zarr": "zarr", ".zip": "zarr", ".xlsx": "xlsx"})
 
 if TYPE_CHECKING:
     from stream0d_nb.alerts.rules import AlertRule
@@ -431,7 +431,7 @@ class Client:
     ) -> Path:
         """Download an export (CSV, Parquet, NetCDF, Zarr) of stored channels to ``path``.
 
-        ``format`` defaults from the suffix (``.csv .parquet .nc .zarr``; ``.zip`` keeps a
+        ``format`` defaults from the suffix (``.csv .xlsx .parquet .nc .zarr``; ``.zip`` keeps a
         Zarr export zipped, ``.zarr`` unpacks it into a folder). The answer is streamed to
         a temporary sibling and renamed at the end, so a failed download leaves nothing.
         """
@@ -439,8 +439,8 @@ class Client:
         fmt = format or EXPORT_SUFFIXES.get(out.suffix.lower())
         if fmt is None:
             raise ValidationError(
-                f"cannot tell the export format of {out.name!r}; pass format= csv, parquet, "
-                "netcdf or zarr"
+                f"cannot tell the export format of {out.name!r}; pass format= csv, xlsx, "
+                "parquet, netcdf or zarr"
             )
         if (out.exists() or out.is_symlink()) and not overwrite:
             raise ValidationError(f"{out} exists already; pass overwrite=True to replace it")

@@ -61,14 +61,17 @@ from stream0d_nb.store.grid import chunk_length_for, to_ns
 from stream0d_nb.store.reader import bin_steps, index_range
 from stream0d_nb.store.repo import AsOf
 
-FORMATS: tuple[str, ...] = ("csv", "parquet", "netcdf", "zarr")
+FORMATS: tuple[str, ...] = ("csv", "parquet", "netcdf", "zarr", "xlsx")
 SUFFIXES: dict[str, str] = {
     ".csv": "csv",
     ".parquet": "parquet",
     ".pq": "parquet",
     ".nc": "netcdf",
     ".zarr": "zarr",
+    ".xlsx": "xlsx",
 }
+EXCEL_MAX_ROWS = 1_048_576
+"""Rows of one Excel sheet, the header row included."""
 WINDOW_VALUES = 1 << 23
 """Raw float64 samples read per window (64 MiB), over all channels."""
 _EPOCH = pd.Timestamp(0, unit="ns", tz="UTC")
@@ -192,6 +195,11 @@ def export(
         def writer(st: Store, p: _Plan, tmp: Path) -> None:
             _write_parquet(st, p, tmp, zone or "UTC")
 
+    elif fmt == "xlsx":
+
+        def writer(st: Store, p: _Plan, tmp: Path) -> None:
+            _write_xlsx(st, p, tmp, zone or "UTC", units_in_header)
+
     elif fmt == "netcdf":
         writer = _write_netcdf
     else:
@@ -238,12 +246,12 @@ def _format_of(path: Path, format: str | None) -> str:
 
 
 def _check_tz(tz: str | None, fmt: str) -> str | None:
-    """A valid zone for CSV or Parquet; NetCDF and Zarr times are UTC by convention."""
+    """A valid zone for CSV, Excel or Parquet; NetCDF and Zarr times are UTC by convention."""
     if tz is None:
         return None
-    if fmt not in ("csv", "parquet"):
+    if fmt not in ("csv", "parquet", "xlsx"):
         raise ValidationError(
-            f"tz applies to csv and parquet exports only; {fmt} times are always UTC"
+            f"tz applies to csv, xlsx and parquet exports only; {fmt} times are always UTC"
         )
     try:
         return check_timezone(tz)
@@ -356,13 +364,18 @@ def _times_ns(ds: xr.Dataset) -> np.ndarray:
 
 
 # ---- CSV ------------------------------------------------------------------------------------
-def _write_csv(store: Store, plan: _Plan, tmp: Path, zone: str, units_in_header: bool) -> None:
-    """Header line by the csv module (quoting odd names), rows by Arrow's CSV writer."""
+def _headers(plan: _Plan, units_in_header: bool) -> list[str]:
+    """Column titles of a CSV or Excel export, neutralised against formula injection."""
     headers = ["time"]
     for name in plan.channels:
         units = str(plan.template[name].attrs.get("units", ""))
         headers.append(f"{name} [{units}]" if units_in_header and units else name)
-    headers = [spreadsheet_safe(h) for h in headers]
+    return [spreadsheet_safe(h) for h in headers]
+
+
+def _write_csv(store: Store, plan: _Plan, tmp: Path, zone: str, units_in_header: bool) -> None:
+    """Header line by the csv module (quoting odd names), rows by Arrow's CSV writer."""
+    headers = _headers(plan, units_in_header)
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(headers)
     code = _time_unit(plan.step_ns)[0]
@@ -380,6 +393,41 @@ def _write_csv(store: Store, plan: _Plan, tmp: Path, zone: str, units_in_header:
                     for n in plan.channels
                 ]
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+
+
+# ---- Excel ----------------------------------------------------------------------------------
+def _write_xlsx(store: Store, plan: _Plan, tmp: Path, zone: str, units_in_header: bool) -> None:
+    """One sheet: the CSV's header (text cells, neutralised), times as the CSV's ISO text
+    with their UTC offset (Excel has no time zones), values as numbers, gaps empty."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    if plan.rows + 1 > EXCEL_MAX_ROWS:
+        raise ValidationError(
+            f"an Excel sheet holds at most {EXCEL_MAX_ROWS - 1:,} rows of data; this export "
+            f"has {plan.rows:,}: narrow the range, aggregate (every=...), or export csv or "
+            "parquet"
+        )
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title="data")
+
+    def text(value: str) -> WriteOnlyCell:
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.data_type = "s"  # never a formula, whatever openpyxl would guess
+        return cell
+
+    sheet.append([text(h) for h in _headers(plan, units_in_header)])
+    code = _time_unit(plan.step_ns)[0]
+    for ds in plan.windows(store):
+        times = _iso_times(_times_ns(ds), zone, code).to_pylist()
+        values = np.empty((len(times), len(plan.channels)))
+        for j, n in enumerate(plan.channels):
+            values[:, j] = ds[n].values
+        cells = values.astype(object)
+        cells[np.isnan(values)] = None
+        for t, row in zip(times, cells.tolist(), strict=True):
+            sheet.append([t, *row])
+    book.save(tmp)
 
 
 def _iso_times(ns: np.ndarray, zone: str, code: TimeCode) -> pa.Array:

@@ -226,3 +226,31 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def start_run_hub(home: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m stream0d_nb.hub.run`` (what ``make run`` starts) on ``url`` and free
+    ports, with the store under ``home``; waits for its banner: (process, banner)."""
+    env = dict(os.environ) | {
+        "STREAM0D_HOME": str(home),
+        "STREAM0D_HUB_URL": url,
+        "STREAM0D_HUB_PORT": str(free_port()),
+        "STREAM0D_HUB_PROXY_API_PORT": str(free_port()),
+        "STREAM0D_HUB_SERVICE_PORT": str(free_port()),
+        "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex(),
+    }
+    out = home.parent / f"{home.name}-run.out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream0d_nb.hub.run"],
+            stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "Stop with Ctrl-C" not in out.read_text() and proc.poll() is None:
+        if time.monotonic() > deadline:
+            stop_process_group(proc, signal.SIGKILL)
+            raise ServerUnavailable(f"make run's hub did not come up:\n{out.read_text()[-3000:]}")
+        time.sleep(0.3)
+    if proc.poll() is not None:
+        raise AssertionError(f"make run's hub exited:\n{out.read_text()[-3000:]}")
+    return proc, out.read_text()

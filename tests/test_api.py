@@ -657,7 +657,7 @@ def test_export_formats_match_store_read(env: Env, fmt: str, tmp_path: Path) -> 
 def test_export_limits_and_errors(env: Env) -> None:
     r = env.get("alice", "/api/datasets/fersa-press/export?end=2024-05-02T00:00:00Z")
     assert r.status_code == 413 and "5,000" in r.json()["error"]["message"]
-    assert env.get("alice", "/api/datasets/fersa-press/export?format=xlsx").status_code == 422
+    assert env.get("alice", "/api/datasets/fersa-press/export?format=xls").status_code == 422
     assert env.get("alice", "/api/datasets/fersa-press/export?channels=tmp").status_code == 404
     r = env.get("alice", "/api/datasets/fersa-press/export?format=zarr&tz=Europe/Madrid")
     assert r.status_code == 422

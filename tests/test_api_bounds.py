@@ -228,23 +228,22 @@ def test_creating_another_partners_id_answers_as_for_a_missing_one(srv: Server) 
         srv.call("bob", "POST", "/datasets", json={"id": DS, "interval": "1s", "partner": "zf"})
     ) == (
         422,
-        "dataset id 'fersa-press': ids of partner 'zf' are 'zf-<name>' with a name of "
-        "lowercase letters, digits and '_' (no '-'), e.g. 'zf-press_2'",
+        "dataset id 'fersa-press': ids of partner 'zf' begin with 'zf-' (e.g. 'zf-press-2')",
     )
     assert srv.state() == before  # fersa's dataset (and everything else) unchanged
 
 
-@pytest.mark.parametrize("ds", ["zf-press-2", "zf", "zfx-press", "zf_press"])
+@pytest.mark.parametrize("ds", ["zf", "zfx-press", "zf_press", "fersa-zf-press"])
 def test_ids_outside_the_partners_namespace_are_422(srv: Server, ds: str) -> None:
     r = srv.call("bob", "POST", "/datasets", json={"id": ds, "interval": "1s", "partner": "zf"})
-    assert r.status_code == 422 and "ids of partner 'zf' are 'zf-<name>'" in r.text
+    assert r.status_code == 422 and "ids of partner 'zf' begin with 'zf-'" in r.text
 
 
 def test_ids_in_ones_own_namespace_are_created_then_409(srv: Server) -> None:
-    body = {"id": "zf-press_2", "interval": "1s", "partner": "zf"}
+    body = {"id": "zf-press-2", "interval": "1s", "partner": "zf"}
     r = srv.call("bob", "POST", "/datasets", json=body)
-    assert r.status_code == 201 and r.json()["id"] == "zf-press_2"
+    assert r.status_code == 201 and r.json()["id"] == "zf-press-2"
     # taken in bob's own namespace: a dataset he sees anyway, so 409 tells him nothing new
     again = srv.call("bob", "POST", "/datasets", json=body)
-    assert error(again) == (409, "dataset 'zf-press_2' exists already")
-    assert srv.call("bob", "GET", "/datasets/zf-press_2").status_code == 200
+    assert error(again) == (409, "dataset 'zf-press-2' exists already")
+    assert srv.call("bob", "GET", "/datasets/zf-press-2").status_code == 200

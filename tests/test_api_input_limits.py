@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -481,3 +482,24 @@ def test_csv_export_neutralises_formula_headers_and_keeps_negative_numbers(srv: 
             ["2024-05-01T00:00:00+00:00", "-3.5", "-3.5", "-3.5", "-3.5"],
             ["2024-05-01T00:00:01+00:00", "2", "2", "2", "2"],
         ]
+    # the same through the Excel export and the data route's CSV
+    r = srv.http.get(
+        "/datasets/fersa-csv/export",
+        params={"format": "xlsx", "channels": ",".join(FORMULA_NAMES)},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/vnd.openxmlformats")
+    book = openpyxl.load_workbook(io.BytesIO(r.content))
+    rows = [[c.value for c in row] for row in book.active.iter_rows()]
+    assert rows == [
+        ["time", *("'" + n for n in FORMULA_NAMES)],
+        ["2024-05-01T00:00:00+00:00", -3.5, -3.5, -3.5, -3.5],
+        ["2024-05-01T00:00:01+00:00", 2.0, 2.0, 2.0, 2.0],
+    ]
+    assert all(c.data_type == "s" for c in next(book.active.iter_rows()))  # no formula
+    r = srv.http.get(
+        "/datasets/fersa-csv/data", params={"format": "csv", "channels": ",".join(FORMULA_NAMES)}
+    )
+    assert r.status_code == 200, r.text
+    head, *body = list(csv.reader(io.StringIO(r.text)))
+    assert head[1:] == ["'" + n for n in FORMULA_NAMES] and body[0][1:] == ["-3.5"] * 4

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -425,13 +426,17 @@ def test_export_options_and_errors(server: Server, alice: Client, tmp_path: Path
     alice.export("fersa-press", out, channels=["p_in"], overwrite=True)
     assert out.read_text().startswith("time,p_in\n")
     with pytest.raises(ValueError, match="format"):
-        alice.export("fersa-press", tmp_path / "a.xlsx")
+        alice.export("fersa-press", tmp_path / "a.xls")
+    alice.export("fersa-press", tmp_path / "a.xlsx", channels=["p_in"], end="2024-05-01T00:01:00Z")
+    sheet = openpyxl.load_workbook(tmp_path / "a.xlsx").active
+    assert [c.value for c in next(sheet.iter_rows())] == ["time", "p_in"]
+    assert sheet.max_row == 61 and isinstance(sheet.cell(2, 2).value, float)
     with pytest.raises(RequestValidationError) as exc:
         alice.export("fersa-press", tmp_path / "big.csv", start="2024-01-01", end="2024-06-01")
     assert exc.value.status == 413
     with pytest.raises(NotFoundError):
         alice.export("zf-oven", tmp_path / "theirs.csv")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["agg.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xlsx", "agg.csv"]
 
 
 # ----------------------------------------------------------------------------- access

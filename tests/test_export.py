@@ -362,8 +362,8 @@ def test_overwrite_never_replaces_unrelated_folders(store: Store, tmp_path: Path
 def test_unknown_format(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=r"csv, parquet, netcdf, zarr"):
         export(store, DS, tmp_path / "a.txt")
-    with pytest.raises(ValidationError, match=r"'xlsx' unknown.*csv, parquet, netcdf, zarr"):
-        export(store, DS, tmp_path / "a.csv", format="xlsx")
+    with pytest.raises(ValidationError, match=r"'xls' unknown.*csv, parquet, netcdf, zarr, xlsx"):
+        export(store, DS, tmp_path / "a.csv", format="xls")
     res = export(store, DS, tmp_path / "a.txt", format="csv", end="2024-03-30T00:00:10Z")
     assert res.format == "csv" and res.rows == 10
     assert not (tmp_path / "a.csv").exists()
@@ -490,3 +490,36 @@ def test_csv_headers_a_spreadsheet_would_run_are_quoted(fresh: Store, tmp_path: 
         export(fresh, "inj", out, units_in_header=units_in_header)
         with out.open(newline="") as f:
             assert list(csv.reader(f)) == [["time", *headers], *values]
+
+
+def test_excel_export_neutralises_formulas_and_keeps_numbers(
+    fresh: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Excel export: the CSV's neutralised headers as text cells (never formulas),
+    numbers as numbers, gaps empty, local times; more rows than a sheet holds is refused."""
+    import openpyxl
+
+    from stream0d_nb import export as export_module
+
+    names = ["=cmd|' -C calc'!A0", "+1+2", "-x", "@SUM(A1)", "temp"]
+    chans = [ChannelSpec(name=n, units="degC") for n in names]
+    fresh.create_dataset(DatasetSpec(id="inj", interval="1s", channels=chans))
+    idx = pd.date_range("2024-07-01", periods=3, freq="1s", tz="UTC").as_unit("ns")
+    frame = pd.DataFrame({n: [-3.5, np.nan, 2.0] for n in names}, index=idx)
+    fresh.write("inj", frame)
+    out = tmp_path / "a.xlsx"
+    res = export(fresh, "inj", out, tz="Europe/Madrid", units_in_header=True)
+    assert (res.format, res.rows) == ("xlsx", 3)
+    sheet = openpyxl.load_workbook(out).active
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert rows[0] == ["time", *(f"'{n} [degC]" for n in names[:4]), "temp [degC]"]
+    assert all(c.data_type == "s" for c in next(sheet.iter_rows()))
+    assert rows[1:] == [
+        ["2024-07-01T02:00:00+02:00", *[-3.5] * 5],
+        ["2024-07-01T02:00:01+02:00", *[None] * 5],
+        ["2024-07-01T02:00:02+02:00", *[2.0] * 5],
+    ]
+    monkeypatch.setattr(export_module, "EXCEL_MAX_ROWS", 3)
+    with pytest.raises(ValidationError, match=r"at most 2 rows of data; this export has 3"):
+        export(fresh, "inj", tmp_path / "b.xlsx")
+    assert not (tmp_path / "b.xlsx").exists() and not list(tmp_path.glob(".b.xlsx*"))

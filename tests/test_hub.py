@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +39,7 @@ from tests.hub_servers import (
     shared_partners_toml,
     start_hub,
     start_idp,
+    start_run_hub,
 )
 from tests.servers import REPO_ROOT, ServerUnavailable, free_port
 
@@ -64,6 +63,7 @@ def test_shipped_partners_files_load() -> None:
     ("text", "problem"),
     [
         ("[[partners]]\nslug='A B'\nname='x'", "partners.0.slug"),
+        ("[[partners]]\nslug='fersa-east'\nname='x'", "must not contain '-'"),
         ("[[partners]]\nslug='a'\nname='x'\n[[partners]]\nslug='a'\nname='y'", "appear twice"),
         ("[hub]\nlogin='shared'\n[[partners]]\nslug='a'\nname='x'", "needs a [hub.shared]"),
         (
@@ -638,27 +638,9 @@ def local_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
     """``python -m stream0d_nb.hub.run`` (what ``make run`` starts) on free ports: (URL, banner)."""
     home = _seeded(hub_workdir / "local", {"fersa-line": "fersa", "zf-line": "zf"}, 60)
     url = f"http://127.0.0.1:{free_port()}"
-    env = dict(os.environ) | {
-        "STREAM0D_HOME": str(home),
-        "STREAM0D_HUB_URL": url,
-        "STREAM0D_HUB_PORT": str(free_port()),
-        "STREAM0D_HUB_PROXY_API_PORT": str(free_port()),
-        "STREAM0D_HUB_SERVICE_PORT": str(free_port()),
-        "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex(),
-    }
-    out = home / "run.out"
-    with open(out, "wb") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stream0d_nb.hub.run"],
-            stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True,
-        )  # fmt: skip
+    proc, banner = start_run_hub(home, url)
     try:
-        deadline = time.monotonic() + 90
-        while "Stop with Ctrl-C" not in out.read_text() and proc.poll() is None:
-            assert time.monotonic() < deadline, out.read_text()[-3000:]
-            time.sleep(0.3)
-        assert proc.poll() is None, out.read_text()[-3000:]
-        yield url, out.read_text()
+        yield url, banner
         # SIGTERM to the command (as Ctrl-C) stops the hub, its proxy and services promptly
         state = home / "hub"
         pids = [int((state / f).read_text()) for f in ("jupyterhub.pid", "jupyterhub-proxy.pid")]

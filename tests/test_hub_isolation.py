@@ -16,7 +16,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,20 @@ from stream0d_nb.hub.accounts import (
     lock_down,
     open_for_traversal,
 )
-from stream0d_nb.hub.config import ALERTS, SCHEDULER, SERVICE, prepare_machine
+from stream0d_nb.hub.config import (
+    ALERTS,
+    PLATFORM_SETTINGS,
+    SCHEDULER,
+    SERVICE,
+    prepare_machine,
+)
+from tests.hub_servers import start_run_hub
 from tests.servers import REPO_ROOT, free_port
 from tests.test_hub import _seeded, run_in_kernel
 
 needs_root = pytest.mark.skipif(not can_switch_users(), reason="switching OS users needs root")
 PLATFORM_ENV = (
-    "STREAM0D_HOME",
-    "STREAM0D_STORAGE_URL",
-    "STREAM0D_DATABASE_URL",
-    "STREAM0D_AZURE_ACCOUNT",
-    "STREAM0D_AZURE_KEY",
-    "STREAM0D_AZURE_SAS_TOKEN",
-    "STREAM0D_SECRET_KEY",
+    *PLATFORM_SETTINGS,
     "CONFIGPROXY_AUTH_TOKEN",
     "STREAM0D_HUB_DEMO_PASSWORD",
     "STREAM0D_HUB_ADMIN_PASSWORD",
@@ -255,27 +255,9 @@ def isolated_hub(hub_workdir: Path) -> Iterator[tuple[str, str, Path]]:
     home = _seeded(hub_workdir / "iso", {"fersa-line": "fersa", "zf-line": "zf"}, 60)
     (home / "secret.key").write_text("k" * 44)
     url = f"http://localhost:{free_port()}"  # as make run: every user on their own origin
-    env = dict(os.environ) | {
-        "STREAM0D_HOME": str(home),
-        "STREAM0D_HUB_URL": url,
-        "STREAM0D_HUB_PORT": str(free_port()),
-        "STREAM0D_HUB_PROXY_API_PORT": str(free_port()),
-        "STREAM0D_HUB_SERVICE_PORT": str(free_port()),
-        "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex(),
-    }
-    out = home.parent / "iso-run.out"
-    with open(out, "wb") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stream0d_nb.hub.run"],
-            stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True,
-        )  # fmt: skip
+    proc, banner = start_run_hub(home, url)
     try:
-        deadline = time.monotonic() + 120
-        while "Stop with Ctrl-C" not in out.read_text() and proc.poll() is None:
-            assert time.monotonic() < deadline, out.read_text()[-3000:]
-            time.sleep(0.3)
-        assert proc.poll() is None, out.read_text()[-3000:]
-        yield url, out.read_text(), home
+        yield url, banner, home
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

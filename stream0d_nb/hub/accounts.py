@@ -17,6 +17,7 @@ import pwd
 import re
 import stat
 import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,9 +52,15 @@ def account_name(hub_user: str) -> str:
 
 
 def _run(cmd: list[str]) -> None:
+    """Run an account tool; retried while another one holds /etc/passwd's lock (exit 10)."""
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # useradd, runuser
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={"PATH": path})
-    if done.returncode != 0:
+    for attempt in range(20):
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={"PATH": path})
+        if done.returncode != 10:
+            break
+        time.sleep(0.05 * (attempt + 1))
+    if done.returncode != 0 and not (cmd[0] == "useradd" and done.returncode == 9):
+        # 9: useradd found the name taken (made meanwhile): the caller checks whose it is
         raise AccountError(f"{' '.join(cmd)} failed: {done.stderr.strip() or done.stdout}")
 
 

@@ -54,7 +54,7 @@ API_URL_ENV = "STREAM0D_API_URL"
 
 # The platform's settings: store, registry and secrets. Only platform processes (the
 # services) get them; users' servers never do.
-_PASSED_ENV = (
+PLATFORM_SETTINGS = (
     "STREAM0D_HOME",
     "STREAM0D_STORAGE_URL",
     "STREAM0D_DATABASE_URL",
@@ -294,7 +294,7 @@ def authentication(
 
 def service_env(partners: Partners, env: Mapping[str, str]) -> dict[str, str]:
     """Environment of the platform services: the store's settings and the role table."""
-    out = {k: env[k] for k in _PASSED_ENV if env.get(k)}
+    out = {k: env[k] for k in PLATFORM_SETTINGS if env.get(k)}
     out["PATH"] = env.get("PATH", "/usr/bin:/bin")
     out[ROLES_ENV] = json.dumps(role_scopes(partners))
     return out

@@ -78,6 +78,8 @@ class Partner(_Model):
     @field_validator("slug")
     @classmethod
     def _slug(cls, value: str) -> str:
+        if "-" in value:  # the partner of a dataset id is the text before its first '-'
+            raise ValueError(f"partner slug {value!r} must not contain '-' (use '_')")
         return check_slug(value, "partner slug")
 
 

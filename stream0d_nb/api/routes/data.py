@@ -22,6 +22,7 @@ from stream0d_nb.access import Action
 from stream0d_nb.api.deps import DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import PayloadTooLargeError
 from stream0d_nb.errors import ValidationError
+from stream0d_nb.safetext import spreadsheet_safe
 from stream0d_nb.specs import format_duration
 from stream0d_nb.store import Store, reader
 from stream0d_nb.store.reader import bin_steps, index_range, to_arrow, to_pandas
@@ -274,7 +275,8 @@ def _stream_csv(
     first = window(edges[0], edges[1])
 
     def body() -> Iterator[bytes]:
-        yield to_pandas(first).to_csv().encode()
+        head = to_pandas(first)
+        yield head.rename(columns=lambda c: spreadsheet_safe(str(c))).to_csv().encode()
         for a, b in itertools.pairwise(edges[1:]):
             yield to_pandas(window(a, b)).to_csv(header=False).encode()
 

@@ -27,10 +27,17 @@ from stream0d_nb.api.routes.data import check_limits, parse_channels
 
 router = APIRouter(tags=["data"])
 
-ExportFormat = Literal["csv", "parquet", "netcdf", "zarr"]
-SUFFIX = {"csv": ".csv", "parquet": ".parquet", "netcdf": ".nc", "zarr": ".zarr.zip"}
+ExportFormat = Literal["csv", "parquet", "netcdf", "zarr", "xlsx"]
+SUFFIX = {
+    "csv": ".csv",
+    "parquet": ".parquet",
+    "netcdf": ".nc",
+    "zarr": ".zarr.zip",
+    "xlsx": ".xlsx",
+}
 MEDIA = {
     "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "parquet": "application/vnd.apache.parquet",
     "netcdf": "application/x-netcdf",
     "zarr": "application/zip",
