@@ -254,3 +254,17 @@ def start_run_hub(home: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
     if proc.poll() is not None:
         raise AssertionError(f"make run's hub exited:\n{out.read_text()[-3000:]}")
     return proc, out.read_text()
+
+
+AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Any) -> list[tuple[str, str, int]]:
+    """axe-core's accessibility violations of the page shown: (rule, impact, nodes)."""
+    if not AXE.exists():
+        raise ServerUnavailable("node_modules/axe-core missing; run `make setup`")
+    page.add_script_tag(path=str(AXE))
+    found: list[list[Any]] = page.evaluate(
+        "() => axe.run().then((r) => r.violations.map((v) => [v.id, v.impact, v.nodes.length]))"
+    )
+    return [(str(a), str(b), int(c)) for a, b, c in found]

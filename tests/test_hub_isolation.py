@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from stream0d_nb.hub.config import (
     SERVICE,
     prepare_machine,
 )
-from tests.hub_servers import start_run_hub
+from tests.hub_servers import axe_violations, start_run_hub
 from tests.servers import REPO_ROOT, free_port
 from tests.test_hub import _seeded, run_in_kernel
 
@@ -509,5 +510,16 @@ def test_a_users_page_obtains_no_credential_of_its_visitor(
         assert out["popup"] == "no access" or out["popup"].startswith("error"), out["popup"]
         marco.goto(f"{api}/tokens")
         assert "stolen" not in marco.content()  # nothing was minted for marco
+        assert axe_violations(marco) == []
+        # logging out on the API's origin ends the hub session on the hub's own origin too
+        marco.click("#session-logout")
+        marco.wait_for_url(re.compile(rf"{re.escape(url)}/hub/(login|logout).*"))
+        deadline = time.monotonic() + 30
+        while True:
+            marco.goto(f"{api}/tokens")
+            if "/hub/login" in marco.url:
+                break
+            assert time.monotonic() < deadline, marco.url
+            time.sleep(0.5)
     finally:
         marco_ctx.close()

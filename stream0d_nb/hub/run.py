@@ -123,6 +123,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
+    # Started in the background by a shell without job control, we inherit SIGINT ignored,
+    # and so would the hub and its services: they would then ignore the hub's SIGINT at
+    # shutdown and stop only after its timeouts (or, killed, stay behind).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     proc = subprocess.Popen(
         [str(jupyterhub), "-f", str(CONFIG)], env=env, cwd=ROOT, start_new_session=True
     )

@@ -118,7 +118,8 @@ async def logout(request: Request) -> Response:
     """Forget the service session and log out of the hub, which deletes the session's
     OAuth tokens (the service notices within ``SESSION_CHECK_SECONDS``)."""
     hub = _require_hub()
-    response = RedirectResponse(hub.hub_prefix + "logout", status_code=302)
+    # the hub's own origin (``hub_host``) when users and services each have theirs
+    response = RedirectResponse(hub.hub_host + hub.hub_prefix + "logout", status_code=302)
     response.delete_cookie(hub.cookie_name, path=_root(request))
     return response
 
@@ -169,16 +170,23 @@ def tokens_page(request: Request) -> Response:
             quote=True,
         ),
         root=html.escape(_root(request)),
+        hub=html.escape(_hub_url()),
         session_expires=datetime.fromtimestamp(opened.expires, UTC).isoformat(),
     )
     return HTMLResponse(body, headers=_PAGE_HEADERS)
 
 
+def _hub_url() -> str:
+    """The hub's pages, on the hub's own origin when the service has another one."""
+    hub = _require_hub()
+    return f"{hub.hub_host}{hub.hub_prefix}"
+
+
 def _page(status: int, title: str, text: str) -> HTMLResponse:
     body = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body><h1>{html.escape(title)}</h1><p id='message'>{html.escape(text)}</p>"
-        "</body></html>"
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title></head><body><main><h1>{html.escape(title)}</h1>"
+        f"<p id='message'>{html.escape(text)}</p></main></body></html>"
     )
     return HTMLResponse(body, status_code=status, headers=_PAGE_HEADERS)
 
@@ -192,19 +200,20 @@ _PAGE_HEADERS = {
 }
 
 _TOKENS = r"""<!doctype html>
-<html><head><meta charset="utf-8"><title>stream0d API tokens</title>
+<html lang="en"><head><meta charset="utf-8"><title>stream0d API tokens</title>
 <style>
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }}
 fieldset {{ border: 1px solid #ccc; padding: 1rem; }} label {{ display: block; margin: .4rem 0; }}
 table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ddd; padding: .3rem; text-align: left; }}
 #secret {{ background: #fff8d6; padding: .8rem; font-family: monospace; word-break: break-all; }}
 .error {{ color: #b00020; }}
+.sr {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }}
 </style></head>
-<body data-config="{config}">
+<body data-config="{config}"><main>
 <h1>API tokens</h1>
 <p>Signed in as <b id="user">{user}</b>; partner groups: <span id="groups">{groups}</span>;
 allowed levels: <span id="levels">{levels}</span>. A token never does more than you may.
-<a href="/hub/home">Hub</a> · <a href="{root}docs">API reference</a> · <a href="{root}logout">Log out</a></p>
+<a href="{hub}home">Hub</a> · <a href="{root}docs">API reference</a> · <a href="{root}logout">Log out</a></p>
 <form id="create"><fieldset><legend>New token</legend>
 <label>Note <input id="note" name="note" required maxlength="1000" placeholder="what it is for"></label>
 <label>Level <select id="level" name="level">{level_options}</select></label>
@@ -220,14 +229,15 @@ allowed levels: <span id="levels">{levels}</span>. A token never does more than 
 <code>Client.from_env()</code> needs no token: the hub gives each notebook server its own,
 listed below as "notebook server {user}/" and revoked when the server stops.</p></div>
 <h2>Your tokens</h2>
-<table><thead><tr><th>id</th><th>note</th><th>level</th><th>restriction</th><th>expires</th><th>state</th><th></th></tr></thead>
+<table><thead><tr><th>id</th><th>note</th><th>level</th><th>restriction</th><th>expires</th><th>state</th><th><span class="sr">action</span></th></tr></thead>
 <tbody id="tokens"></tbody></table>
 <h2>Browser session</h2>
-<table><thead><tr><th>session</th><th>expires</th><th></th></tr></thead>
+<table><thead><tr><th>session</th><th>expires</th><th><span class="sr">action</span></th></tr></thead>
 <tbody id="sessions"><tr><td>this browser session (signed in through the hub)</td>
 <td id="session-expires">{session_expires}</td>
 <td><a id="session-logout" href="{root}logout">Log out</a></td></tr></tbody></table>
 <p>Logging out (here or on the hub) ends the session on the API within seconds.</p>
+</main>
 <script>
 const cfg = JSON.parse(document.body.dataset.config);
 const headers = {{"Content-Type": "application/json", "X-XSRFToken": cfg.xsrf}};
@@ -243,6 +253,10 @@ async function call(method, path, body) {{
 async function refresh() {{
   const list = await call("GET", "tokens");
   const tbody = $("tokens"); tbody.textContent = "";
+  if (!list.length) {{
+    const td = tbody.insertRow().insertCell(); td.colSpan = 7; td.id = "no-tokens";
+    td.textContent = "No tokens yet: create one above. A notebook server gets its own when it starts.";
+  }}
   for (const t of list) {{
     const row = tbody.insertRow(); row.dataset.id = t.id;
     cell(row, t.id); cell(row, t.note); cell(row, t.level);
