@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -228,9 +229,12 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def start_run_hub(home: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_run_hub(
+    home: Path, url: str, as_user: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m stream0d_nb.hub.run`` (what ``make run`` starts) on ``url`` and free
-    ports, with the store under ``home``; waits for its banner: (process, banner)."""
+    ports, with the store under ``home`` (as OS user ``as_user`` when given); waits for
+    its banner: (process, banner)."""
     env = dict(os.environ) | {
         "STREAM0D_HOME": str(home),
         "STREAM0D_HUB_URL": url,
@@ -244,6 +248,8 @@ def start_run_hub(home: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "stream0d_nb.hub.run"],
             stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT, start_new_session=True,
+            user=as_user, group=as_user and pwd.getpwnam(as_user).pw_gid,
+            extra_groups=[] if as_user else None,
         )  # fmt: skip
     deadline = time.monotonic() + 120
     while "Stop with Ctrl-C" not in out.read_text() and proc.poll() is None:

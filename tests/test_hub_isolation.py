@@ -340,6 +340,26 @@ def test_kernel_of_one_partner_reaches_only_the_api(
         assert st.st_uid == platform.pw_uid and stat.S_IMODE(st.st_mode) & 0o077 == 0, p
 
 
+@needs_root
+@pytest.mark.hub
+def test_a_hub_without_root_announces_single_user_mode(hub_workdir: Path) -> None:
+    """make run's hub started by an ordinary OS user: it says, in the banner and its log,
+    that every user's code runs as that user; the API still answers."""
+    home = hub_workdir / "nonroot" / "var"
+    home.parent.mkdir()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(home.parent, nobody.pw_uid, nobody.pw_gid)
+    open_for_traversal([home.parent])
+    proc, banner = start_run_hub(home, f"http://127.0.0.1:{free_port()}", as_user="nobody")
+    try:
+        assert "!! SINGLE-USER MODE: the hub is not root" in banner
+        assert "never for partners" in banner and "own OS account" not in banner
+        assert home.stat().st_uid == nobody.pw_uid  # nothing was handed to another account
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
 # ----------------------------------------------------------------------------- Kubernetes
 
 

@@ -82,10 +82,17 @@ def banner(partners: Partners, env: dict[str, str], url: str) -> str:
         f"stream0d hub is up: {url}/hub/login",
         f"  API tokens page:   {api}/tokens",
         f"  API reference:     {api}/docs",
-        "  Recalibration:     the scheduler runs as a hub service (`stream0d recal runs`)",
-        "  Alerts:            the alert runner runs as a hub service (no-data rules on a clock)",
     ]
     places = HubPlaces.from_env(partners, env)
+    if places.scheduler:
+        lines.append(
+            "  Recalibration:     the scheduler runs as a hub service (`stream0d recal runs`)"
+        )
+    if places.alert_every not in ("", "0"):
+        lines.append(
+            "  Alerts:            the alert runner runs as a hub service (no-data rules on a "
+            f"clock, every {places.alert_every})"
+        )
     if places.isolation == "accounts":
         lines.append(
             f"  Isolation:         each user's server runs as its own OS account; the store, "
