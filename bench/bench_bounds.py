@@ -4,7 +4,7 @@ Data: 6 years of one 1 s channel (189 M samples, one commit, 2,190 day chunks) p
 60-value dataset, and on the big one the derived channels ``w0 = x * 2``,
 ``w1 = rolling_mean(x, "400d")`` and ``w2 = rolling_mean(w1, "400d")`` (nested windows:
 800 days of margin). Every request runs in its own child process against the API app
-(in process, through Starlette's TestClient, with an API token); the child warms up with
+(under uvicorn in a thread of the child, with an API token, the answer consumed as it streams); the child warms up with
 a tiny read, resets its peak RSS (``/proc/self/clear_refs``), sends the request and
 reports the peak RSS above its RSS just before (``VmHWM`` - ``VmRSS``).
 
@@ -20,15 +20,19 @@ Run: ``.venv/bin/python bench/bench_bounds.py [--years 6]`` (about 1-2 minutes h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -87,10 +91,30 @@ def _status(field: str) -> int:
     raise KeyError(field)
 
 
+@contextlib.contextmanager
+def _served(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread of this process."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
 def child(home: str, token: str, dataset: str, query: str) -> None:
     """One request in this process; prints status, message, baseline and peak as JSON."""
-    from fastapi.testclient import TestClient
-
     from stream0d_nb.api import create_app
     from stream0d_nb.api.deps import UserInfo
 
@@ -98,22 +122,30 @@ def child(home: str, token: str, dataset: str, query: str) -> None:
     store = Store(Settings(home=Path(home)))
     app = create_app(store, group_resolver=lambda user: info, prefix="")
     headers = {"Authorization": f"token {token}"}
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with _served(app) as base_url, httpx.Client(base_url=base_url, timeout=600) as client:
         warm = client.get(f"/api/datasets/{SMALL}/data?format=arrow", headers=headers)
         assert warm.status_code == 200, warm.text
         Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
         base = _status("VmRSS")
         t0 = time.perf_counter()
-        r = client.get(f"/api/datasets/{dataset}/data?{query}", headers=headers)
+        # the answer is consumed as it streams in: the peak is the server's, not a copy of
+        # the whole answer on the client side
+        size, head = 0, b""
+        url = f"/api/datasets/{dataset}/data?{query}"
+        with client.stream("GET", url, headers=headers) as r:
+            for chunk in r.iter_bytes():
+                size += len(chunk)
+                if len(head) < 1 << 20:
+                    head += chunk
         seconds = time.perf_counter() - t0
         peak = _status("VmHWM")
     body: dict[str, Any] = {}
     if r.headers.get("content-type", "").startswith("application/json"):
-        body = r.json()
+        body = json.loads(head) if size == len(head) else {}
     message = body.get("error", {}).get("message", "") if r.status_code >= 400 else ""
     values = sum(len(c["values"]) for c in body.get("channels", {}).values()) if body else None
     if r.status_code == 200 and values is None:
-        values = len(r.content)
+        values = size
     print(
         json.dumps(
             {

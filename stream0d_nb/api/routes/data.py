@@ -198,9 +198,14 @@ def read(
         snap, names, start, end, every, how, settings, format, store, ctx.id
     )
     tz = ctx.record.spec.tz
-    if format == "csv":
-        window_rows = max(settings.csv_window_values // n_channels // k, 1) * k
-        return _stream_csv(store, ctx.id, snap, tz, names, (i0, i1), window_rows, every, how)
+    window_rows = max(settings.csv_window_values // n_channels // k, 1) * k
+    stored = names is None or all(n in snap.channels for n in names)
+    if format == "csv" or (format in ("arrow", "parquet") and stored and i1 - i0 > window_rows):
+        # by windows, so that memory follows the window, not the range (derived channels
+        # are evaluated whole: each window would read their margins again)
+        parts = _windows(store, ctx.id, snap, tz, names, (i0, i1), window_rows, every, how)
+        body = _csv_parts(parts) if format == "csv" else _table_parts(parts, format)
+        return StreamingResponse(body, media_type=MEDIA[format])
     ds = read_snapshot(store, ctx.id, snap, tz, names, start, end, every, how)
     if format == "json":
         return Response(json_bytes(ds), media_type="application/json")
@@ -211,7 +216,7 @@ def read(
     else:
         with pa.ipc.new_stream(buf, table.schema) as writer:
             writer.write_table(table)
-    return Response(buf.getvalue(), media_type=MEDIA[format])
+    return Response(buf.getbuffer(), media_type=MEDIA[format])
 
 
 def read_snapshot(
@@ -237,7 +242,7 @@ def read_snapshot(
     return derived.read(store, dataset_id, names, start, end, every, how, as_of=snap.id)
 
 
-def _stream_csv(
+def _windows(
     store: Store,
     dataset_id: str,
     snap: Snapshot,
@@ -247,8 +252,9 @@ def _stream_csv(
     window_rows: int,
     every: str | None,
     how: str,
-) -> StreamingResponse:
-    """CSV by windows of whole bins; the first is read here so errors get their status."""
+) -> Iterator[xr.Dataset]:
+    """The read by windows of whole bins; the first is read at once so that errors get
+    their status before the answer starts."""
     i0, i1 = bounds
     step = snap.grid.interval_ns
 
@@ -274,10 +280,54 @@ def _stream_csv(
     edges.append(i1)
     first = window(edges[0], edges[1])
 
-    def body() -> Iterator[bytes]:
-        head = to_pandas(first)
-        yield head.rename(columns=lambda c: spreadsheet_safe(str(c))).to_csv().encode()
+    def rest() -> Iterator[xr.Dataset]:
+        yield first
         for a, b in itertools.pairwise(edges[1:]):
-            yield to_pandas(window(a, b)).to_csv(header=False).encode()
+            yield window(a, b)
 
-    return StreamingResponse(body(), media_type=MEDIA["csv"])
+    return rest()
+
+
+def _csv_parts(parts: Iterator[xr.Dataset]) -> Iterator[bytes]:
+    """CSV text by window: the header (neutralised against formula injection) once."""
+    head = to_pandas(next(parts))
+    yield head.rename(columns=lambda c: spreadsheet_safe(str(c))).to_csv().encode()
+    for ds in parts:
+        yield to_pandas(ds).to_csv(header=False).encode()
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only file whose written bytes are taken out as they come (for streaming)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.parts.append(bytes(b))
+        return len(self.parts[-1])
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def _table_parts(parts: Iterator[xr.Dataset], format: str) -> Iterator[bytes]:
+    """An Arrow IPC stream (one record batch per window) or a Parquet file (one row group
+    per window), written as the windows are read."""
+    first = to_arrow(next(parts))
+    schema = first.schema
+    sink = _Chunks()
+    writer: Any = (
+        pq.ParquetWriter(sink, schema) if format == "parquet" else pa.ipc.new_stream(sink, schema)
+    )
+    with writer:
+        writer.write_table(first)
+        del first
+        yield sink.take()
+        for ds in parts:
+            writer.write_table(pa.Table.from_arrays(to_arrow(ds).columns, schema=schema))
+            yield sink.take()
+    yield sink.take()
