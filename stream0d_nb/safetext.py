@@ -17,8 +17,10 @@ No I/O. Three guards used at every door (pydantic models, API middleware, export
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 MULTILINE_ALLOWED = frozenset("\n\t")
@@ -107,6 +109,16 @@ SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 """First characters that make Excel, LibreOffice or Sheets treat a text cell as a formula."""
 
 
+def _multiline(value: str) -> str:
+    return check_text(value, multiline=True)
+
+
+Line = Annotated[str, AfterValidator(check_text)]
+"""A one-line text field of a model (titles, units, labels): ``check_text`` on it."""
+Text = Annotated[str, AfterValidator(_multiline)]
+"""A multi-line text field of a model (descriptions): newline and tab allowed."""
+
+
 def spreadsheet_safe(text: str) -> str:
     """``text`` with a leading ``'`` when a spreadsheet would run it as a formula.
 
@@ -120,6 +132,8 @@ def spreadsheet_safe(text: str) -> str:
 __all__ = [
     "MULTILINE_ALLOWED",
     "SPREADSHEET_TRIGGERS",
+    "Line",
+    "Text",
     "check_text",
     "json_depth",
     "spreadsheet_safe",

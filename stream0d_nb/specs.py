@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stream0d_nb.safetext import check_text
+from stream0d_nb.safetext import Line, Text, check_text
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 CHANNEL_NAME_MAX = 128
@@ -151,25 +151,15 @@ class ChannelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    units: str = Field("", description="Units understood by pint ('degC', 'bar', '1' for none).")
-    long_name: str = ""
-    description: str = ""
+    units: Line = Field("", description="Units understood by pint ('degC', 'bar', '1' for none).")
+    long_name: Line = ""
+    description: Text = ""
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
         return check_channel_name(v)
-
-    @field_validator("units", "long_name")
-    @classmethod
-    def _line_ok(cls, v: str) -> str:
-        return check_text(v)
-
-    @field_validator("description")
-    @classmethod
-    def _text_ok(cls, v: str) -> str:
-        return check_text(v, multiline=True)
 
     @field_validator("tags")
     @classmethod
@@ -195,24 +185,14 @@ class FormulaSpec(BaseModel):
 
     name: str
     formula: str = Field(..., description="Text in the formula language (docs/formulas.md).")
-    units: str = Field("", description="Units of the result, found when the formula is checked.")
-    description: str = ""
+    units: Line = Field("", description="Units of the result, found when the formula is checked.")
+    description: Text = ""
     materialize: bool = Field(False, description="Also store the values (re-computed on ingest).")
 
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
         return check_channel_name(v)
-
-    @field_validator("units")
-    @classmethod
-    def _line_ok(cls, v: str) -> str:
-        return check_text(v)
-
-    @field_validator("description")
-    @classmethod
-    def _text_ok(cls, v: str) -> str:
-        return check_text(v, multiline=True)
 
 
 Compression = Literal["lz4", "zstd"]
@@ -228,9 +208,9 @@ class DatasetSpec(BaseModel):
 
     id: str
     interval: str = Field(..., description="Sampling interval, e.g. '1s', '5min', '1h'.")
-    title: str = ""
-    partner: str = ""
-    description: str = ""
+    title: Line = ""
+    partner: Line = ""
+    description: Text = ""
     tz: str = "UTC"
     compression: Compression = Field(
         "lz4", description="Chunk compression, fixed at creation: 'lz4' (fast) or 'zstd'."
@@ -251,16 +231,6 @@ class DatasetSpec(BaseModel):
     @classmethod
     def _tz_ok(cls, v: str) -> str:
         return check_timezone(v)
-
-    @field_validator("title", "partner")
-    @classmethod
-    def _line_ok(cls, v: str) -> str:
-        return check_text(v)
-
-    @field_validator("description")
-    @classmethod
-    def _text_ok(cls, v: str) -> str:
-        return check_text(v, multiline=True)
 
     @property
     def interval_ns(self) -> int:

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stream0d_nb.formulas import Compiled, FormulaError, compile_formula
-from stream0d_nb.safetext import check_text
+from stream0d_nb.safetext import Line, Text, check_text
 from stream0d_nb.specs import check_slug, format_duration, parse_duration, parse_duration_ns
 
 Kind = Literal[
@@ -99,7 +99,7 @@ class AlertRule(BaseModel):
     value: float | None = Field(None, description="Threshold for > < >= <=.")
     low: float | None = Field(None, description="Range low end for outside/inside (inclusive).")
     high: float | None = Field(None, description="Range high end for outside/inside (inclusive).")
-    units: str | None = Field(None, description="Units of value/low/high (default: the value's).")
+    units: Line | None = Field(None, description="Units of value/low/high (default: the value's).")
     # rate_of_change
     limit: float | None = Field(None, description="Rate limit in value units per `per`.")
     per: Literal["s", "min"] | None = None
@@ -131,8 +131,8 @@ class AlertRule(BaseModel):
     clear_formula: str | None = Field(None, description="Clear when this formula is true.")
     severity: Severity = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
-    description: str = ""
-    runbook: str = ""
+    description: Text = ""
+    runbook: Line = ""
     evaluation_interval: str = Field("1min", description="How often live evaluation runs.")
     enabled: bool = True
 
@@ -153,16 +153,6 @@ class AlertRule(BaseModel):
             check_text(key, "label name")
             check_text(value, f"label {key!r}")
         return v
-
-    @field_validator("runbook", "units")
-    @classmethod
-    def _line_ok(cls, v: str | None) -> str | None:
-        return None if v is None else check_text(v)
-
-    @field_validator("description")
-    @classmethod
-    def _text_ok(cls, v: str) -> str:
-        return check_text(v, multiline=True)
 
     @field_validator("model")
     @classmethod
