@@ -466,6 +466,30 @@ _ATTACK_JS = """async ([api]) => {
 }"""
 
 
+EVIL_PAGE = "<!doctype html><html lang='en'><title>report</title><main>report</main></html>"
+
+
+def _assert_nothing_obtained(out: dict[str, Any]) -> None:
+    """What ``_ATTACK_JS`` got: no answer of the API, nothing minted, framed or opened."""
+    for name in ("datasets", "tokens page", "login", "datasets here", "tokens page here"):
+        got = out[name]
+        assert "error" in got or ("-line" not in got["body"] and "s0d_" not in got["body"]), (
+            name,
+            got,
+        )
+    # sent blind at most (an opaque answer); the tokens page shows that nothing was minted
+    assert "error" in out["mint"] or out["mint"] == {"status": 0, "type": "opaque", "body": ""}
+    assert out["frame"] in ("no access", "") or out["frame"].startswith("error"), out["frame"]
+    assert out["popup"] == "no access" or out["popup"].startswith("error"), out["popup"]
+
+
+def _tokens_listed(page: Any, api: str) -> str:
+    """The text of the tokens table on the API's page, once its script has filled it."""
+    page.goto(f"{api}/tokens")
+    page.wait_for_selector("#tokens tr")
+    return str(page.text_content("#tokens"))
+
+
 def _hub_post(page: Any, url: str, path: str, data: Any) -> Any:
     """POST to the hub's REST API from a logged-in page (hub session + XSRF)."""
     page.goto(f"{url}/hub/home")
@@ -478,8 +502,9 @@ def test_a_users_page_obtains_no_credential_of_its_visitor(
     browser: Any, isolated_hub: tuple[str, str, Path]
 ) -> None:
     """ana shares her server within fersa (marco) and cannot share it with zf (zoe, by user,
-    group or share code). A script in a page of ana's server, run in marco's browser while
-    marco is logged in to the API's pages, can read, mint or frame nothing of the API."""
+    group or share code). A script in a page of ana's server, run in zoe's or marco's
+    browser while they are logged in to the API's pages, can read, mint or frame nothing
+    of the API; their own pages on the API's origin still work."""
     from stream0d_nb.hub.config import service_url
     from stream0d_nb.hub.sharing import PARTNER_ONLY
 
@@ -505,6 +530,15 @@ def test_a_users_page_obtains_no_credential_of_its_visitor(
         r = zoe.goto(f"{user_origin(url, 'ana')}/user/ana/api/contents")
         assert r is not None and r.status == 403, (r and r.status, zoe.url)
         assert '"type": "directory"' not in zoe.content()
+        # Were a page of ana's origin ever opened by zoe (e.g. a share made before the rule),
+        # its script would still get nothing of zoe's: the browser serves it one here.
+        zoe.goto(f"{api}/tokens")
+        zoe.wait_for_selector("#groups")
+        evil = f"{user_origin(url, 'ana')}/user/ana/files/evil.html"
+        zoe.route(evil, lambda route: route.fulfill(content_type="text/html", body=EVIL_PAGE))
+        zoe.goto(evil)
+        _assert_nothing_obtained(zoe.evaluate(_ATTACK_JS, [api]))
+        assert "stolen" not in _tokens_listed(zoe, api)
     finally:
         zoe_ctx.close()
     marco_ctx, marco = _login(browser, url, "marco", password.group(1), "/hub/home")
@@ -519,17 +553,8 @@ def test_a_users_page_obtains_no_credential_of_its_visitor(
         if authorize.count():
             authorize.click()
         marco.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
-        out = marco.evaluate(_ATTACK_JS, [api])
-        for name in ("datasets", "tokens page", "login", "datasets here", "tokens page here"):
-            got = out[name]
-            assert "error" in got or (
-                "fersa-line" not in got["body"] and "s0d_" not in got["body"]
-            ), (name, got)
-        assert out["mint"] == {"status": 0, "type": "opaque", "body": ""}
-        assert out["frame"] in ("no access", "") or out["frame"].startswith("error"), out["frame"]
-        assert out["popup"] == "no access" or out["popup"].startswith("error"), out["popup"]
-        marco.goto(f"{api}/tokens")
-        assert "stolen" not in marco.content()  # nothing was minted for marco
+        _assert_nothing_obtained(marco.evaluate(_ATTACK_JS, [api]))
+        assert "stolen" not in _tokens_listed(marco, api)  # nothing was minted for marco
         assert axe_violations(marco) == []
         # logging out on the API's origin ends the hub session on the hub's own origin too
         marco.click("#session-logout")
