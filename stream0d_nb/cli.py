@@ -84,9 +84,9 @@ def settings() -> Settings:
 def store() -> Store:
     """The store for this invocation: derived channels, model channels and alert rules
     follow every write."""
-    from stream0d_nb.hooks import follow_writes
+    from stream0d_nb.platform import open_platform
 
-    return follow_writes(Store(settings()))
+    return open_platform(settings())
 
 
 def fail(message: str) -> NoReturn:

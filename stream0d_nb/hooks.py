@@ -2,11 +2,13 @@
 
 Derived channels are re-materialised, the active models' prediction and residual
 channels refreshed, and alert rules evaluated after each committed write. The store
-cannot import these upper layers; the CLI, the API and the notebooks call this instead.
+cannot import these upper layers; platform code opens the store through
+``stream0d_nb.platform.open_platform``, which installs them once.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from stream0d_nb import derived
@@ -38,9 +40,17 @@ class _ModelChannels:
         self.service.after_write(store, dataset_id, report, models)
 
 
+_FOLLOWING: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
 def follow_writes(store: Store, alerts: AlertService | None = None) -> Store:
-    """Install the standard write hooks on ``store`` (``alerts``: an existing service)."""
+    """Install the standard write hooks on ``store`` once (``alerts``: an existing service
+    to use for them); a store that already follows writes is returned as it is, so that
+    no write runs the rules or refreshes models twice."""
+    if store in _FOLLOWING:
+        return store
     store.add_write_hook(derived.materialize_after_write)
     store.add_write_hook(_ModelChannels(store).after_write)
     store.add_write_hook((alerts or AlertService(store)).after_write)
+    _FOLLOWING.add(store)
     return store

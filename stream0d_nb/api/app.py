@@ -114,6 +114,8 @@ def create_app(
     app.add_middleware(_forget_after_changes(app.state.cache))
     app.add_middleware(_input_limits(app.state.settings))
 
+    # the platform's write hooks, with this app's alert service; once (a store opened with
+    # platform.open_platform already follows writes)
     follow_writes(the_store, app.state.alerts)
     errors.install(app)
     for module in (

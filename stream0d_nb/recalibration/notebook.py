@@ -24,9 +24,9 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 def open_store() -> Store:
     """The store named by the environment (the runner passes ``STREAM0D_*`` to the kernel)."""
-    from stream0d_nb.hooks import follow_writes
+    from stream0d_nb.platform import open_platform
 
-    return follow_writes(Store())
+    return open_platform()
 
 
 def windows(
