@@ -271,8 +271,7 @@ def test_other_users_tokens_cannot_be_listed_or_revoked(srv: Server) -> None:
 )
 def test_odd_dataset_ids_reach_nothing(srv: Server, path: str) -> None:
     r = srv.call("alice", "GET", path)
-    assert r.status_code in (404, 422), r.text
-    assert OTHER not in r.text or r.status_code == 404
+    assert r.status_code == 404, r.text  # exactly like a missing dataset
 
 
 # ----------------------------------------------------------------------------- API5: functions
@@ -421,7 +420,7 @@ def test_malformed_authorization_headers_are_401(srv: Server, header: Any) -> No
 def test_second_authorization_header_does_not_override_a_bad_first(srv: Server) -> None:
     headers = [("Authorization", "token s0d_bad"), ("Authorization", f"token {_good(srv)}")]
     r = srv.http.patch(f"/datasets/{DS}", headers=headers, json={"title": "x"})
-    assert r.status_code in (400, 401)
+    assert r.status_code == 401
 
 
 @pytest.mark.usefixtures("unchanged")
@@ -542,7 +541,7 @@ def test_upload_without_length_is_refused(srv: Server) -> None:
         content=body(),
         headers={"Content-Type": "multipart/form-data; boundary=x"},
     )
-    assert r.status_code in (411, 422) and "Content-Length" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "Content-Length" in r.json()["error"]["message"]
 
 
 @pytest.mark.usefixtures("unchanged")
@@ -632,7 +631,7 @@ def test_channel_names_are_never_evaluated(srv: Server, channels: str) -> None:
         f"/datasets/{DS}/alerts",
         json={**RULE, "name": "x", "channels": [channels]},
     )
-    assert r.status_code in (404, 422)
+    assert r.status_code == 422
 
 
 # ----------------------------------------------------------------------------- API3: properties
