@@ -40,6 +40,10 @@ class WriteConflictError(Stream0dError, RuntimeError):
     """Another writer committed to the same chunks and retries were exhausted."""
 
 
+class StorageUnavailableError(Stream0dError, ConnectionError):
+    """The storage of datasets failed (unreachable, refused, misconfigured): HTTP 503."""
+
+
 class StorageConfigError(Stream0dError, ValueError):
     """The storage location or its credentials are not usable."""
 

@@ -779,3 +779,18 @@ def test_aggregation_goes_window_by_window_across_chunks(
         want = getattr(grouped, how)() if how != "sum" else grouped.sum(min_count=1)
         np.testing.assert_allclose(got.to_numpy(), want.astype(float).to_numpy(), rtol=1e-12)
         assert got.index.tolist() == want.index.tolist()
+
+
+def test_a_failing_storage_is_not_reported_as_an_existing_dataset(tmp_path: Path) -> None:
+    """Creating a dataset where the storage fails (here: its root is a file) says that
+    the storage failed, not that the dataset exists, and leaves no registry row."""
+    from stream0d_nb.errors import StorageUnavailableError
+
+    (tmp_path / "not-a-folder").write_text("x")
+    settings = Settings(home=tmp_path, storage_url=str(tmp_path / "not-a-folder" / "sub"))
+    with Store(settings) as store:
+        with pytest.raises(
+            StorageUnavailableError, match=r"dataset 'line': the storage at .* failed"
+        ):
+            store.create_dataset(DatasetSpec(id="line", interval="1s"))
+        assert store.list_datasets() == []

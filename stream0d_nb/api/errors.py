@@ -23,6 +23,7 @@ from stream0d_nb.errors import (
     ConfirmationRequiredError,
     DatasetExistsError,
     IngestError,
+    StorageUnavailableError,
     Stream0dError,
     WriteConflictError,
 )
@@ -79,7 +80,7 @@ def status_of(exc: Exception) -> int:
         return 409
     if isinstance(exc, PayloadTooLargeError):
         return 413
-    if isinstance(exc, AuthUnavailableError):
+    if isinstance(exc, AuthUnavailableError | StorageUnavailableError):
         return 503
     if isinstance(exc, ValueError):
         return 422

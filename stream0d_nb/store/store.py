@@ -27,6 +27,7 @@ from stream0d_nb.errors import (
     DatasetNotFoundError,
     IngestError,
     Location,
+    StorageUnavailableError,
     Stream0dError,
     ValidationError,
 )
@@ -113,9 +114,16 @@ class Store:
                 spec.id, spec.interval_ns, loc, self.settings, who, spec.compression
             )
         except Exception as exc:
-            raise DatasetExistsError(
-                f"dataset {spec.id!r}: storage at {loc.uri} is not empty ({exc}); "
-                "delete it or choose another id"
+            if "clean prefix" in str(exc):  # Icechunk: something is stored there already
+                raise DatasetExistsError(
+                    f"dataset {spec.id!r}: storage at {loc.uri} is not empty; "
+                    "delete it or choose another id"
+                ) from exc
+            if isinstance(exc, Stream0dError):
+                raise
+            raise StorageUnavailableError(
+                f"dataset {spec.id!r}: the storage at {loc.uri} failed: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             ) from exc
         try:
             record = self.registry.create_dataset(
