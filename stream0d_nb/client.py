@@ -128,7 +128,7 @@ def _error_class(status: int, locations: list[Any] | None) -> type[ApiError]:
         return NotFoundError
     if status == 409:
         return ConflictError
-    if status == 422 and locations:
+    if status == 422 and any(isinstance(d, dict) and "file" in d for d in locations or []):
         return RemoteIngestError
     if status in (400, 405, 411, 413, 422):
         return RequestValidationError
@@ -587,19 +587,113 @@ class Client:
         since: TimeLike | None = None,
         until: TimeLike | None = None,
         limit: int = 100,
-    ) -> list[EventRecord]:
-        """Alert events, newest first (``since``/``until`` naive times are UTC)."""
+        severity: str | None = None,
+        cursor: str | None = None,
+    ) -> EventPage:
+        """Alert events, newest first (``since``/``until`` naive times are UTC): a page of
+        ``limit``; pass its ``next_cursor`` as ``cursor`` for the next (None: last page)."""
         params: dict[str, Any] = {"limit": limit}
         for key, value in (
             ("rule", rule),
             ("state", state),
+            ("severity", severity),
             ("since", _aware(since)),
             ("until", _aware(until)),
+            ("cursor", cursor),
         ):
             if value is not None:
                 params[key] = value
-        rows = self._json("GET", self._ds(dataset_id) + "/alerts/events", params=params)
-        return [EventRecord.model_validate(r) for r in rows]
+        r = self._request("GET", self._ds(dataset_id) + "/alerts/events", params=params)
+        page = EventPage(EventRecord.model_validate(e) for e in r.json())
+        page.next_cursor = r.headers.get("X-Next-Cursor")
+        return page
+
+    def eval_formula(
+        self,
+        dataset_id: str,
+        formula: str,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        every: str | None = None,
+        how: str = "mean",
+        as_of: TimeLike | None = None,
+    ) -> xr.Dataset:
+        """Evaluate a formula over ``[start, end)`` without saving it: like ``read`` of a
+        derived channel, as the channel ``value`` (its units in the attrs)."""
+        body: dict[str, Any] = {"formula": formula, "how": how, "format": "arrow"}
+        for key, value in (
+            ("start", _time_text(start)),
+            ("end", _time_text(end)),
+            ("as_of", _time_text(as_of)),
+            ("every", every),
+        ):
+            if value is not None:
+                body[key] = value
+        r = self._request("POST", self._ds(dataset_id) + "/formulas/eval", json=body)
+        try:  # dataset, snapshot and interval come in the schema's metadata
+            return from_arrow(pa.ipc.open_stream(r.content).read_all())
+        except pa.ArrowInvalid as exc:
+            raise ServerError(f"the eval answer of {self.url} is not Arrow: {exc}") from exc
+
+    def preview_alert_rule(
+        self,
+        dataset_id: str,
+        rule: AlertRule | Mapping[str, Any],
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> dict[str, Any]:
+        """Run an unsaved rule over ``[start, end)`` (nothing stored or sent): ``episodes``
+        and ``transitions`` (ISO UTC times, series, states, severity, values)."""
+        rule_type = _alert_rule()
+        r = rule if isinstance(rule, rule_type) else rule_type.model_validate(dict(rule))
+        body: dict[str, Any] = {
+            "rule": r.model_dump(mode="json", by_alias=False, exclude_none=True)
+        }
+        for key, value in (("start", _aware(start)), ("end", _aware(end))):
+            if value is not None:
+                body[key] = value
+        out: dict[str, Any] = self._json(
+            "POST", self._ds(dataset_id) + "/alerts/preview", json=body
+        )
+        return out
+
+    def silences(self, dataset_id: str) -> list[dict[str, Any]]:
+        """The dataset's silences: ``id``, ``rule`` (None: all rules) and the window."""
+        out: list[dict[str, Any]] = self._json("GET", self._ds(dataset_id) + "/alerts/silences")
+        return out
+
+    def silence(
+        self,
+        dataset_id: str,
+        rule: str | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        days: list[int] | None = None,
+        from_time: str | None = None,
+        to_time: str | None = None,
+        tz: str = "UTC",
+        comment: str = "",
+    ) -> dict[str, Any]:
+        """Mute notifications of a dataset (or one rule): ``start``/``end``, or weekly on
+        ``days`` (0 = Monday) from ``from_time`` to ``to_time`` (HH:MM in ``tz``). Editor."""
+        body: dict[str, Any] = {"rule": rule, "tz": tz, "comment": comment}
+        for key, value in (
+            ("start", _aware(start)),
+            ("end", _aware(end)),
+            ("days", days),
+            ("from_time", from_time),
+            ("to_time", to_time),
+        ):
+            if value is not None:
+                body[key] = value
+        out: dict[str, Any] = self._json(
+            "POST", self._ds(dataset_id) + "/alerts/silences", json=body
+        )
+        return out
+
+    def end_silence(self, dataset_id: str, silence_id: int) -> None:
+        """End (remove) a silence by its id (editor)."""
+        self._json("DELETE", f"{self._ds(dataset_id)}/alerts/silences/{int(silence_id)}")
 
     # --------------------------------------------------------------------- access
 
@@ -644,6 +738,12 @@ class Client:
     def revoke_token(self, token_id: str) -> TokenRecord:
         """Revoke one of the caller's tokens (this one too: later calls get 401)."""
         return TokenRecord.model_validate(self._json("DELETE", f"tokens/{_segment(token_id)}"))
+
+
+class EventPage(list[EventRecord]):
+    """A page of alert events; ``next_cursor`` asks for the next one (None: no more)."""
+
+    next_cursor: str | None = None
 
 
 def _safe_extract(zf: zipfile.ZipFile, folder: Path) -> None:

@@ -232,6 +232,21 @@ def _range(ctx: DerivedContext, start: object | None, end: object | None) -> tup
     return i0 * step, i1 * step
 
 
+UNSAVED = "=formula"  # what an unsaved formula is read as (``unsaved=``): never a channel's name
+
+
+def _context(store: Store, dataset_id: str, as_of: AsOf, unsaved: str | None) -> DerivedContext:
+    """A context at ``as_of``; with ``unsaved``, that formula text is readable as the derived
+    channel ``UNSAVED``, checked as on save (syntax, channels, units, grids of its inputs)."""
+    ctx = DerivedContext(store, dataset_id, as_of)
+    if unsaved is not None:
+        ctx.formulas[UNSAVED] = FormulaSpec.model_construct(
+            name=UNSAVED, formula=unsaved, units="", description="", materialize=False
+        )
+        ctx.check_grid("formula", ctx.compile(UNSAVED))
+    return ctx
+
+
 def evaluate_text(
     store: Store,
     dataset_id: str,
@@ -258,14 +273,16 @@ def values_held(
     end: object | None,
     budget: int,
     as_of: AsOf = None,
+    unsaved: str | None = None,
 ) -> int:
     """Values a read of the derived channels ``names`` holds to evaluate them, margins and
     nested windows included; computed from the formulas alone, before reading anything.
 
     Stored channels in ``names`` are not counted (the caller counts them); an unknown name
-    is ChannelNotFoundError, as the read would say.
+    is ChannelNotFoundError, as the read would say. ``unsaved`` is a formula not saved,
+    named ``UNSAVED`` in ``names`` (its compile errors are raised here, before any read).
     """
-    ctx = DerivedContext(store, dataset_id, as_of)
+    ctx = _context(store, dataset_id, as_of, unsaved)
     lo, hi = _range(ctx, start, end)
     total = 0
     for n in names:
@@ -299,13 +316,15 @@ def read(
     every: str | None = None,
     how: str = "mean",
     as_of: AsOf = None,
+    unsaved: str | None = None,
 ) -> xr.Dataset:
     """Like ``Store.read`` but channels may be derived ones (all stored ones by default).
 
     Without ``every``, every channel read together must be on the same grid (a formula
     ending in ``resample()`` is on a coarser one); with ``every``, all are aggregated to it.
+    ``unsaved`` is a formula evaluated without saving it, read as the channel ``UNSAVED``.
     """
-    ctx = DerivedContext(store, dataset_id, as_of)
+    ctx = _context(store, dataset_id, as_of, unsaved)
     names = list(ctx.raw_units) if channels is None else list(channels)
     derived = [n for n in names if n not in ctx.raw_units]
     for n in derived:

@@ -163,14 +163,12 @@ class AlertService:
         interval: int,
         tz: str,
     ) -> Any:
-        names: set[str] = set()
-        for r in rules:
-            for cond, value, clear in r.compile(units, interval, tz).values():
-                for c in (cond, value, clear):
-                    if c is not None:
-                        names |= set(c.refs)
         return derived.read(
-            self.store, dataset_id, sorted(names), np.datetime64(lo, "ns"), np.datetime64(hi, "ns")
+            self.store,
+            dataset_id,
+            _refs(rules, units, interval, tz),
+            np.datetime64(lo, "ns"),
+            np.datetime64(hi, "ns"),
         )
 
     def backfill(
@@ -179,18 +177,44 @@ class AlertService:
         start: object | None = None,
         end: object | None = None,
         names: list[str] | None = None,
+        rules: list[AlertRule] | None = None,
     ) -> EvaluationResult:
-        """Run rules over history (nothing stored, nothing sent): the episodes they would give."""
-        rules = [r for r in self.rules(dataset_id) if names is None or r.name in names]
+        """Run rules over history (nothing stored, nothing sent): the episodes they would give.
+
+        ``rules`` are unsaved rules to run instead of the saved ones (a preview), checked
+        against the dataset as on save.
+        """
+        found, lo, hi, _ = self.backfill_reads(dataset_id, start, end, names, rules)
+        if not found or hi <= lo:
+            return EvaluationResult([], [], {})
         units, interval, tz = self._units(dataset_id)
+        back = max(lookback_ns(r, units, interval, tz) for r in found)
+        data = self._data(dataset_id, found, lo - back, hi, units, interval, tz)
+        return evaluate_rules(found, data, lo, hi, interval, tz)
+
+    def backfill_reads(
+        self,
+        dataset_id: str,
+        start: object | None = None,
+        end: object | None = None,
+        names: list[str] | None = None,
+        rules: list[AlertRule] | None = None,
+    ) -> tuple[list[AlertRule], int, int, tuple[list[str], int]]:
+        """What ``backfill`` runs and reads, before reading: the rules, ``[lo, hi)`` in UTC
+        ns, and the channels it reads from ``lo`` minus the look-back on (to bound it)."""
+        units, interval, tz = self._units(dataset_id)
+        if rules is None:
+            rules = [r for r in self.rules(dataset_id) if names is None or r.name in names]
+        else:
+            for r in rules:
+                r.validate_against(units, interval, tz)
         snap = self.store.data(dataset_id).snapshot()
         lo = to_ns(start) if start is not None else (snap.start or 0) * interval
         hi = to_ns(end) if end is not None else (snap.stop or 0) * interval
-        if not rules or hi <= lo:
-            return EvaluationResult([], [], {})
+        if not rules:
+            return rules, lo, hi, ([], lo)
         back = max(lookback_ns(r, units, interval, tz) for r in rules)
-        data = self._data(dataset_id, rules, lo - back, hi, units, interval, tz)
-        return evaluate_rules(rules, data, lo, hi, interval, tz)
+        return rules, lo, hi, (_refs(rules, units, interval, tz), lo - back)
 
     def run(
         self,
@@ -421,6 +445,15 @@ class AlertService:
         for n in notes:
             out += disp.dispatch(n)
         return out
+
+
+def _refs(rules: list[AlertRule], units: dict[str, str], interval: int, tz: str) -> list[str]:
+    """Channels (stored or derived) the rules' formulas read, sorted."""
+    names: set[str] = set()
+    for r in rules:
+        for cond, value, clear in r.compile(units, interval, tz).values():
+            names |= {n for c in (cond, value, clear) if c is not None for n in c.refs}
+    return sorted(names)
 
 
 def parse_when(text: str | None) -> int | None:

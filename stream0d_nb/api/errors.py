@@ -1,6 +1,7 @@
 """Exception handlers: the one place where errors become HTTP statuses (DESIGN §1).
 
-Bodies are ``{"error": {"type", "message", "locations"?}}``. ``type`` names the status
+Bodies are ``{"error": {"type", "message", "locations"?}}`` (``locations``: file, line,
+column of an ingest error; line, column of a formula error). ``type`` names the status
 class only (never the exception class), so a hidden dataset and a missing one look the
 same; unexpected errors become a bare 500 without stack trace.
 """
@@ -27,6 +28,7 @@ from stream0d_nb.errors import (
     Stream0dError,
     WriteConflictError,
 )
+from stream0d_nb.formulas.errors import FormulaError, FormulaSyntaxError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,12 @@ async def _ours(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "token"} if status == 401 else None
     if isinstance(exc, IngestError):
         return error_response(status, exc.message, _locations(exc))
+    if isinstance(exc, FormulaError) and exc.line is not None and exc.column is not None:
+        # where in the formula text (1-based), for an editor to place its annotation
+        where: dict[str, Any] = {"line": exc.line, "column": exc.column}
+        if isinstance(exc, FormulaSyntaxError) and exc.expected:
+            where["expected"] = list(exc.expected)
+        return error_response(status, str(exc), [where], headers=headers)
     return error_response(status, str(exc), headers=headers)
 
 

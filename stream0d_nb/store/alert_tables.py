@@ -285,9 +285,20 @@ class AlertRegistry:
         until: datetime | None = None,
         limit: int = 100,
         ids: list[int] | None = None,
+        severity: str | None = None,
+        before: tuple[datetime, int] | None = None,
     ) -> list[EventRecord]:
-        """Events newest first, filtered by dataset, rule, state (to_state) and time."""
+        """Events newest first, filtered by dataset, rule, state (to_state), severity and
+        time; ``before`` = (at, id) of the last event of the previous page (keyset paging:
+        events stored meanwhile neither repeat nor shift a page)."""
         q = select(AlertEventRow)
+        if severity is not None:
+            q = q.where(AlertEventRow.severity == severity)
+        if before is not None:
+            at, last = before
+            q = q.where(
+                (AlertEventRow.at < at) | ((AlertEventRow.at == at) & (AlertEventRow.id < last))
+            )
         if dataset_id is not None:
             q = q.where(AlertEventRow.dataset_id == dataset_id)
         if rule is not None:

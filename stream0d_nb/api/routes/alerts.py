@@ -1,18 +1,25 @@
-"""Alert rules of a dataset (list, show, save, delete) and its alert events."""
+"""Alert rules of a dataset (list, show, save, delete, preview an unsaved one over a
+window), its alert events (filtered, paged) and its silences (list, create, end)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from stream0d_nb.access import Action
 from stream0d_nb.alerts.rules import AlertRule
-from stream0d_nb.api.deps import AlertsDep, DatasetContext, require
+from stream0d_nb.alerts.service import Silence
+from stream0d_nb.api.deps import AlertsDep, DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import NotFoundError
+from stream0d_nb.api.routes.data import check_limits
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.records import EventRecord
+from stream0d_nb.safetext import Line
 
 router = APIRouter(tags=["alerts"])
 
@@ -30,21 +37,152 @@ def list_rules(ctx: View, alerts: AlertsDep) -> list[dict[str, Any]]:
     return [_rule_json(r) for r in alerts.rules(ctx.id)]
 
 
+NEXT_CURSOR = "X-Next-Cursor"
+
+
+def _cursor(text: str) -> tuple[datetime, int]:
+    """(at, id) of the last event of a page from its cursor ``<at in UTC ns>.<id>``."""
+    at, _, last = text.partition(".")
+    try:
+        return pd.Timestamp(int(at), unit="ns", tz="UTC").to_pydatetime(), int(last)
+    except (ValueError, OverflowError):
+        raise ValidationError(f"cursor={text!r} is not one this API gave") from None
+
+
 @router.get("/datasets/{dataset_id}/alerts/events")
 def events(
     ctx: View,
     alerts: AlertsDep,
+    response: Response,
     rule: Annotated[str | None, Query()] = None,
     state: Annotated[str | None, Query(description="firing, pending, ok, ...")] = None,
+    severity: Annotated[str | None, Query(description="critical, major, ...")] = None,
     since: Annotated[datetime | None, Query()] = None,
     until: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    cursor: Annotated[str | None, Query(description="X-Next-Cursor of the page before.")] = None,
 ) -> list[EventRecord]:
-    """Alert events, newest first."""
+    """Alert events, newest first, a page of ``limit``; the ``X-Next-Cursor`` header, when
+    present, is the ``cursor`` of the next page."""
     for t in (since, until):
         if t is not None and t.tzinfo is None:
             raise ValidationError(f"{t.isoformat()} needs a time zone (e.g. Z)")
-    return alerts.table.events(ctx.id, rule, state, since, until, limit)
+    before = _cursor(cursor) if cursor is not None else None
+    found = alerts.table.events(
+        ctx.id, rule, state, since, until, limit + 1, severity=severity, before=before
+    )
+    if len(found) > limit:
+        found = found[:limit]
+        last = found[-1]
+        response.headers[NEXT_CURSOR] = f"{pd.Timestamp(last.at).value}.{last.id}"
+    return found
+
+
+class RulePreview(BaseModel):
+    """An unsaved rule (as saved with ``POST /alerts``) and the window to run it over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: AlertRule
+    start: Line | None = Field(None, description="Inclusive start (ISO time); default: data.")
+    end: Line | None = Field(None, description="Exclusive end (ISO time); default: data.")
+
+
+def _iso(ns: int | None) -> str | None:
+    return None if ns is None else pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
+
+
+def _number(x: float) -> float | None:
+    return None if np.isnan(x) or np.isinf(x) else float(x)
+
+
+@router.post("/datasets/{dataset_id}/alerts/preview")
+def preview_rule(
+    body: RulePreview,
+    ctx: View,
+    alerts: AlertsDep,
+    store: StoreDep,
+    settings: Annotated[Any, Depends(get_settings)],
+) -> dict[str, Any]:
+    """Run an unsaved rule over a window as ``alerts backfill`` does (viewer): its episodes
+    and state changes; checked as on save (422) and bounded as a read of its inputs (413);
+    nothing stored, nothing sent."""
+    rules = [body.rule]
+    _, lo, hi, (inputs, read_lo) = alerts.backfill_reads(ctx.id, body.start, body.end, rules=rules)
+    if hi > lo and inputs:
+        snap = store.data(ctx.id).snapshot()
+        span = (_iso(max(read_lo, 0)), _iso(hi))
+        check_limits(snap, inputs, *span, None, "mean", settings, "arrow", store, ctx.id)
+    res = alerts.backfill(ctx.id, body.start, body.end, rules=rules)
+    return {
+        "rule": body.rule.name,
+        "start": _iso(lo),
+        "end": _iso(hi),
+        "episodes": [
+            {
+                "series": e.series,
+                "start": _iso(e.start),
+                "end": _iso(e.end),
+                "severity": e.severity,
+                "peak_value": _number(e.peak_value),
+                "peak_time": _iso(e.peak_time),
+                "labels": e.labels,
+            }
+            for e in res.episodes
+        ],
+        "transitions": [
+            {
+                "series": t.series,
+                "at": _iso(t.at),
+                "from_state": t.from_state,
+                "to_state": t.to_state,
+                "severity": body.rule.severity,
+                "value": _number(t.value),
+            }
+            for t in res.transitions
+        ],
+    }
+
+
+class SilenceRequest(Silence):
+    """A silence to create: the window (one-off or weekly), for one rule or all (None)."""
+
+    rule: Line | None = None
+
+
+class SilenceRecord(SilenceRequest):
+    """A saved silence and its id."""
+
+    id: int
+
+
+def _silences(alerts: Any, dataset_id: str) -> list[SilenceRecord]:
+    return [
+        SilenceRecord(id=sid, rule=rule, **spec)
+        for sid, rule, spec in alerts.table.silences(dataset_id)
+    ]
+
+
+@router.get("/datasets/{dataset_id}/alerts/silences")
+def list_silences(ctx: View, alerts: AlertsDep) -> list[SilenceRecord]:
+    """The dataset's silences, oldest first."""
+    return _silences(alerts, ctx.id)
+
+
+@router.post("/datasets/{dataset_id}/alerts/silences", status_code=201)
+def create_silence(body: SilenceRequest, ctx: Edit, alerts: AlertsDep) -> SilenceRecord:
+    """Mute notifications of the dataset or one rule in a window (editor; audited)."""
+    window = Silence.model_validate(body.model_dump(exclude={"rule"}))
+    sid = alerts.silence(ctx.id, window, body.rule, actor=ctx.identity.user)
+    return SilenceRecord(id=sid, rule=body.rule, **window.model_dump())
+
+
+@router.delete("/datasets/{dataset_id}/alerts/silences/{silence_id}", status_code=204)
+def end_silence(silence_id: int, ctx: Edit, alerts: AlertsDep) -> None:
+    """End (remove) a silence (editor; audited)."""
+    if silence_id not in {s.id for s in _silences(alerts, ctx.id)}:
+        raise NotFoundError(f"dataset {ctx.id!r} has no silence {silence_id}")
+    alerts.table.delete_silence(ctx.id, silence_id, alerts.store.actor(ctx.identity.user))
 
 
 @router.get("/datasets/{dataset_id}/alerts/{name}")
