@@ -62,3 +62,4 @@ bench: setup-test
 	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/bench_bounds.py
+	$(BIN)/python bench/bench_points.py

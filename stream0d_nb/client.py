@@ -370,8 +370,13 @@ class Client:
         every: str | None = None,
         how: str = "mean",
         as_of: TimeLike | None = None,
+        points: int | None = None,
     ) -> xr.Dataset:
-        """Channels (stored or derived) over ``[start, end)`` as ``Store.read`` returns them."""
+        """Channels (stored or derived) over ``[start, end)`` as ``Store.read`` returns them.
+
+        ``points=N`` asks for a plot-sized read: per channel at most N buckets, each keeping
+        its first, last, min and max samples (irregular times; docs/api.md).
+        """
         if isinstance(channels, str):
             channels = [channels]
         params: dict[str, str] = {"format": "arrow", "how": how}
@@ -381,6 +386,7 @@ class Client:
             ("as_of", _time_text(as_of)),
             ("every", every),
             ("channels", ",".join(channels) if channels is not None else None),
+            ("points", str(points) if points is not None else None),
         ):
             if value is not None:
                 params[key] = value
@@ -392,7 +398,7 @@ class Client:
         attrs: dict[str, Any] = {"dataset": dataset_id}
         if every is not None:
             attrs["interval"] = format_duration(parse_duration_ns(every, what="every"))
-        elif table.num_rows > 1:
+        elif points is None and table.num_rows > 1:  # plot-sized reads carry their interval
             t = table.column("time").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
             attrs["interval"] = format_duration(int(t[1].as_py()) - int(t[0].as_py()))
         return from_arrow(table, attrs)
@@ -407,11 +413,13 @@ class Client:
         how: str = "mean",
         as_of: TimeLike | None = None,
         tz: str | None = None,
+        points: int | None = None,
     ) -> pd.DataFrame:
         """Like ``read`` as a DataFrame with a tz-aware index (UTC, or ``tz``)."""
         from stream0d_nb.store.reader import to_pandas
 
-        return to_pandas(self.read(dataset_id, channels, start, end, every, how, as_of), tz)
+        ds = self.read(dataset_id, channels, start, end, every, how, as_of, points)
+        return to_pandas(ds, tz)
 
     def export(
         self,

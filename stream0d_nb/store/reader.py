@@ -12,6 +12,7 @@ the number of bins, never on the range read nor on the bin width.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import bottleneck as bn
@@ -168,13 +169,233 @@ def aggregate_array(arr: Any, i0: int, i1: int, k: int, how: str, chunk_len: int
     Samples beyond the array's end count as missing.
     """
     bins = Bins(i0, i1, k, how)
-    window = max(AGGREGATE_WINDOW // chunk_len, 1) * chunk_len
-    a, hi = i0, min(i1, arr.shape[0])
-    while a < hi:
-        b = min(hi, (a // window + 1) * window)
+    for a, b in windows(i0, min(i1, arr.shape[0]), chunk_len):
         bins.add(np.asarray(arr[a:b], dtype=np.float64), a)
-        a = b
     return bins.result(), bins.b0 * k
+
+
+def windows(i0: int, i1: int, chunk_len: int, n_channels: int = 1) -> Iterator[tuple[int, int]]:
+    """Windows ``[a, b)`` over ``[i0, i1)`` on whole chunks, each holding at most
+    ``AGGREGATE_WINDOW`` values of ``n_channels`` channels (one chunk at least)."""
+    window = max(AGGREGATE_WINDOW // (chunk_len * max(n_channels, 1)), 1) * chunk_len
+    a = i0
+    while a < i1:
+        b = min(i1, (a // window + 1) * window)
+        yield a, b
+        a = b
+
+
+# ---- plot-sized reads (points=): M4 per bucket -----------------------------------------
+MAX_POINTS = 20_000  # buckets per read: far more than the pixels of any screen's width
+
+
+class PlotBuckets:
+    """M4 reduction of channels read together: ``[i0, i1)`` cut into at most ``points``
+    buckets of ``k`` grid steps from ``i0``; each channel keeps per bucket its first and
+    last valid sample, its minimum and its maximum (earliest on ties), so no spike is lost.
+
+    A bucket without a valid sample keeps its start as one NaN point, so gaps stay gaps.
+    The answer's rows are the union of every channel's kept samples, each channel taking
+    its real value there. Fed windows in time order: a bucket cut by a window's end stays
+    pending with its candidates' rows (every channel's values), so memory is one window
+    plus the answer.
+    """
+
+    def __init__(self, i0: int, i1: int, points: int, n_channels: int) -> None:
+        self.i0, self.i1, self.c = i0, i1, n_channels
+        self.k = max(-(-(i1 - i0) // points), 1)
+        self.pending: list[list[tuple[int, float]] | None] = [None] * n_channels
+        self.rows: dict[int, F8] = {}  # every channel's values at pending candidates
+        self.index: list[npt.NDArray[np.int64]] = []
+        self.values: list[F8] = []
+
+    def _segments(self, v: F8, offs: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
+        """Per segment: count, then the positions of first, min, max and last (a segment
+        without a valid sample: its start). Whole buckets go as rows of a reshaped view
+        of ``v`` (bottleneck's arg-reductions, no copy), cut ones one by one."""
+        k, n = self.k, v.size
+        lens = np.append(offs[1:], n) - offs
+        out = [np.zeros(len(offs), np.int64)] + [offs.copy() for _ in range(4)]
+        full = np.flatnonzero(lens == k)
+        lo, hi = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
+        if hi > lo:  # buckets lo..hi-1 are whole and consecutive
+            rows = v[offs[lo] : offs[lo] + (hi - lo) * k].reshape(hi - lo, k)
+            valid = ~np.isnan(rows)
+            cnt = valid.sum(axis=1)
+            base = offs[lo:hi]
+            empty = cnt == 0  # bottleneck refuses all-NaN rows: 0 there for a moment
+            rows[empty] = 0.0
+            mn, mx = bn.nanargmin(rows, axis=1), bn.nanargmax(rows, axis=1)
+            rows[empty] = np.nan
+            if cnt.min() == k:
+                first, last = np.zeros(hi - lo, np.int64), np.full(hi - lo, k - 1)
+            else:
+                first = np.argmax(valid, axis=1)
+                last = k - 1 - np.argmax(valid[:, ::-1], axis=1)
+            for o, part in zip(out, (cnt, first, mn, mx, last), strict=True):
+                o[lo:hi] = part if o is out[0] else base + np.where(cnt > 0, part, 0)
+        for s in (*range(lo), *range(hi, len(offs))):  # at most the first and the last
+            seg = v[offs[s] : offs[s] + lens[s]]
+            pos = np.flatnonzero(~np.isnan(seg))
+            out[0][s] = pos.size
+            if pos.size:
+                at = (pos[0], np.nanargmin(seg), np.nanargmax(seg), pos[-1])
+                for o, p in zip(out[1:], at, strict=True):
+                    o[s] = offs[s] + p
+        return out
+
+    def add(self, block: F8, a: int) -> None:
+        """Merge the values of grid indices ``[a, a + m)`` (one row per channel; all-NaN
+        buckets of ``block`` are written to and restored, so it must be writable)."""
+        m = block.shape[1]
+        if m == 0:
+            return
+        i0, k = self.i0, self.k
+        g0, g1 = (a - i0) // k, (a + m - 1 - i0) // k
+        starts = i0 + np.arange(g0, g1 + 1, dtype=np.int64) * k
+        offs = np.maximum(starts - a, 0)
+        last = len(starts) - 1
+        done = last + 1 if min(starts[-1] + k, self.i1) <= a + m else last
+        kept: list[npt.NDArray[np.int64]] = []
+        pending: list[list[tuple[int, float]] | None] = []
+        for c in range(self.c):
+            v = block[c]
+            cnt, *where = self._segments(v, offs)
+            idx = np.stack(where) + a  # first, min, max, last (rows) per segment (columns)
+            has = cnt > 0
+            heads = [(int(i), float(v[i - a])) for i in idx[:, 0]] if has[0] else None
+            prev = self.pending[c]
+            if prev is not None:  # the first segment goes on with the pending bucket
+                if heads is None or np.isnan(prev[0][1]):
+                    heads = heads or prev
+                else:
+                    heads = [
+                        prev[0],
+                        prev[1] if prev[1][1] <= heads[1][1] else heads[1],
+                        prev[2] if prev[2][1] >= heads[2][1] else heads[2],
+                        heads[3],
+                    ]
+                has[0] = not np.isnan(heads[0][1])
+                idx[:, 0] = [i for i, _ in heads]
+            chosen = np.where(has[:done], idx[:, :done], starts[:done])  # a gap: its start
+            kept.append(chosen.ravel())
+            if done == last + 1:
+                pending.append(None)
+            elif not has[last]:
+                pending.append([(int(starts[last]), np.nan)] * 4)
+            elif last == 0 and heads is not None:
+                pending.append(heads)
+            else:
+                pending.append([(int(i), float(v[i - a])) for i in idx[:, last]])
+        self._emit(np.unique(np.concatenate(kept)) if kept else np.empty(0, np.int64), block, a)
+        self.pending = pending
+        wanted = {i for p in pending if p for i, _ in p}
+        self.rows = {i: block[:, i - a].copy() if i >= a else self.rows[i] for i in wanted}
+
+    def _emit(self, idx: npt.NDArray[np.int64], block: F8, a: int) -> None:
+        """Every channel's values at the kept indices ``idx`` (earlier ones from ``rows``)."""
+        if idx.size == 0:
+            return
+        here = idx >= a
+        vals = np.empty((self.c, idx.size))
+        vals[:, here] = block[:, idx[here] - a]
+        for j in np.flatnonzero(~here):
+            vals[:, j] = self.rows[int(idx[j])]
+        self.index.append(idx)
+        self.values.append(vals)
+
+    def result(self) -> tuple[npt.NDArray[np.int64], F8]:
+        """Kept grid indices (sorted) and every channel's values there (channels x rows)."""
+        if not self.index:
+            return np.empty(0, np.int64), np.empty((self.c, 0))
+        return np.concatenate(self.index), np.concatenate(self.values, axis=1)
+
+
+def reduce_points(
+    arrays: Sequence[Any], i0: int, i1: int, points: int, chunk_len: int, base: int = 0
+) -> tuple[npt.NDArray[np.int64], F8, int]:
+    """``PlotBuckets`` of grid indices ``[i0, i1)`` of arrays whose element 0 is grid index
+    ``base``, read window by window (whole chunks; samples beyond an array's end count as
+    missing). Returns the kept grid indices, the values there, the bucket width in steps."""
+    pb = PlotBuckets(i0, i1, points, len(arrays))
+    for a, b in windows(i0, i1, chunk_len, len(arrays)):
+        block = np.full((len(arrays), b - a), np.nan)
+        for c, arr in enumerate(arrays):
+            hi = min(b, base + arr.shape[0])
+            if hi > a:
+                block[c, : hi - a] = arr[a - base : hi - base]
+        pb.add(block, a)
+    idx, vals = pb.result()
+    return idx, vals, pb.k
+
+
+def _points_dataset(
+    arrays: Sequence[Any],
+    names: list[str],
+    attrs: list[dict[str, Any]],
+    bounds: tuple[int, int],
+    points: int,
+    chunk_len: int,
+    step_ns: int,
+    ds_attrs: dict[str, Any],
+    base: int = 0,
+) -> xr.Dataset:
+    """The ``reduce_points`` answer in ``read``'s layout: irregular ``time`` (the kept
+    samples), one variable per channel; ``bucket`` and ``points`` in the attributes."""
+    idx, vals, k = reduce_points(arrays, *bounds, points, chunk_len, base)
+    times = (idx * step_ns).view("datetime64[ns]")
+    data_vars = {
+        n: (("time",), vals[c], a) for c, (n, a) in enumerate(zip(names, attrs, strict=True))
+    }
+    ds = xr.Dataset(
+        data_vars, coords={"time": ("time", times, {"standard_name": "time", "timezone": "UTC"})}
+    )
+    ds.attrs.update(ds_attrs)
+    ds.attrs.update(
+        {
+            "interval": format_duration(step_ns),
+            "bucket": format_duration(k * step_ns),
+            "points": points,
+        }
+    )
+    return ds
+
+
+def read_points(
+    snap: Snapshot,
+    dataset_id: str,
+    channels: list[str] | None,
+    start: object | None,
+    end: object | None,
+    points: int,
+    tz: str = "UTC",
+) -> xr.Dataset:
+    """Stored channels over ``[start, end)`` reduced to at most ``points`` M4 buckets,
+    read window by window from the snapshot (``PlotBuckets``)."""
+    names = list(snap.channels) if channels is None else list(channels)
+    arrays = [snap.array(n) for n in names]
+    attrs = [dict(snap.channels[n]) for n in names]
+    meta = {"dataset": dataset_id, "snapshot": snap.id, "tz": tz, "Conventions": "CF-1.10"}
+    bounds = index_range(snap, start, end)
+    grid = snap.grid
+    return _points_dataset(
+        arrays, names, attrs, bounds, points, grid.chunk_len, grid.interval_ns, meta
+    )
+
+
+def to_points(ds: xr.Dataset, points: int, chunk_len: int) -> xr.Dataset:
+    """An in-memory regular read (e.g. of derived channels) reduced like ``read_points``,
+    in windows of whole chunks of ``chunk_len`` samples."""
+    step_ns = parse_duration_ns(str(ds.attrs["interval"]), what="interval")
+    times = ds["time"].values.astype("datetime64[ns]").view(np.int64)
+    i0 = int(times[0]) // step_ns if times.size else 0
+    names = [str(n) for n in ds.data_vars]
+    arrays = [np.asarray(ds[n].values, dtype=np.float64) for n in names]
+    attrs = [dict(ds[n].attrs) for n in names]
+    bounds = (i0, i0 + times.size)
+    return _points_dataset(
+        arrays, names, attrs, bounds, points, chunk_len, step_ns, dict(ds.attrs), i0
+    )
 
 
 def read(

@@ -25,7 +25,7 @@ from stream0d_nb.errors import ValidationError
 from stream0d_nb.safetext import spreadsheet_safe
 from stream0d_nb.specs import format_duration
 from stream0d_nb.store import Store, reader
-from stream0d_nb.store.reader import bin_steps, index_range, to_arrow, to_pandas
+from stream0d_nb.store.reader import MAX_POINTS, bin_steps, index_range, to_arrow, to_pandas
 from stream0d_nb.store.repo import Snapshot
 
 router = APIRouter(tags=["data"])
@@ -88,6 +88,8 @@ def json_bytes(ds: xr.Dataset) -> bytes:
     """
     times = iso_times(ds["time"].values)
     head = {k: ds.attrs.get(k) for k in ("dataset", "snapshot", "interval")}
+    if "bucket" in ds.attrs:  # a plot-sized read (points=)
+        head.update(bucket=ds.attrs["bucket"], points=int(ds.attrs["points"]))
     parts = [json.dumps(head)[:-1], ',"time":']
     parts.append('["' + '","'.join(times.tolist()) + '"]' if times.size else "[]")
     parts.append(',"channels":{')
@@ -112,6 +114,7 @@ def check_limits(
     format: str,
     store: Store | None = None,
     dataset_id: str = "",
+    points: int | None = None,
 ) -> tuple[int, int, int, int]:
     """Grid range ``[i0, i1)``, bin steps and channel count of a read; 413 over the limits.
 
@@ -119,8 +122,14 @@ def check_limits(
     reads"): values held to evaluate derived channels (margins and nested windows
     included; needs ``store``) against ``max_values``, values scanned (range x channels,
     before aggregation, which goes window by window) and values returned (rows x
-    channels; JSON has its own, smaller limit). Exports use the same.
+    channels; JSON has its own, smaller limit; ``points`` bounds the rows). Exports use
+    the same.
     """
+    if points is not None and every is not None:
+        raise ValidationError(
+            "points= and every= cannot be combined: points= already reduces each bucket "
+            "to its first, last, min and max; use one or the other"
+        )
     k = bin_steps(snap.grid, every, how)
     try:
         i0, i1 = index_range(snap, start, end)
@@ -137,6 +146,8 @@ def check_limits(
     n_channels = len(names) if names is not None else max(len(snap.channels), 1)
     scanned = (i1 - i0) * n_channels
     rows = -(-(i1 - i0) // k) + (1 if k > 1 else 0)
+    if points is not None:  # at most first, min, max and last per bucket and channel
+        rows = min(i1 - i0, 4 * points * n_channels)
     values = rows * n_channels
     limit = settings.max_json_values if format == "json" else settings.max_values
     if scanned > settings.max_scan_values:
@@ -190,14 +201,28 @@ def read(
     how: Annotated[str, Query(description="mean, min, max, sum, count, first, last...")] = "mean",
     as_of: Annotated[str | None, Query(description="Snapshot id or time.")] = None,
     format: Annotated[Format, Query()] = "json",
+    points: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_POINTS,
+            description="Plot-sized read: at most this many buckets per channel, each "
+            "keeping its first, last, min and max samples (not with every=).",
+        ),
+    ] = None,
 ) -> Any:
     """Channels over ``[start, end)``; derived channels allowed; limits give 413."""
     names = parse_channels(channels)
     snap = store.data(ctx.id).snapshot(as_of)
     i0, i1, k, n_channels = check_limits(
-        snap, names, start, end, every, how, settings, format, store, ctx.id
+        snap, names, start, end, every, how, settings, format, store, ctx.id, points
     )
     tz = ctx.record.spec.tz
+    if points is not None:  # small answers (4 x points rows per channel at most): whole
+        ds = read_points(store, ctx.id, snap, tz, names, start, end, points)
+        if format == "csv":
+            return Response(b"".join(_csv_parts(iter([ds]))), media_type=MEDIA["csv"])
+        return _whole(ds, format, compression="zstd")
     window_rows = max(settings.csv_window_values // n_channels // k, 1) * k
     stored = names is None or all(n in snap.channels for n in names)
     if format == "csv" or (format in ("arrow", "parquet") and stored and i1 - i0 > window_rows):
@@ -207,6 +232,12 @@ def read(
         body = _csv_parts(parts) if format == "csv" else _table_parts(parts, format)
         return StreamingResponse(body, media_type=MEDIA[format])
     ds = read_snapshot(store, ctx.id, snap, tz, names, start, end, every, how)
+    return _whole(ds, format)
+
+
+def _whole(ds: xr.Dataset, format: str, compression: str | None = None) -> Response:
+    """A read's answer built at once (JSON, Parquet or Arrow, the latter's buffers
+    optionally compressed: zstd takes a plot-sized read from 16 to about 10 bytes a point)."""
     if format == "json":
         return Response(json_bytes(ds), media_type="application/json")
     table = to_arrow(ds)
@@ -214,7 +245,8 @@ def read(
     if format == "parquet":
         pq.write_table(table, buf)
     else:
-        with pa.ipc.new_stream(buf, table.schema) as writer:
+        options = pa.ipc.IpcWriteOptions(compression=compression)
+        with pa.ipc.new_stream(buf, table.schema, options=options) as writer:
             writer.write_table(table)
     return Response(buf.getbuffer(), media_type=MEDIA[format])
 
@@ -240,6 +272,24 @@ def read_snapshot(
     if names is None or all(n in snap.channels for n in names):
         return reader.read(snap, dataset_id, names, start, end, every, how, tz)
     return derived.read(store, dataset_id, names, start, end, every, how, as_of=snap.id)
+
+
+def read_points(
+    store: Store,
+    dataset_id: str,
+    snap: Snapshot,
+    tz: str,
+    names: list[str] | None,
+    start: object | None,
+    end: object | None,
+    points: int,
+) -> xr.Dataset:
+    """A plot-sized read at a pinned snapshot: stored channels reduced window by window
+    from the snapshot; derived ones evaluated as a regular read, then reduced."""
+    if names is None or all(n in snap.channels for n in names):
+        return reader.read_points(snap, dataset_id, names, start, end, points, tz)
+    ds = derived.read(store, dataset_id, names, start, end, as_of=snap.id)
+    return reader.to_points(ds, points, snap.grid.chunk_len)
 
 
 def _windows(
