@@ -320,7 +320,7 @@ def main() -> int:
     import httpx
 
     from stream0d_nb.api.routes.data import json_bytes
-    from stream0d_nb.store.reader import to_arrow
+    from stream0d_nb.tables import to_arrow
     from tests.servers import free_port
 
     with tempfile.TemporaryDirectory(prefix="stream0d-bench-api-") as tmp:

@@ -549,7 +549,7 @@ def formula_eval(
 ) -> None:
     """Evaluate a formula over a time range without saving it."""
     from stream0d_nb import derived
-    from stream0d_nb.store.reader import to_pandas
+    from stream0d_nb.tables import to_pandas
 
     with store() as st:
         arr = derived.evaluate_text(st, dataset_id, formula, start, end, as_of)
@@ -968,7 +968,7 @@ def read(
 ) -> None:
     """Read a time range [start, end) of channels, stored or derived."""
     from stream0d_nb import derived
-    from stream0d_nb.store.reader import to_arrow, to_pandas
+    from stream0d_nb.tables import to_arrow, to_pandas
 
     names = [c.strip() for c in channels.split(",")] if channels else None
     with store() as st:

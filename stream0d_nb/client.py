@@ -416,7 +416,7 @@ class Client:
         points: int | None = None,
     ) -> pd.DataFrame:
         """Like ``read`` as a DataFrame with a tz-aware index (UTC, or ``tz``)."""
-        from stream0d_nb.store.reader import to_pandas
+        from stream0d_nb.tables import to_pandas
 
         ds = self.read(dataset_id, channels, start, end, every, how, as_of, points)
         return to_pandas(ds, tz)

@@ -327,7 +327,7 @@ def test_viewer_grant_and_read_token_cannot_write(env: Env) -> None:
 
 
 def _expected(env: Env, **kw: Any) -> pd.DataFrame:
-    from stream0d_nb.store.reader import to_pandas
+    from stream0d_nb.tables import to_pandas
 
     return to_pandas(env.store.read("fersa-press", **kw))
 

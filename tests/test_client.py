@@ -314,7 +314,7 @@ def test_arrow_carries_dataset_attrs_and_tag_lists() -> None:
     import xarray as xr
 
     from stream0d_nb.client import from_arrow
-    from stream0d_nb.store.reader import to_arrow
+    from stream0d_nb.tables import to_arrow
 
     t = np.array(["2024-01-01T00:00", "2024-01-01T00:01"], dtype="datetime64[ns]")
     ds = xr.Dataset(
@@ -375,7 +375,7 @@ def test_show_formula_and_alert_rule(server: Server, alice: Client) -> None:
 
 
 def _same_as_store(server: Server, got: pd.DataFrame, **kw: Any) -> None:
-    from stream0d_nb.store.reader import to_pandas
+    from stream0d_nb.tables import to_pandas
 
     want = to_pandas(server.store.read("fersa-press", **kw))
     assert got.index.equals(want.index)

@@ -25,8 +25,9 @@ from stream0d_nb.errors import ValidationError
 from stream0d_nb.safetext import spreadsheet_safe
 from stream0d_nb.specs import format_duration
 from stream0d_nb.store import Store, reader
-from stream0d_nb.store.reader import MAX_POINTS, bin_steps, index_range, to_arrow, to_pandas
+from stream0d_nb.store.reader import MAX_POINTS, bin_steps, index_range
 from stream0d_nb.store.repo import Snapshot
+from stream0d_nb.tables import to_arrow, to_pandas
 
 router = APIRouter(tags=["data"])
 

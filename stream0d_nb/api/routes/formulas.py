@@ -18,7 +18,7 @@ from stream0d_nb.api.errors import NotFoundError, PayloadTooLargeError
 from stream0d_nb.api.routes.data import MEDIA, check_limits, json_bytes
 from stream0d_nb.safetext import Line
 from stream0d_nb.specs import FormulaSpec
-from stream0d_nb.store.reader import to_arrow
+from stream0d_nb.tables import to_arrow
 
 router = APIRouter(tags=["formulas"])
 
