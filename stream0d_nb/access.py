@@ -162,6 +162,7 @@ class Action(StrEnum):
     INGEST = "ingest"
     EDIT_FORMULAS = "formulas.edit"
     EDIT_ALERT_RULES = "alerts.edit"
+    EDIT_VIEWS = "views.edit"  # saved views (reading them is PLOT)
     MANAGE_GRANTS = "grants.manage"
     VIEW_AUDIT = "audit.view"
     TRANSFER = "transfer"  # change the owner partner
@@ -187,6 +188,7 @@ _ACTION_ROLE: dict[Action, Role] = {
     Action.INGEST: Role.EDITOR,
     Action.EDIT_FORMULAS: Role.EDITOR,
     Action.EDIT_ALERT_RULES: Role.EDITOR,
+    Action.EDIT_VIEWS: Role.EDITOR,
     Action.MANAGE_GRANTS: Role.OWNER,
     Action.VIEW_AUDIT: Role.OWNER,
     Action.TRANSFER: Role.OWNER,

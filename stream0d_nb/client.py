@@ -54,6 +54,7 @@ from stream0d_nb.specs import (
     format_duration,
     parse_duration_ns,
 )
+from stream0d_nb.views import DatasetSummary, ViewSpec
 
 TimeLike = str | datetime | pd.Timestamp | np.datetime64
 EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".nc": "netcdf"}
@@ -560,6 +561,55 @@ class Client:
     def delete_formula(self, dataset_id: str, name: str) -> None:
         """Delete a derived channel (refused while other formulas use it)."""
         self._json("DELETE", f"{self._ds(dataset_id)}/formulas/{_segment(name)}")
+
+    # --------------------------------------------------------------------- summary and views
+
+    def summary(
+        self, dataset_id: str, window: str = "1h", end: TimeLike | None = None
+    ) -> DatasetSummary:
+        """Each stored channel's last value, its age and good share over ``window`` before
+        ``end`` (default now), and the last commit: read from the last chunks only."""
+        params = {"window": window}
+        if end is not None:
+            params["end"] = _aware(end) or ""
+        return DatasetSummary.model_validate(
+            self._json("GET", self._ds(dataset_id) + "/summary", params=params)
+        )
+
+    def views(self, dataset_id: str) -> list[ViewSpec]:
+        """The dataset's saved views (``view.resolve()`` gives a view's range now)."""
+        rows = self._json("GET", self._ds(dataset_id) + "/views")
+        return [ViewSpec.model_validate(r) for r in rows]
+
+    def view(self, dataset_id: str, name: str) -> ViewSpec:
+        """One saved view."""
+        return ViewSpec.model_validate(
+            self._json("GET", f"{self._ds(dataset_id)}/views/{_segment(name)}")
+        )
+
+    def save_view(
+        self, dataset_id: str, view: ViewSpec | Mapping[str, Any] | str, **fields: Any
+    ) -> ViewSpec:
+        """Create or replace a view: a spec, a mapping, or a name and fields
+        (``save_view(ds, "shift", channels=["temp"], start="now-8h", kind="line")``)."""
+        if isinstance(view, str):
+            view = ViewSpec.model_validate({"name": view, **fields})
+        elif not isinstance(view, ViewSpec):
+            view = ViewSpec.model_validate({**dict(view), **fields})
+        elif fields:
+            view = ViewSpec.model_validate({**view.model_dump(), **fields})
+        path = f"{self._ds(dataset_id)}/views/{_segment(view.name)}"
+        return ViewSpec.model_validate(self._json("PUT", path, json=view.model_dump(mode="json")))
+
+    def update_view(self, dataset_id: str, name: str, **changes: Any) -> ViewSpec:
+        """Change some fields of a saved view (``update_view(ds, "shift", start="now-12h")``)."""
+        return ViewSpec.model_validate(
+            self._json("PATCH", f"{self._ds(dataset_id)}/views/{_segment(name)}", json=changes)
+        )
+
+    def delete_view(self, dataset_id: str, name: str) -> None:
+        """Delete a saved view."""
+        self._json("DELETE", f"{self._ds(dataset_id)}/views/{_segment(name)}")
 
     # --------------------------------------------------------------------- alerts
 

@@ -265,6 +265,7 @@ def test_actions_per_role_as_specified() -> None:
         Action.INGEST,
         Action.EDIT_FORMULAS,
         Action.EDIT_ALERT_RULES,
+        Action.EDIT_VIEWS,
         Action.UPDATE,
     }
     owner = editor | {Action.MANAGE_GRANTS, Action.DELETE, Action.VIEW_AUDIT, Action.TRANSFER}

@@ -28,6 +28,8 @@ from stream0d_nb.api.routes import export as export_routes
 from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.api.routes import pages as page_routes
+from stream0d_nb.api.routes import summary as summary_routes
+from stream0d_nb.api.routes import views as view_routes
 from stream0d_nb.api.session import SAFE_METHODS
 from stream0d_nb.hooks import follow_writes
 from stream0d_nb.safetext import json_depth
@@ -126,6 +128,8 @@ def create_app(
         alert_routes,
         access_routes,
         export_routes,
+        summary_routes,
+        view_routes,
     ):
         app.include_router(module.router, prefix="/api", dependencies=[Depends(bind_audit_via)])
     app.include_router(page_routes.router)

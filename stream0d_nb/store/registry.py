@@ -418,7 +418,12 @@ def _enable_wal(cur: Any) -> None:
 
 def register_tables() -> None:
     """Import the modules that declare the other tables, so ``Base.metadata`` has them all."""
-    from stream0d_nb.store import access_tables, alert_tables, recal_tables  # noqa: F401
+    from stream0d_nb.store import (  # noqa: F401
+        access_tables,
+        alert_tables,
+        recal_tables,
+        view_tables,
+    )
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
