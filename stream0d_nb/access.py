@@ -164,6 +164,7 @@ class Action(StrEnum):
     EDIT_ALERT_RULES = "alerts.edit"
     EDIT_VIEWS = "views.edit"  # saved views (reading them is PLOT)
     MANAGE_GRANTS = "grants.manage"
+    MANAGE_ALERT_ROUTES = "alerts.routes"  # which notification sinks alerts go to
     VIEW_AUDIT = "audit.view"
     TRANSFER = "transfer"  # change the owner partner
     DELETE = "delete"
@@ -190,6 +191,7 @@ _ACTION_ROLE: dict[Action, Role] = {
     Action.EDIT_ALERT_RULES: Role.EDITOR,
     Action.EDIT_VIEWS: Role.EDITOR,
     Action.MANAGE_GRANTS: Role.OWNER,
+    Action.MANAGE_ALERT_ROUTES: Role.OWNER,
     Action.VIEW_AUDIT: Role.OWNER,
     Action.TRANSFER: Role.OWNER,
     Action.DELETE: Role.OWNER,

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -752,6 +753,34 @@ class Client:
     def end_silence(self, dataset_id: str, silence_id: int) -> None:
         """End (remove) a silence by its id (editor)."""
         self._json("DELETE", f"{self._ds(dataset_id)}/alerts/silences/{int(silence_id)}")
+
+    def sinks(self) -> list[dict[str, Any]]:
+        """Notification sinks with their kind and settings, secrets masked (hub admins)."""
+        out: list[dict[str, Any]] = self._json("GET", "alerts/sinks")
+        return out
+
+    def save_sink(self, name: str, kind: str, **settings: Any) -> dict[str, Any]:
+        """Add or replace a sink, e.g. ``save_sink("ops", "webhook", url=..., secret=...)``
+        (hub admins); answers its settings with secrets masked."""
+        out: dict[str, Any] = self._json(
+            "PUT", f"alerts/sinks/{quote(name, safe='')}", json={"kind": kind, **settings}
+        )
+        return out
+
+    def delete_sink(self, name: str) -> None:
+        """Remove a sink (hub admins)."""
+        self._json("DELETE", f"alerts/sinks/{quote(name, safe='')}")
+
+    def alert_routes(self, dataset_id: str) -> dict[str, Any]:
+        """Which sinks the dataset's alerts go to, by severity and labels (owner)."""
+        out: dict[str, Any] = self._json("GET", self._ds(dataset_id) + "/alerts/routes")
+        return out
+
+    def set_alert_routes(self, dataset_id: str, table: dict[str, Any]) -> dict[str, Any]:
+        """Replace the dataset's routing table, e.g. ``{"routes": [{"min_severity":
+        "major", "sinks": ["ops"]}], "default_sinks": ["in-app"]}`` (owner)."""
+        out: dict[str, Any] = self._json("PUT", self._ds(dataset_id) + "/alerts/routes", json=table)
+        return out
 
     # --------------------------------------------------------------------- access
 

@@ -268,7 +268,13 @@ def test_actions_per_role_as_specified() -> None:
         Action.EDIT_VIEWS,
         Action.UPDATE,
     }
-    owner = editor | {Action.MANAGE_GRANTS, Action.DELETE, Action.VIEW_AUDIT, Action.TRANSFER}
+    owner = editor | {
+        Action.MANAGE_GRANTS,
+        Action.MANAGE_ALERT_ROUTES,
+        Action.DELETE,
+        Action.VIEW_AUDIT,
+        Action.TRANSFER,
+    }
     assert actions_for(V) == viewer
     assert actions_for(E) == editor
     assert actions_for(OW) == owner == set(Action)

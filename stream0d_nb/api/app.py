@@ -28,6 +28,7 @@ from stream0d_nb.api.routes import export as export_routes
 from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.api.routes import pages as page_routes
+from stream0d_nb.api.routes import sinks as sink_routes
 from stream0d_nb.api.routes import summary as summary_routes
 from stream0d_nb.api.routes import views as view_routes
 from stream0d_nb.api.session import SAFE_METHODS
@@ -125,6 +126,7 @@ def create_app(
         data_routes,
         ingest_routes,
         formula_routes,
+        sink_routes,  # before alert_routes: /alerts/routes is no rule's name
         alert_routes,
         access_routes,
         export_routes,

@@ -390,6 +390,19 @@ class AlertRegistry:
                 s, actor, "alert.sink", None, {"sink": name, "kind": kind}, None
             )
 
+    def delete_sink(self, name: str, actor: str) -> None:
+        """Remove a sink's configuration (audited); an unknown name changes nothing."""
+        with self.registry.write_session() as s:
+            row = s.get(SinkRow, name)
+            if row is None:
+                return
+            kind = row.kind
+            s.delete(row)
+            s.flush()
+            self.registry.add_audit(
+                s, actor, "alert.sink.delete", None, {"sink": name, "kind": kind}, None
+            )
+
     def sinks(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """Sink name -> (kind, config)."""
         with self.registry.read_session() as s:
@@ -412,6 +425,17 @@ class AlertRegistry:
             row.routes, row.updated_at, row.updated_by = routes, utcnow(), actor
             s.flush()
             self.registry.add_audit(s, actor, "alert.routes", dataset_id, {"routes": routes}, None)
+
+    def routes_using(self, sink: str) -> list[str]:
+        """Datasets whose routing table names ``sink`` (which then must not disappear)."""
+        with self.registry.read_session() as s:
+            rows = [(r.dataset_id, dict(r.routes)) for r in s.scalars(select(RoutesRow))]
+        return sorted(
+            ds
+            for ds, table in rows
+            if sink in table.get("default_sinks", [])
+            or any(sink in r.get("sinks", []) for r in table.get("routes", []))
+        )
 
     def routes(self, dataset_id: str) -> dict[str, Any] | None:
         """A dataset's routing table, if one was set."""

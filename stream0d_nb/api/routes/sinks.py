@@ -1,0 +1,117 @@
+"""Notification sinks (hub admins) and a dataset's alert routes (its owners).
+
+Sinks are shared by every dataset, so only hub admins acting with an admin-level,
+unrestricted credential list, save or remove them. Their secrets (passwords, webhook
+secrets and headers) are never returned: answers carry them masked. Settings that name
+files on the platform's machine (a log sink's ``path``, a ``ca_file``) are refused here:
+people's credentials must not make the platform write or read its own files; an operator
+sets them with the CLI, as the platform account. Routes say which sinks a dataset's
+alerts go to, by severity and labels; its owners set them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Response
+
+from stream0d_nb.access import AccessDeniedError, Action, Identity, Level, max_level
+from stream0d_nb.alerts.routing import RoutingTable
+from stream0d_nb.alerts.sinks import sink_from_config
+from stream0d_nb.api.deps import AlertsDep, DatasetContext, IdentityDep, require
+from stream0d_nb.api.errors import NotFoundError
+from stream0d_nb.errors import DatasetExistsError, ValidationError
+from stream0d_nb.specs import check_slug
+
+router = APIRouter(tags=["alerts"])
+
+BUILT_IN = {"in-app": "log"}
+"""Sinks every platform has (not stored, not removable)."""
+SERVER_FILES = ("path", "ca_file")
+"""Sink settings naming files on the platform's machine: CLI only."""
+
+
+def hub_admin(identity: IdentityDep) -> Identity:
+    """The caller, if a hub admin acting with an admin-level credential limited to nothing."""
+    token = identity.token
+    restricted = token is not None and (
+        token.level is not Level.ADMIN or token.partner is not None or token.datasets is not None
+    )
+    if not identity.is_admin or max_level(identity) is not Level.ADMIN or restricted:
+        raise AccessDeniedError(
+            "notification sinks are managed by hub admins with an admin-level credential "
+            "not limited to a partner or datasets"
+        )
+    return identity
+
+
+Admin = Annotated[Identity, Depends(hub_admin)]
+Owner = Annotated[DatasetContext, Depends(require(Action.MANAGE_ALERT_ROUTES))]
+
+
+def _masked(name: str, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A sink's settings with every secret masked (``**********``)."""
+    sink = sink_from_config({**config, "name": name, "kind": kind})
+    return dict(sink.config.model_dump(mode="json"))
+
+
+@router.get("/alerts/sinks")
+def list_sinks(admin: Admin, alerts: AlertsDep) -> list[dict[str, Any]]:
+    """Every sink with its kind and masked settings (plus the built-in ``in-app``)."""
+    stored = [_masked(n, kind, cfg) for n, (kind, cfg) in sorted(alerts.table.sinks().items())]
+    return [*stored, *({"name": n, "kind": k, "built_in": True} for n, k in BUILT_IN.items())]
+
+
+@router.put("/alerts/sinks/{name}")
+def save_sink(
+    name: str,
+    admin: Admin,
+    alerts: AlertsDep,
+    body: Annotated[dict[str, Any], Body(examples=[{"kind": "webhook", "url": "https://..."}])],
+) -> dict[str, Any]:
+    """Add or replace a sink: ``kind`` and that kind's settings (validated); answers them
+    masked."""
+    check_slug(name, "sink name")
+    if name in BUILT_IN:
+        raise ValidationError(f"sink {name!r} is built in and cannot be replaced")
+    files = [k for k in SERVER_FILES if body.get(k) is not None]
+    if files:
+        raise ValidationError(
+            f"sink {name!r}: {', '.join(files)} name files on the platform's machine and "
+            "cannot be set through the API; an operator sets them with `stream0d alerts sink`"
+        )
+    kind = body.get("kind")
+    sink = sink_from_config({**body, "name": name})  # validates every setting
+    config = sink.config.dump_with_secrets() | {"kind": kind}
+    alerts.table.save_sink(name, str(kind), config, admin.user)
+    return _masked(name, str(kind), config)
+
+
+@router.delete("/alerts/sinks/{name}", status_code=204)
+def delete_sink(name: str, admin: Admin, alerts: AlertsDep) -> Response:
+    """Remove a sink no routing table names any more (audited); else 409."""
+    if name not in alerts.table.sinks():
+        raise NotFoundError(f"no sink {name!r}")
+    users = alerts.table.routes_using(name)
+    if users:
+        raise DatasetExistsError(  # 409: the sink is in use
+            f"sink {name!r} is named by the alert routes of {', '.join(users)}: "
+            "change those routes first"
+        )
+    alerts.table.delete_sink(name, admin.user)
+    return Response(status_code=204)
+
+
+@router.get("/datasets/{dataset_id}/alerts/routes")
+def get_routes(ctx: Owner, alerts: AlertsDep) -> dict[str, Any]:
+    """Which sinks the dataset's alerts go to (default: the in-app list)."""
+    return alerts.table.routes(ctx.id) or {"default_sinks": ["in-app"]}
+
+
+@router.put("/datasets/{dataset_id}/alerts/routes")
+def set_routes(ctx: Owner, alerts: AlertsDep, body: dict[str, Any]) -> dict[str, Any]:
+    """Replace the dataset's routing table (sinks named must exist; audited)."""
+    names = [*alerts.table.sinks(), *BUILT_IN]
+    table = RoutingTable.parse(body, sink_names=names)
+    alerts.table.set_routes(ctx.id, table.model_dump(mode="json", by_alias=True), ctx.identity.user)
+    return alerts.table.routes(ctx.id) or {}
