@@ -51,6 +51,7 @@ from stream0d_nb.specs import (
     DatasetSpec,
     FormulaSpec,
     IngestOptions,
+    IngestPreview,
     IngestReport,
     format_duration,
     parse_duration_ns,
@@ -532,6 +533,37 @@ class Client:
             with p.open("rb") as fh:
                 r = self._request("POST", url, data=data, files={"file": (p.name, fh)})
         return IngestReport.model_validate(r.json())
+
+    def preview_ingest(
+        self,
+        dataset_id: str,
+        file: str | Path,
+        *,
+        max_bytes: int | None = 4 << 20,
+        rows: int = 20,
+        **options: Any,
+    ) -> IngestPreview:
+        """What ``ingest`` of ``file`` with these options would do; nothing is stored.
+
+        Text files longer than ``max_bytes`` are sent cut (their first megabytes) and the
+        answer says ``truncated``; ``None`` sends the whole file.
+        """
+        opts = IngestOptions.model_validate(options)
+        p = Path(file)
+        if not p.is_file():
+            raise IngestError(f"{p}: no such file", [Location(str(p))])
+        data = {
+            "options": json.dumps(opts.model_dump(mode="json", exclude_defaults=True)),
+            "rows": str(rows),
+        }
+        with p.open("rb") as fh:
+            body = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+        if max_bytes is not None and len(body) > max_bytes:
+            body = body[:max_bytes]
+            data["truncated"] = "true"
+        url = self._ds(dataset_id) + "/ingest/preview"
+        r = self._request("POST", url, data=data, files={"file": (p.name, body)})
+        return IngestPreview.model_validate(r.json())
 
     # --------------------------------------------------------------------- formulas
 

@@ -391,6 +391,79 @@ class IngestReport(BaseModel):
     seconds: float = 0.0
 
 
+class PreviewColumn(BaseModel):
+    """One column of a previewed file: its kind and units as ingest would read them."""
+
+    name: str
+    """Channel name (time columns: their header)."""
+    header: str
+    kind: Literal["time", "number", "text", "empty"]
+    units: str | None = None
+    units_known: bool | None = None
+    """Whether the project's units (pint) know ``units``; None without units."""
+
+
+class PreviewLocation(BaseModel):
+    """Where a problem sits in the file (an ``IngestError`` location)."""
+
+    file: str
+    line: int | None = None
+    column: str | None = None
+    value: str | None = None
+
+
+class PreviewProblem(BaseModel):
+    """A problem ingest would stop at, where it is, and option sets that would fix it."""
+
+    message: str
+    locations: list[PreviewLocation] = Field(default_factory=list)
+    fixes: list[dict[str, object]] = Field(default_factory=list)
+    """Alternative option sets, each enough on its own (e.g. ``{"duplicates": "last"}``)."""
+    applied: dict[str, object] | None = None
+    """The fix the preview applied to read on (None: reading stopped here)."""
+
+
+class PreviewRow(BaseModel):
+    """One row as ingest parsed it: UTC time and float values (None for missing)."""
+
+    line: int
+    time: str
+    values: dict[str, float | None]
+
+
+class PreviewSummary(BaseModel):
+    """What the rows read so far say about the file next to the dataset's grid."""
+
+    rows_read: int = 0
+    rows_skipped: int = 0
+    start: str | None = None
+    end: str | None = None
+    interval_guess: str | None = None
+    """Median step between consecutive times."""
+    dataset_interval: str | None = None
+    interval_matches: bool | None = None
+    off_grid_rows: int = 0
+    """Rows whose time is not on the dataset's grid."""
+
+
+class IngestPreview(BaseModel):
+    """What ingesting a file would do, without storing anything (``ingest/preview``)."""
+
+    file: str
+    format: str = ""
+    truncated: bool = False
+    """The upload was cut (a file's first megabytes); the cut last line was dropped."""
+    complete: bool = True
+    """Reading reached the end of what was sent (False: a problem without fix stopped it)."""
+    detected: dict[str, object] = Field(default_factory=dict)
+    options: dict[str, object] = Field(default_factory=dict)
+    """Options given plus the fixes applied: what to pass to ingest as previewed."""
+    columns: list[PreviewColumn] = Field(default_factory=list)
+    rows: list[PreviewRow] = Field(default_factory=list)
+    problems: list[PreviewProblem] = Field(default_factory=list)
+    summary: PreviewSummary = Field(default_factory=PreviewSummary)
+
+
 class CommitInfo(BaseModel):
     """One entry of a dataset's history."""
 

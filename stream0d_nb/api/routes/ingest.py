@@ -19,7 +19,7 @@ from stream0d_nb.api.deps import DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import PayloadTooLargeError
 from stream0d_nb.errors import IngestError, Location, ValidationError
 from stream0d_nb.safetext import json_depth
-from stream0d_nb.specs import IngestOptions, IngestReport
+from stream0d_nb.specs import IngestOptions, IngestPreview, IngestReport, parse_duration_ns
 
 router = APIRouter(tags=["ingest"])
 
@@ -119,6 +119,106 @@ async def ingest(
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
         await form.close()
+
+
+PREVIEW_ROWS = 20
+
+
+@router.post("/datasets/{dataset_id}/ingest/preview")
+async def ingest_preview(
+    request: Request,
+    ctx: Annotated[DatasetContext, Depends(require(Action.INGEST))],
+    store: StoreDep,
+    settings: Annotated[Any, Depends(get_settings)],
+) -> IngestPreview:
+    """What ingesting the upload would do (layout, columns, rows, problems); stores nothing.
+
+    Form fields as for ingest, plus ``truncated=true`` for a file's first bytes and
+    ``rows`` (1..200) for how many parsed rows to return.
+    """
+    limit = settings.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is None:
+        raise LengthRequiredError("uploads need a Content-Length header")
+    if not length.isdigit() or int(length) > limit + 64 * 1024:
+        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
+    form = await request.form(max_files=1, max_fields=64)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ValidationError("the upload needs a 'file' part")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        truncated = fields.pop("truncated", "false").strip().lower() in ("true", "1", "yes")
+        rows_text = fields.pop("rows", str(PREVIEW_ROWS)).strip()
+        if not rows_text.isdigit() or not 1 <= int(rows_text) <= 200:
+            raise ValidationError(f"rows must be a whole number from 1 to 200, not {rows_text!r}")
+        options = options_from_form(fields, settings.max_json_depth)
+        tmp = Path(tempfile.mkdtemp(prefix="preview-", dir=_upload_dir(store.settings.home)))
+        try:
+            path = tmp / _safe_name(upload.filename)
+            size = 0
+            with path.open("wb") as out:
+                while chunk := await upload.read(CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
+                    out.write(chunk)
+            spec = ctx.record.spec
+            interval_ns = parse_duration_ns(spec.interval, what="interval")
+            try:
+                return await run_in_threadpool(
+                    _preview,
+                    path,
+                    options,
+                    int(rows_text),
+                    spec.tz,
+                    spec.interval,
+                    interval_ns,
+                    truncated,
+                    _safe_name(upload.filename),
+                    [c.name for c in spec.channels],
+                )
+            except IngestError as exc:
+                raise _hide_path(exc, path) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        await form.close()
+
+
+def _preview(
+    path: Path,
+    options: IngestOptions,
+    rows: int,
+    tz: str,
+    interval: str,
+    interval_ns: int,
+    truncated: bool,
+    file: str,
+    stored: list[str],
+) -> IngestPreview:
+    """The ingest preview with the dataset's grid staging as ingest's write path has it."""
+    from stream0d_nb.ingest.preview import preview
+    from stream0d_nb.store.grid import Grid
+    from stream0d_nb.store.writer import Staging
+
+    grid = Grid.for_interval(interval_ns)
+
+    def check(channels: list[str], opts: IngestOptions) -> Any:
+        return Staging(grid, channels, opts, file).add
+
+    return preview(
+        path,
+        options,
+        limit_rows=rows,
+        default_tz=tz,
+        interval=interval,
+        interval_ns=interval_ns,
+        truncated=truncated,
+        check=check,
+        file=file,
+        stored_channels=stored,
+    )
 
 
 def _upload_dir(home: Path) -> Path:
