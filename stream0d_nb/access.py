@@ -163,6 +163,7 @@ class Action(StrEnum):
     EDIT_FORMULAS = "formulas.edit"
     EDIT_ALERT_RULES = "alerts.edit"
     EDIT_VIEWS = "views.edit"  # saved views (reading them is PLOT)
+    RECALIBRATE = "recal.edit"  # models, notebook runs, schedules (reading them: READ/VIEW_RUNS)
     MANAGE_GRANTS = "grants.manage"
     MANAGE_ALERT_ROUTES = "alerts.routes"  # which notification sinks alerts go to
     VIEW_AUDIT = "audit.view"
@@ -190,6 +191,7 @@ _ACTION_ROLE: dict[Action, Role] = {
     Action.EDIT_FORMULAS: Role.EDITOR,
     Action.EDIT_ALERT_RULES: Role.EDITOR,
     Action.EDIT_VIEWS: Role.EDITOR,
+    Action.RECALIBRATE: Role.EDITOR,
     Action.MANAGE_GRANTS: Role.OWNER,
     Action.MANAGE_ALERT_ROUTES: Role.OWNER,
     Action.VIEW_AUDIT: Role.OWNER,

@@ -814,6 +814,127 @@ class Client:
         out: dict[str, Any] = self._json("PUT", self._ds(dataset_id) + "/alerts/routes", json=table)
         return out
 
+    # --------------------------------------------------------------------- recalibration
+
+    def models(self, dataset_id: str) -> list[dict[str, Any]]:
+        """The dataset's process models with their active version."""
+        out: list[dict[str, Any]] = self._json("GET", f"{self._ds(dataset_id)}/models")
+        return out
+
+    def model(self, dataset_id: str, name: str) -> dict[str, Any]:
+        """One model with its active version."""
+        out: dict[str, Any] = self._json("GET", f"{self._ds(dataset_id)}/models/{_segment(name)}")
+        return out
+
+    def save_model(
+        self,
+        dataset_id: str,
+        name: str,
+        *,
+        kind: str,
+        output: str,
+        inputs: list[str],
+        options: Mapping[str, Any] | None = None,
+        activation: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create or redefine a model (editor), e.g. ``save_model(ds, "zone",
+        kind="first_order_thermal", output="zone_temp", inputs=["heater_power"],
+        activation={"metric": "cv_rmse", "margin": 0.02})``."""
+        body: dict[str, Any] = {"kind": kind, "output": output, "inputs": list(inputs)}
+        body["options"] = dict(options or {})
+        if activation is not None:
+            body["activation"] = dict(activation)
+        path = f"{self._ds(dataset_id)}/models/{_segment(name)}"
+        out: dict[str, Any] = self._json("PUT", path, json=body)
+        return out
+
+    def model_versions(self, dataset_id: str, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A model's versions, newest first, with metrics and the reason of each decision."""
+        path = f"{self._ds(dataset_id)}/models/{_segment(name)}/versions"
+        out: list[dict[str, Any]] = self._json("GET", path, params={"limit": limit})
+        return out
+
+    def recal_runs(
+        self, dataset_id: str, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The dataset's notebook runs, newest first."""
+        params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
+        path = f"{self._ds(dataset_id)}/recalibration/runs"
+        out: list[dict[str, Any]] = self._json("GET", path, params=params)
+        return out
+
+    def recal_run(self, dataset_id: str, run_id: int) -> dict[str, Any]:
+        """One notebook run (status, error, metrics, which files it has)."""
+        out: dict[str, Any] = self._json(
+            "GET", f"{self._ds(dataset_id)}/recalibration/runs/{int(run_id)}"
+        )
+        return out
+
+    def start_recal_run(
+        self,
+        dataset_id: str,
+        parameters: Mapping[str, Any],
+        notebook: str = "recalibrate",
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Start a notebook run on the dataset now (editor); returns the queued run at once
+        (follow it with ``recal_run`` or ``wait_recal_run``)."""
+        body: dict[str, Any] = {"notebook": notebook, "parameters": dict(parameters)}
+        if timeout_s is not None:
+            body["timeout_s"] = timeout_s
+        out: dict[str, Any] = self._json(
+            "POST", f"{self._ds(dataset_id)}/recalibration/runs", json=body
+        )
+        return out
+
+    def wait_recal_run(
+        self, dataset_id: str, run_id: int, timeout: float = 700, poll: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll a run until it is no longer queued or running (TimeoutError after ``timeout``)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.recal_run(dataset_id, run_id)
+            if run["status"] not in ("queued", "running"):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {run['status']} after {timeout:g} s")
+            time.sleep(poll)
+
+    def recal_run_file(self, dataset_id: str, run_id: int, what: str) -> bytes:
+        """A run's ``log`` (kernel stderr), ``notebook`` (.ipynb) or ``report`` (HTML)."""
+        if what not in ("log", "notebook", "report"):
+            raise ValidationError(f"what: {what!r} is not log, notebook or report")
+        path = f"{self._ds(dataset_id)}/recalibration/runs/{int(run_id)}/{what}"
+        return self._request("GET", path).content
+
+    def recal_schedules(self, dataset_id: str) -> list[dict[str, Any]]:
+        """The dataset's recalibration schedules with their next slot."""
+        path = f"{self._ds(dataset_id)}/recalibration/schedules"
+        out: list[dict[str, Any]] = self._json("GET", path)
+        return out
+
+    def add_recal_schedule(
+        self, dataset_id: str, name: str, cron: str, parameters: Mapping[str, Any], **fields: Any
+    ) -> dict[str, Any]:
+        """Schedule a notebook on the dataset (editor); ``fields``: notebook, catch_up,
+        max_catch_up, timeout_s, enabled."""
+        body = {"name": name, "cron": cron, "parameters": dict(parameters), **fields}
+        path = f"{self._ds(dataset_id)}/recalibration/schedules"
+        out: dict[str, Any] = self._json("POST", path, json=body)
+        return out
+
+    def update_recal_schedule(self, dataset_id: str, name: str, **changes: Any) -> dict[str, Any]:
+        """Change a schedule (``cron=...``, ``parameters=...``) or pause it (``enabled=False``)."""
+        path = f"{self._ds(dataset_id)}/recalibration/schedules/{_segment(name)}"
+        out: dict[str, Any] = self._json("PATCH", path, json=changes)
+        return out
+
+    def delete_recal_schedule(self, dataset_id: str, name: str) -> None:
+        """Delete a schedule (its runs stay)."""
+        self._json("DELETE", f"{self._ds(dataset_id)}/recalibration/schedules/{_segment(name)}")
+
     # --------------------------------------------------------------------- access
 
     def grants(self, dataset_id: str) -> list[GrantRecord]:

@@ -266,6 +266,7 @@ def test_actions_per_role_as_specified() -> None:
         Action.EDIT_FORMULAS,
         Action.EDIT_ALERT_RULES,
         Action.EDIT_VIEWS,
+        Action.RECALIBRATE,
         Action.UPDATE,
     }
     owner = editor | {

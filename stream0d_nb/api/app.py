@@ -28,6 +28,7 @@ from stream0d_nb.api.routes import export as export_routes
 from stream0d_nb.api.routes import formulas as formula_routes
 from stream0d_nb.api.routes import ingest as ingest_routes
 from stream0d_nb.api.routes import pages as page_routes
+from stream0d_nb.api.routes import recalibration as recal_routes
 from stream0d_nb.api.routes import sinks as sink_routes
 from stream0d_nb.api.routes import summary as summary_routes
 from stream0d_nb.api.routes import views as view_routes
@@ -132,6 +133,7 @@ def create_app(
         export_routes,
         summary_routes,
         view_routes,
+        recal_routes,
     ):
         app.include_router(module.router, prefix="/api", dependencies=[Depends(bind_audit_via)])
     app.include_router(page_routes.router)

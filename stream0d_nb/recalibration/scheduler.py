@@ -141,6 +141,35 @@ def add_schedule(
     )
 
 
+def update_schedule(
+    store: Store, name: str, changes: dict[str, Any], actor: str | None = None
+) -> ScheduleRecord:
+    """Check and apply changes to a schedule (cron, notebook, parameters, catch_up,
+    max_catch_up, timeout_s) as ``add_schedule`` checks them; parameters are checked
+    against the (new) notebook. Refused while the schedule runs (``ScheduleClaimedError``)."""
+    table = RecalRegistry(store.registry)
+    cur = table.schedule(name)
+    out = dict(changes)
+    if "cron" in out:
+        check_cron(out["cron"])
+    if out.get("catch_up", cur.catch_up) not in CATCH_UP:
+        raise ValidationError(
+            f"catch-up policy {out['catch_up']!r} is not one of {', '.join(CATCH_UP)}"
+        )
+    if out.get("max_catch_up", 1) < 1:
+        raise ValidationError("max_catch_up must be at least 1")
+    if not out.get("timeout_s", 1) > 0:
+        raise ValidationError("the time limit must be positive")
+    path = resolve_notebook(out.get("notebook", cur.notebook))
+    if "notebook" in out:
+        out["notebook"] = str(path)
+    params = out.get("parameters", cur.parameters)
+    check_parameters(path, params)
+    if params.get("dataset") != cur.parameters.get("dataset"):
+        raise ValidationError("a schedule stays on its dataset: parameter 'dataset' cannot change")
+    return table.update_schedule(name, out, store.actor(actor))
+
+
 class Scheduler:
     """Fires due schedules (see the module docstring); ``tick`` is one pass, ``serve`` loops."""
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from stream0d_nb.errors import ValidationError
+from stream0d_nb.errors import ValidationError, WriteConflictError
 from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
 
 VersionStatus = Literal["active", "rejected", "retired"]
@@ -43,6 +43,10 @@ RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out"]
 CatchUp = Literal["skip", "once", "all"]
 FINAL_RUN_STATES = ("succeeded", "failed", "timed_out")
 CLAIM_GRACE = timedelta(minutes=5)
+
+
+class ScheduleClaimedError(WriteConflictError):
+    """A schedule cannot be changed or removed while one of its runs holds its claim."""
 
 
 def run_allowance(timeout_s: float) -> timedelta:
@@ -600,10 +604,49 @@ class RecalRegistry:
         with self.registry.read_session() as s:
             return [_schedule(r) for r in s.scalars(q.order_by(RecalScheduleRow.name))]
 
-    def remove_schedule(self, name: str, actor: str) -> None:
-        """Delete a schedule (its runs stay, unlinked)."""
+    @staticmethod
+    def _refuse_claimed(row: RecalScheduleRow, doing: str) -> None:
+        """ScheduleClaimedError when a live run holds the schedule's claim."""
+        stale = utcnow() - timedelta(seconds=row.timeout_s) - CLAIM_GRACE
+        if row.claimed_by is not None and row.claimed_at is not None and row.claimed_at >= stale:
+            run = f" (run {row.claim_run_id})" if row.claim_run_id is not None else ""
+            raise ScheduleClaimedError(
+                f"schedule {row.name!r} is running{run}: {doing} it once the run has ended"
+            )
+
+    def update_schedule(self, name: str, changes: dict[str, Any], actor: str) -> ScheduleRecord:
+        """Change a schedule's cron, notebook, parameters, catch-up or time limit (checked by
+        the layer above; audited ``recal.schedule.update``); refused while it runs."""
+        allowed = {"cron", "notebook", "parameters", "catch_up", "max_catch_up", "timeout_s"}
+        bad = set(changes) - allowed
+        if bad:
+            raise ValidationError(f"schedule fields {sorted(bad)} cannot be changed")
         with self.registry.write_session() as s:
             row = self._schedule_row(s, name)
+            self._refuse_claimed(row, "change")
+            changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
+            if not changed:
+                return _schedule(row)
+            for k, v in changed.items():
+                setattr(row, k, v)
+            s.flush()
+            self.registry.add_audit(
+                s,
+                actor,
+                "recal.schedule.update",
+                row.dataset_id,
+                {"schedule": name, **changed},
+                None,
+            )
+            return _schedule(row)
+
+    def remove_schedule(self, name: str, actor: str, refuse_claimed: bool = False) -> None:
+        """Delete a schedule (its runs stay, unlinked); with ``refuse_claimed``, not while
+        one of its runs holds the claim (ScheduleClaimedError)."""
+        with self.registry.write_session() as s:
+            row = self._schedule_row(s, name)
+            if refuse_claimed:
+                self._refuse_claimed(row, "remove")
             ds = row.dataset_id
             s.delete(row)
             s.flush()

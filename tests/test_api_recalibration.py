@@ -1,0 +1,372 @@
+"""Recalibration over the API (issue 12, point 1) with real HTTP and real API tokens:
+models and versions, notebook runs (one real run of recalibrate.ipynb end to end: start,
+poll, log, notebook, report), schedules.
+
+Seats: alice (fersa, write token: editor through her partner), alice's read-level token
+(viewer), bob (zf: fersa's models, runs and schedules must look like a missing dataset).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from stream0d_nb.api import create_app
+from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.client import Client, ConflictError, NotFoundError, PermissionDeniedError
+from stream0d_nb.demo import OVEN, oven_frame
+from stream0d_nb.settings import Settings
+from stream0d_nb.store import Store
+from stream0d_nb.store.access_tables import AccessRegistry
+from stream0d_nb.store.recal_tables import RecalRegistry
+
+WRITE = frozenset({"custom:stream0d:write"})
+USERS = {
+    "alice": UserInfo(frozenset({"fersa"}), False, WRITE),
+    "bob": UserInfo(frozenset({"zf"}), False, WRITE),
+}
+DS, OTHER, MISSING = "fersa-oven", "zf-oven", "fersa-nothing"
+END = pd.Timestamp("2026-11-20", tz="UTC")
+ZONE = {
+    "kind": "first_order_thermal",
+    "output": "zone_temp",
+    "inputs": ["heater_power", "ambient_temp"],
+    "options": {"initial": {"gain": 3, "tau": 600}},
+    "activation": {"metric": "cv_rmse", "margin": 0.02},
+}
+RUN: dict[str, Any] = {
+    "parameters": {"model": "zone", "end": "2026-11-18", "train": "1d"},
+    "timeout_s": 300,
+}
+
+
+class Server:
+    """Store with one oven per partner, the app under uvicorn, tokens per seat."""
+
+    def __init__(self, home: Path) -> None:
+        from tests.api_servers import UvicornThread
+
+        self.store = Store(Settings(home=home))
+        frame = oven_frame(END)
+        for ds, partner in ((DS, "fersa"), (OTHER, "zf")):
+            self.store.create_dataset(OVEN.model_copy(update={"id": ds, "partner": partner}))
+            self.store.write(ds, frame)
+        access = AccessRegistry(self.store.registry)
+        app = create_app(self.store)
+        app.dependency_overrides[get_group_resolver] = lambda: lambda u: USERS.get(u, UserInfo())
+        exp = datetime.now(UTC) + timedelta(days=1)
+        self.tokens = {u: access.issue_token(u, level="write", expires_at=exp).token for u in USERS}
+        self.tokens["alice-ro"] = access.issue_token("alice", level="read", expires_at=exp).token
+        self.uvicorn = UvicornThread(app)
+        self.url = f"http://127.0.0.1:{self.uvicorn.port}"
+        self.http = httpx.Client(base_url=self.url + "/api", timeout=60)
+
+    def call(self, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"token {self.tokens[who]}"}
+        return self.http.request(method, path, headers=headers, **kw)
+
+    def client(self, who: str) -> Client:
+        return Client(self.url, self.tokens[who])
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = Server(tmp_path_factory.mktemp("recal-api") / "home")
+    yield s
+    s.http.close()
+    s.uvicorn.stop()
+
+
+def error(r: httpx.Response) -> tuple[int, str]:
+    """Status and error message of an answer."""
+    return r.status_code, r.json()["error"]["message"]
+
+
+def hidden(srv: Server, who: str, method: str, path: str, **kw: Any) -> None:
+    """``path`` on another partner's dataset answers exactly like on a missing one."""
+    theirs = srv.call(who, method, path.format(ds=OTHER), **kw)
+    missing = srv.call(who, method, path.format(ds=MISSING), **kw)
+    assert theirs.status_code == missing.status_code == 404, theirs.text
+    assert theirs.json()["error"]["message"].replace(OTHER, "X") == missing.json()["error"][
+        "message"
+    ].replace(MISSING, "X")
+
+
+def audit_actions(srv: Server, prefix: str) -> list[str]:
+    return [e.action for e in srv.store.registry.audit_log(DS) if e.action.startswith(prefix)]
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def test_models_create_update_show_versions(srv: Server) -> None:
+    r = srv.call("alice", "PUT", f"/datasets/{DS}/models/zone", json=ZONE)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["name"] == "zone" and body["kind"] == "first_order_thermal"
+    assert body["spec"]["inputs"] == ["heater_power", "ambient_temp"] and body["active"] is None
+    assert body["activation"] == {"metric": "cv_rmse", "margin": 0.02, "require_acceptance": False}
+    # redefine: 200, audited as an update
+    again = {**ZONE, "activation": {"metric": "rmse", "margin": 0.05}}
+    r = srv.call("alice", "PUT", f"/datasets/{DS}/models/zone", json=again)
+    assert r.status_code == 200, r.text
+    assert r.json()["activation"]["metric"] == "rmse"
+    r = srv.call("alice", "PUT", f"/datasets/{DS}/models/zone", json=ZONE)
+    assert r.status_code == 200
+    assert audit_actions(srv, "recal.model") == [
+        "recal.model.update",
+        "recal.model.update",
+        "recal.model.create",
+    ]
+    # viewer reads list, one, versions (none yet)
+    r = srv.call("alice-ro", "GET", f"/datasets/{DS}/models")
+    assert r.status_code == 200 and [m["name"] for m in r.json()] == ["zone"]
+    assert srv.call("alice-ro", "GET", f"/datasets/{DS}/models/zone").json()["name"] == "zone"
+    assert srv.call("alice-ro", "GET", f"/datasets/{DS}/models/zone/versions").json() == []
+    assert error(srv.call("alice", "GET", f"/datasets/{DS}/models/nope")) == (
+        404,
+        f"dataset {DS!r} has no model 'nope'",
+    )
+    # client
+    c = srv.client("alice")
+    assert [m["name"] for m in c.models(DS)] == ["zone"]
+    assert c.model(DS, "zone")["spec"]["output"] == "zone_temp"
+    assert c.model_versions(DS, "zone") == []
+
+
+def test_models_refused(srv: Server) -> None:
+    for method, path in (
+        ("GET", "/datasets/{ds}/models"),
+        ("GET", "/datasets/{ds}/models/zone"),
+        ("GET", "/datasets/{ds}/models/zone/versions"),
+    ):
+        hidden(srv, "alice", method, path)
+    hidden(srv, "alice", "PUT", "/datasets/{ds}/models/zone", json=ZONE)
+    r = srv.call("alice-ro", "PUT", f"/datasets/{DS}/models/zone2", json=ZONE)
+    assert r.status_code == 403, r.text
+    with pytest.raises(PermissionDeniedError):
+        srv.client("alice-ro").save_model(DS, "z", kind="linear", output="zone_temp", inputs=["x"])
+    with pytest.raises(NotFoundError):
+        srv.client("bob").models(DS)
+    cases = {
+        "kind: 'cubic' is not a model kind": {**ZONE, "kind": "cubic"},
+        "output: Field required": {k: v for k, v in ZONE.items() if k != "output"},
+        "activation.metric: Input should be": {**ZONE, "activation": {"metric": "mse"}},
+        "activation.margin: Input should be less than 1": {**ZONE, "activation": {"margin": 2}},
+        "options: ": {**ZONE, "options": {"colour": "red"}},
+        "model input 'nope' is neither a channel": {**ZONE, "inputs": ["nope"]},
+    }
+    for message, body in cases.items():
+        status, text = error(srv.call("alice", "PUT", f"/datasets/{DS}/models/zone3", json=body))
+        assert status == 422 and message in text, (message, text)
+    status, text = error(srv.call("alice", "PUT", f"/datasets/{DS}/models/Bad Name", json=ZONE))
+    assert status == 422 and "model name" in text
+    assert [m["name"] for m in srv.client("alice").models(DS)] == ["zone"]
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def test_run_refused_before_anything_starts(srv: Server) -> None:
+    runs = f"/datasets/{DS}/recalibration/runs"
+    hidden(srv, "alice", "POST", "/datasets/{ds}/recalibration/runs", json=RUN)
+    hidden(srv, "alice", "GET", "/datasets/{ds}/recalibration/runs")
+    assert srv.call("alice-ro", "POST", runs, json=RUN).status_code == 403
+    cases = {
+        "parameters: recalibrate.ipynb: unknown parameter(s) modle": {
+            "parameters": {"modle": "zone"}
+        },
+        "parameters.dataset: 'zf-oven' is not this dataset": {
+            "parameters": {"model": "zone", "dataset": OTHER}
+        },
+        "notebook: String should match pattern": {"notebook": "../../etc/x", "parameters": {}},
+        "notebook 'nope' not found": {"notebook": "nope", "parameters": {"model": "zone"}},
+        "timeout_s: Input should be less than or equal to 600": {**RUN, "timeout_s": 3600},
+    }
+    for message, body in cases.items():
+        status, text = error(srv.call("alice", "POST", runs, json=body))
+        assert status == 422 and text.startswith(message), (message, text)
+    assert srv.call("alice", "GET", runs).json() == []  # refused: nothing recorded
+
+
+def test_real_run_end_to_end(srv: Server) -> None:
+    c = srv.client("alice")
+    r = srv.call("alice", "POST", f"/datasets/{DS}/recalibration/runs", json=RUN)
+    assert r.status_code == 202, r.text
+    run = r.json()
+    assert run["status"] == "queued" and run["dataset"] == DS and run["trigger"] == "api"
+    assert run["notebook"] == "recalibrate.ipynb" and run["created_by"] == "alice"
+    assert r.headers["location"].endswith(f"/api/datasets/{DS}/recalibration/runs/{run['id']}")
+    assert run["parameters"] == {**RUN["parameters"], "dataset": DS}
+    done = srv.client("alice-ro").wait_recal_run(DS, run["id"], timeout=300, poll=0.5)
+    assert done["status"] == "succeeded", done
+    assert done["model_version_id"] is not None and sorted(done["files"]) == [
+        "log",
+        "notebook",
+        "report",
+    ]
+    assert "/" not in json.dumps(done["notebook"])  # no server paths in answers
+    base = f"/datasets/{DS}/recalibration/runs/{run['id']}"
+    # files, with the dataset's read permission (viewer)
+    report = srv.call("alice-ro", "GET", base + "/report")
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    csp = report.headers["content-security-policy"]
+    assert "script-src 'none'" in csp and "default-src 'none'" in csp and "sandbox" in csp
+    assert "<svg" in report.text and "Version 1: active" in report.text
+    nb = srv.call("alice-ro", "GET", base + "/notebook")
+    assert nb.status_code == 200
+    assert nb.headers["content-type"] == "application/x-ipynb+json"
+    assert "attachment" in nb.headers["content-disposition"]
+    assert json.loads(nb.content)["nbformat"] == 4
+    log = srv.call("alice-ro", "GET", base + "/log")
+    assert log.status_code == 200 and log.headers["content-type"].startswith("text/plain")
+    assert c.recal_run_file(DS, run["id"], "report") == report.content
+    # the version it made, with metrics and decision
+    (v1,) = c.model_versions(DS, "zone")
+    assert v1["status"] == "active" and v1["run_id"] == run["id"]
+    assert v1["metrics"]["holdout"]["cv_rmse"] < 1 and v1["reason"]
+    assert c.model(DS, "zone")["active"]["version"] == 1
+    assert [x["id"] for x in c.recal_runs(DS, status="succeeded")] == [run["id"]]
+    assert "recal.run.succeeded" in audit_actions(srv, "recal.run")
+    # another partner, or a run of another dataset: missing
+    for what in ("", "/log", "/notebook", "/report"):
+        r = srv.call("bob", "GET", base + what)
+        assert r.status_code == 404, r.text
+        r = srv.call("bob", "GET", f"/datasets/{OTHER}/recalibration/runs/{run['id']}{what}")
+        assert error(r) == (404, f"dataset {OTHER!r} has no run {run['id']}")
+    assert srv.call("alice", "GET", base + "/metrics").status_code == 422
+    assert srv.call("alice", "GET", f"/datasets/{DS}/recalibration/runs/x").status_code == 422
+
+
+def test_run_files_only_from_the_runs_folder(srv: Server) -> None:
+    table = RecalRegistry(srv.store.registry)
+    rec = table.create_run(
+        notebook="/etc/passwd", parameters={}, trigger="api", actor="alice", dataset_id=DS
+    )
+    table.update_run(
+        rec.id,
+        status="failed",
+        outputs={"html": "/etc/passwd", "notebook": str(srv.store.settings.home / "x.ipynb")},
+    )
+    base = f"/datasets/{DS}/recalibration/runs/{rec.id}"
+    assert error(srv.call("alice", "GET", base + "/report")) == (
+        404,
+        f"run {rec.id} has no report",
+    )
+    assert srv.call("alice", "GET", base + "/notebook").status_code == 404
+    assert error(srv.call("alice", "GET", base + "/log")) == (
+        404,
+        f"run {rec.id} has no log (status failed)",
+    )
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+NAME = "fersa-oven-nightly"
+NIGHTLY: dict[str, Any] = {
+    "name": NAME,
+    "cron": "0 3 * * *",
+    "parameters": {"model": "zone", "train": "1d"},
+    "catch_up": "skip",
+}
+
+
+def test_schedules_crud(srv: Server) -> None:
+    base = f"/datasets/{DS}/recalibration/schedules"
+    r = srv.call("alice", "POST", base, json=NIGHTLY)
+    assert r.status_code == 201, r.text
+    s = r.json()
+    assert s["parameters"] == {"model": "zone", "train": "1d", "dataset": DS}
+    assert s["enabled"] and s["notebook"] == "recalibrate.ipynb" and s["running_run"] is None
+    assert s["next_slot"].endswith("03:00:00Z") or "T03:00:00" in s["next_slot"]
+    # the same name: 409 (names are unique across datasets)
+    assert error(srv.call("alice", "POST", base, json=NIGHTLY)) == (
+        409,
+        "a schedule named 'fersa-oven-nightly' exists already",
+    )
+    c = srv.client("alice")
+    with pytest.raises(ConflictError):
+        c.add_recal_schedule(DS, NAME, "0 4 * * *", {"model": "zone"})
+    assert [x["name"] for x in srv.client("alice-ro").recal_schedules(DS)] == [NAME]
+    one = srv.call("alice-ro", "GET", f"{base}/{NAME}")
+    assert one.status_code == 200 and one.json()["cron"] == "0 3 * * *"
+    # update, disable, enable
+    r = srv.call("alice", "PATCH", f"{base}/{NAME}", json={"cron": "30 2 * * *"})
+    assert r.status_code == 200 and r.json()["cron"] == "30 2 * * *"
+    assert c.update_recal_schedule(DS, NAME, enabled=False)["enabled"] is False
+    assert c.update_recal_schedule(DS, NAME, enabled=True)["enabled"] is True
+    # while a run holds its claim: 409 to change or delete it
+    table = RecalRegistry(srv.store.registry)
+    assert table.claim(NAME, "test-owner")
+    try:
+        r = srv.call("alice", "PATCH", f"{base}/{NAME}", json={"timeout_s": 60})
+        assert r.status_code == 409 and "is running" in r.json()["error"]["message"]
+        assert srv.call("alice", "DELETE", f"{base}/{NAME}").status_code == 409
+    finally:
+        table.release(NAME, "test-owner")
+    # disabled at creation
+    r = srv.call("alice", "POST", base, json={**NIGHTLY, "name": "paused", "enabled": False})
+    assert r.status_code == 201 and r.json()["enabled"] is False
+    assert srv.call("alice", "DELETE", f"{base}/paused").status_code == 204
+    c.delete_recal_schedule(DS, NAME)
+    assert c.recal_schedules(DS) == []
+    assert audit_actions(srv, "recal.schedule")[::-1] == [
+        "recal.schedule.create",
+        "recal.schedule.update",
+        "recal.schedule.disable",
+        "recal.schedule.enable",
+        "recal.schedule.create",
+        "recal.schedule.disable",
+        "recal.schedule.delete",
+        "recal.schedule.delete",
+    ]
+
+
+def test_schedules_refused(srv: Server) -> None:
+    base = f"/datasets/{DS}/recalibration/schedules"
+    theirs = {**NIGHTLY, "name": "zf-nightly"}
+    table = RecalRegistry(srv.store.registry)
+    r = srv.call("bob", "POST", f"/datasets/{OTHER}/recalibration/schedules", json=theirs)
+    assert r.status_code == 201, r.text
+    hidden(srv, "alice", "GET", "/datasets/{ds}/recalibration/schedules/zf-nightly")
+    hidden(srv, "alice", "PATCH", "/datasets/{ds}/recalibration/schedules/zf-nightly", json={})
+    hidden(srv, "alice", "DELETE", "/datasets/{ds}/recalibration/schedules/zf-nightly")
+    hidden(srv, "alice", "POST", "/datasets/{ds}/recalibration/schedules", json=NIGHTLY)
+    # bob's schedule is not alice's dataset's either
+    assert error(srv.call("alice", "GET", f"{base}/zf-nightly")) == (
+        404,
+        f"dataset {DS!r} has no schedule 'zf-nightly'",
+    )
+    assert srv.call("alice", "GET", base).json() == []
+    assert srv.call("alice-ro", "POST", base, json=NIGHTLY).status_code == 403
+    assert srv.call("alice-ro", "DELETE", f"{base}/x").status_code == 403
+    cases = {
+        "'every day' is not a cron expression": {**NIGHTLY, "cron": "every day"},
+        "catch_up: Input should be": {**NIGHTLY, "catch_up": "twice"},
+        "missing required parameter 'model'": {**NIGHTLY, "parameters": {}},
+        "schedule name": {**NIGHTLY, "name": "Bad Name"},
+        "parameters.dataset: 'zf-oven' is not this dataset": {
+            **NIGHTLY,
+            "parameters": {"model": "zone", "dataset": OTHER},
+        },
+    }
+    for message, body in cases.items():
+        status, text = error(srv.call("alice", "POST", base, json=body))
+        assert status == 422 and message in text, (message, text)
+    r = srv.call("alice", "POST", base, json={**NIGHTLY, "name": "mine"})
+    assert r.status_code == 201
+    r = srv.call("alice", "PATCH", f"{base}/mine", json={"cron": None})
+    assert error(r) == (422, "cron: null is not a value (leave the field out instead)")
+    r = srv.call("alice", "PATCH", f"{base}/mine", json={"parameters": {"modle": "zone"}})
+    assert r.status_code == 422 and "unknown parameter(s) modle" in r.text
+    assert table.schedule("mine").parameters["model"] == "zone"  # nothing changed
+    srv.call("alice", "DELETE", f"{base}/mine")
+    srv.call("bob", "DELETE", f"/datasets/{OTHER}/recalibration/schedules/zf-nightly")
