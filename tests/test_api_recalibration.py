@@ -313,9 +313,11 @@ def test_schedules_crud(srv: Server) -> None:
     finally:
         table.release(NAME, "test-owner")
     # disabled at creation
-    r = srv.call("alice", "POST", base, json={**NIGHTLY, "name": "paused", "enabled": False})
+    r = srv.call(
+        "alice", "POST", base, json={**NIGHTLY, "name": "fersa-oven-paused", "enabled": False}
+    )
     assert r.status_code == 201 and r.json()["enabled"] is False
-    assert srv.call("alice", "DELETE", f"{base}/paused").status_code == 204
+    assert srv.call("alice", "DELETE", f"{base}/fersa-oven-paused").status_code == 204
     c.delete_recal_schedule(DS, NAME)
     assert c.recal_schedules(DS) == []
     assert audit_actions(srv, "recal.schedule")[::-1] == [
@@ -332,18 +334,18 @@ def test_schedules_crud(srv: Server) -> None:
 
 def test_schedules_refused(srv: Server) -> None:
     base = f"/datasets/{DS}/recalibration/schedules"
-    theirs = {**NIGHTLY, "name": "zf-nightly"}
+    theirs = {**NIGHTLY, "name": "zf-oven-nightly"}
     table = RecalRegistry(srv.store.registry)
     r = srv.call("bob", "POST", f"/datasets/{OTHER}/recalibration/schedules", json=theirs)
     assert r.status_code == 201, r.text
-    hidden(srv, "alice", "GET", "/datasets/{ds}/recalibration/schedules/zf-nightly")
-    hidden(srv, "alice", "PATCH", "/datasets/{ds}/recalibration/schedules/zf-nightly", json={})
-    hidden(srv, "alice", "DELETE", "/datasets/{ds}/recalibration/schedules/zf-nightly")
+    hidden(srv, "alice", "GET", "/datasets/{ds}/recalibration/schedules/zf-oven-nightly")
+    hidden(srv, "alice", "PATCH", "/datasets/{ds}/recalibration/schedules/zf-oven-nightly", json={})
+    hidden(srv, "alice", "DELETE", "/datasets/{ds}/recalibration/schedules/zf-oven-nightly")
     hidden(srv, "alice", "POST", "/datasets/{ds}/recalibration/schedules", json=NIGHTLY)
     # bob's schedule is not alice's dataset's either
-    assert error(srv.call("alice", "GET", f"{base}/zf-nightly")) == (
+    assert error(srv.call("alice", "GET", f"{base}/zf-oven-nightly")) == (
         404,
-        f"dataset {DS!r} has no schedule 'zf-nightly'",
+        f"dataset {DS!r} has no schedule 'zf-oven-nightly'",
     )
     assert srv.call("alice", "GET", base).json() == []
     assert srv.call("alice-ro", "POST", base, json=NIGHTLY).status_code == 403
@@ -361,12 +363,22 @@ def test_schedules_refused(srv: Server) -> None:
     for message, body in cases.items():
         status, text = error(srv.call("alice", "POST", base, json=body))
         assert status == 422 and message in text, (message, text)
-    r = srv.call("alice", "POST", base, json={**NIGHTLY, "name": "mine"})
+    # names live in the dataset's namespace, decided on the text: bob's existing schedule
+    # and a name nobody has get the same answer, so creating reveals nothing
+    answers = []
+    for name in ("zf-oven-nightly", "zf-oven-nosuch"):
+        r = srv.call("alice", "POST", base, json={**NIGHTLY, "name": name})
+        answers.append((r.status_code, r.text.replace(name, "<name>")))
+    assert answers[0] == answers[1] and answers[0][0] == 422, answers
+    assert "schedules of dataset 'fersa-oven' are named 'fersa-oven-<name>'" in answers[0][1]
+    r = srv.call("alice", "POST", base, json={**NIGHTLY, "name": "fersa-oven-mine"})
     assert r.status_code == 201
-    r = srv.call("alice", "PATCH", f"{base}/mine", json={"cron": None})
+    r = srv.call("alice", "PATCH", f"{base}/fersa-oven-mine", json={"cron": None})
     assert error(r) == (422, "cron: null is not a value (leave the field out instead)")
-    r = srv.call("alice", "PATCH", f"{base}/mine", json={"parameters": {"modle": "zone"}})
+    r = srv.call(
+        "alice", "PATCH", f"{base}/fersa-oven-mine", json={"parameters": {"modle": "zone"}}
+    )
     assert r.status_code == 422 and "unknown parameter(s) modle" in r.text
-    assert table.schedule("mine").parameters["model"] == "zone"  # nothing changed
-    srv.call("alice", "DELETE", f"{base}/mine")
-    srv.call("bob", "DELETE", f"/datasets/{OTHER}/recalibration/schedules/zf-nightly")
+    assert table.schedule("fersa-oven-mine").parameters["model"] == "zone"  # nothing changed
+    srv.call("alice", "DELETE", f"{base}/fersa-oven-mine")
+    srv.call("bob", "DELETE", f"/datasets/{OTHER}/recalibration/schedules/zf-oven-nightly")

@@ -484,7 +484,15 @@ def show_schedule(name: str, ctx: ViewRuns, store: StoreDep) -> ScheduleOut:
 @router.post("/datasets/{dataset_id}/recalibration/schedules", status_code=201)
 def create_schedule(body: ScheduleIn, ctx: Edit, store: StoreDep) -> ScheduleOut:
     """Schedule a notebook on the dataset (editor); cron, notebook and parameters are
-    checked now (422); a name in use (schedule names are unique) is 409. Audited."""
+    checked now (422); the name begins with the dataset's id and a dash; a name in use
+    is 409. Audited."""
+    if not body.name.startswith(f"{ctx.id}-"):
+        # names are unique across datasets: decided on the text alone, before looking, a
+        # 409 can only name one of this dataset's schedules, never reveal another's
+        raise ValidationError(
+            f"schedule name {body.name!r}: schedules of dataset {ctx.id!r} are named "
+            f"'{ctx.id}-<name>' (e.g. '{ctx.id}-nightly')"
+        )
     params = _dataset_parameters(ctx, body.parameters)
     conflict = ScheduleExistsError(f"a schedule named {body.name!r} exists already")
     if _name_taken(store, body.name):
