@@ -140,3 +140,27 @@ def test_the_walker_sees_function_level_and_relative_imports(tmp_path: Path) -> 
     finally:
         fake.unlink()
     assert got == {"stream0d_nb.api", "stream0d_nb.formulas.x"}
+
+
+def test_lazy_exports_are_not_shadowed_by_their_submodules() -> None:
+    """A package exporting names lazily (PEP 562) must not name a submodule like one of
+    them: once the submodule is imported, the package attribute is the module instead
+    (``calibrate`` once was), whatever imported it first."""
+    import importlib
+    import subprocess
+    import sys
+    import types
+
+    code = (
+        "import importlib, types\n"
+        "for pkg in ('stream0d_nb.recalibration', 'stream0d_nb.store'):\n"
+        "    p = importlib.import_module(pkg)\n"
+        "    lazy = getattr(p, '_LAZY', {})\n"
+        "    for sub in set(lazy.values()):\n"
+        "        importlib.import_module(f'{pkg}.{sub}')\n"
+        "    bad = [n for n in lazy if isinstance(getattr(p, n), types.ModuleType)]\n"
+        "    assert not bad, (pkg, bad)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert isinstance(importlib, types.ModuleType)

@@ -1,8 +1,9 @@
 """Recalibration (issue #6): process models, calibration with hold-out validation, drift.
 
 The pure parts, exported here, take pandas/xarray data and never open a store:
-``models`` (interface, registry, ridge and thermal models), ``calibrate`` (least_squares,
-ASHRAE metrics), ``drift`` (rolling CV(RMSE), Page–Hinkley, CUSUM), ``scale`` (Dask).
+``models`` (interface, registry, ridge and thermal models), ``calibration`` (``calibrate``:
+least_squares, ASHRAE metrics; not named like the function it exports, which a lazily
+exported name would lose to the submodule once that is imported), ``drift`` (rolling CV(RMSE), Page–Hinkley, CUSUM), ``scale`` (Dask).
 On top of them, importing the store (docs/recalibration.md):
 
 - ``service``: ``Recalibration(store)``: models of datasets, versions with the activation
@@ -16,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stream0d_nb.recalibration.calibrate import (
+    from stream0d_nb.recalibration.calibration import (
         CalibrationResult,
         Metrics,
         Thresholds,
@@ -48,26 +49,26 @@ if TYPE_CHECKING:
 # name -> submodule: imported on first use, so that importing a submodule (the CLI,
 # the runner) does not load scipy and scikit-learn (~1.4 s) with the models.
 _LAZY = {
-    "CalibrationResult": "calibrate",
+    "CalibrationResult": "calibration",
     "DriftReport": "drift",
     "FirstOrderThermalModel": "models",
     "LinearRegressionModel": "models",
-    "Metrics": "calibrate",
+    "Metrics": "calibration",
     "Model": "models",
     "Parameter": "models",
-    "Thresholds": "calibrate",
+    "Thresholds": "calibration",
     "build_model": "models",
-    "calibrate": "calibrate",
+    "calibrate": "calibration",
     "cusum": "drift",
     "detect_drift": "drift",
     "first_exceedance": "drift",
-    "metrics": "calibrate",
+    "metrics": "calibration",
     "model_class": "models",
     "model_names": "models",
     "page_hinkley": "drift",
     "page_hinkley_statistic": "drift",
     "register_model": "models",
-    "residuals": "calibrate",
+    "residuals": "calibration",
     "rolling_cvrmse": "drift",
     "unregister_model": "models",
 }

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.recalibration.calibrate import CalibrationResult
+from stream0d_nb.recalibration.calibration import CalibrationResult
 from stream0d_nb.recalibration.models import LinearRegressionModel, _lag_name
 
 

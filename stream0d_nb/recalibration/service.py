@@ -37,7 +37,7 @@ import xarray as xr
 
 from stream0d_nb import derived
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.recalibration.calibrate import (
+from stream0d_nb.recalibration.calibration import (
     CalibrationResult,
     Loss,
     Metrics,
