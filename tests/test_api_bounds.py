@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from stream0d_nb import derived
-from stream0d_nb.api import ApiSettings, create_app
-from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.api import ApiSettings
+from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import FormulaSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
-from tests.api_servers import IDX, N, UvicornThread, seed_partner_datasets
+from tests.api_servers import IDX, ApiOverHttp, N, seed_partner_datasets
 
 WRITE = frozenset({"custom:stream0d:write"})
 USERS = {
@@ -43,7 +41,7 @@ T0 = "2024-05-01T00:00:00Z"
 WINDOW_VALUES = 70  # streamed answers in windows of 35 rows of both channels
 
 
-class Server:
+class Server(ApiOverHttp):
     """Store, app under uvicorn, one token per user."""
 
     def __init__(self, home: Path) -> None:
@@ -61,17 +59,7 @@ class Server:
             max_scan_values=MAX_SCAN,
             csv_window_values=WINDOW_VALUES,
         )
-        app = create_app(self.store, settings)
-        app.dependency_overrides[get_group_resolver] = lambda: lambda u: USERS.get(u, UserInfo())
-        access = AccessRegistry(self.store.registry)
-        exp = datetime.now(UTC) + timedelta(days=1)
-        self.tokens = {u: access.issue_token(u, level="write", expires_at=exp).token for u in USERS}
-        self.uvicorn = UvicornThread(app)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.uvicorn.port}/api", timeout=60)
-
-    def call(self, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"token {self.tokens[who]}"}
-        return self.http.request(method, path, headers=headers, **kw)
+        super().__init__(self.store, USERS, settings=settings)
 
     def data(self, query: str, endpoint: str = "data") -> httpx.Response:
         return self.call("alice", "GET", f"/datasets/{DS}/{endpoint}?{query}")
@@ -88,8 +76,7 @@ class Server:
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("bounds") / "home")
     yield s
-    s.http.close()
-    s.uvicorn.stop()
+    s.stop()
 
 
 def error(r: httpx.Response) -> tuple[int, str]:

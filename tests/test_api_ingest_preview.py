@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from stream0d_nb.api import create_app
-from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import Client
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import IngestPreview
 from stream0d_nb.store import Store
 from stream0d_nb.store.access_tables import AccessRegistry
-from tests.api_servers import UvicornThread, seed_partner_datasets
+from tests.api_servers import ApiOverHttp, seed_partner_datasets
 
 WRITE = frozenset({"custom:stream0d:write"})
 USERS = {
@@ -38,21 +37,14 @@ NAB = Path(__file__).resolve().parents[1] / "../shared/data/nab"
 NAB_FILE = NAB / "machine_temperature_system_failure.csv"
 
 
-class Server:
+class Server(ApiOverHttp):
     """Store, app under uvicorn, one write token per user (carl is a viewer by grant)."""
 
     def __init__(self, home: Path) -> None:
-        self.store = Store(Settings(home=home))
-        seed_partner_datasets(self.store, {DS: "fersa", OTHER: "zf"})
-        access = AccessRegistry(self.store.registry)
-        access.grant(DS, "user", "carl", "viewer", actor="admin")
-        app = create_app(self.store)
-        app.dependency_overrides[get_group_resolver] = lambda: lambda u: USERS.get(u, UserInfo())
-        exp = datetime.now(UTC) + timedelta(days=1)
-        self.tokens = {u: access.issue_token(u, level="write", expires_at=exp).token for u in USERS}
-        self.uvicorn = UvicornThread(app)
-        self.url = f"http://127.0.0.1:{self.uvicorn.port}"
-        self.http = httpx.Client(base_url=self.url + "/api", timeout=60)
+        store = Store(Settings(home=home))
+        seed_partner_datasets(store, {DS: "fersa", OTHER: "zf"})
+        AccessRegistry(store.registry).grant(DS, "user", "carl", "viewer", actor="admin")
+        super().__init__(store, USERS)
 
     def preview(
         self, who: str, name: str, body: bytes, ds: str = DS, **fields: str
@@ -86,8 +78,7 @@ class Server:
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("preview") / "home")
     yield s
-    s.http.close()
-    s.uvicorn.stop()
+    s.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ data history) is compared before and after.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ import pytest
 from stream0d_nb import derived
 from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.alerts.service import AlertService
-from stream0d_nb.api import ApiSettings, create_app
-from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.api import ApiSettings
+from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import (
-    Client,
     NotFoundError,
     PermissionDeniedError,
     RequestValidationError,
@@ -36,9 +35,8 @@ from stream0d_nb.client import (
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import FormulaSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.grid import to_ns
-from tests.api_servers import IDX, UvicornThread, seed_partner_datasets
+from tests.api_servers import IDX, ApiOverHttp, seed_partner_datasets
 
 WRITE = frozenset({"custom:stream0d:write"})
 USERS = {
@@ -53,33 +51,19 @@ MAX_VALUES, MAX_JSON, MAX_SCAN = 5_000, 2_000, 6_000
 HOT = {"name": "hot", "kind": "threshold", "channels": ["temp"], "op": ">", "value": 61.0}
 
 
-class Server:
+class Server(ApiOverHttp):
     """Store, app under uvicorn, one token per user."""
 
     def __init__(self, home: Path) -> None:
-        self.store = Store(Settings(home=home))
-        seed_partner_datasets(self.store, {DS: "fersa", OTHER: "zf"})
-        derived.save_formula(self.store, DS, FormulaSpec(name="dp", formula="p_in * 2"), "alice")
+        store = Store(Settings(home=home))
+        seed_partner_datasets(store, {DS: "fersa", OTHER: "zf"})
+        derived.save_formula(store, DS, FormulaSpec(name="dp", formula="p_in * 2"), "alice")
         settings = ApiSettings(
             max_values=MAX_VALUES, max_json_values=MAX_JSON, max_scan_values=MAX_SCAN
         )
-        app = create_app(self.store, settings)
-        app.dependency_overrides[get_group_resolver] = lambda: lambda u: USERS.get(u, UserInfo())
-        access = AccessRegistry(self.store.registry)
-        access.grant(DS, "user", "vera", "viewer", actor="alice")
-        exp = datetime.now(UTC) + timedelta(days=1)
-        self.tokens = {u: access.issue_token(u, level="write", expires_at=exp).token for u in USERS}
-        self.uvicorn = UvicornThread(app)
-        self.url = f"http://127.0.0.1:{self.uvicorn.port}"
-        self.http = httpx.Client(base_url=self.url + "/api", timeout=60)
+        super().__init__(store, USERS, settings=settings)
+        self.access.grant(DS, "user", "vera", "viewer", actor="alice")
         self.alerts = AlertService(self.store)
-
-    def call(self, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"token {self.tokens[who]}"}
-        return self.http.request(method, path, headers=headers, **kw)
-
-    def client(self, who: str) -> Client:
-        return Client(self.url, self.tokens[who])
 
     def state(self) -> tuple[Any, ...]:
         """What previews and evaluations must not change."""
@@ -98,8 +82,7 @@ class Server:
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("previews") / "home")
     yield s
-    s.http.close()
-    s.uvicorn.stop()
+    s.stop()
 
 
 def error(r: httpx.Response) -> tuple[int, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,13 @@ import httpx
 import pandas as pd
 import pytest
 
-from stream0d_nb.api import create_app
-from stream0d_nb.api.deps import UserInfo, get_group_resolver
-from stream0d_nb.client import Client, ConflictError, NotFoundError, PermissionDeniedError
+from stream0d_nb.api.deps import UserInfo
+from stream0d_nb.client import ConflictError, NotFoundError, PermissionDeniedError
 from stream0d_nb.demo import OVEN, oven_frame
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.recal_tables import RecalRegistry
+from tests.api_servers import ApiOverHttp
 
 WRITE = frozenset({"custom:stream0d:write"})
 USERS = {
@@ -47,41 +45,24 @@ RUN: dict[str, Any] = {
 }
 
 
-class Server:
+class Server(ApiOverHttp):
     """Store with one oven per partner, the app under uvicorn, tokens per seat."""
 
     def __init__(self, home: Path) -> None:
-        from tests.api_servers import UvicornThread
-
-        self.store = Store(Settings(home=home))
+        store = Store(Settings(home=home))
         frame = oven_frame(END)
         for ds, partner in ((DS, "fersa"), (OTHER, "zf")):
-            self.store.create_dataset(OVEN.model_copy(update={"id": ds, "partner": partner}))
-            self.store.write(ds, frame)
-        access = AccessRegistry(self.store.registry)
-        app = create_app(self.store)
-        app.dependency_overrides[get_group_resolver] = lambda: lambda u: USERS.get(u, UserInfo())
-        exp = datetime.now(UTC) + timedelta(days=1)
-        self.tokens = {u: access.issue_token(u, level="write", expires_at=exp).token for u in USERS}
-        self.tokens["alice-ro"] = access.issue_token("alice", level="read", expires_at=exp).token
-        self.uvicorn = UvicornThread(app)
-        self.url = f"http://127.0.0.1:{self.uvicorn.port}"
-        self.http = httpx.Client(base_url=self.url + "/api", timeout=60)
-
-    def call(self, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"token {self.tokens[who]}"}
-        return self.http.request(method, path, headers=headers, **kw)
-
-    def client(self, who: str) -> Client:
-        return Client(self.url, self.tokens[who])
+            store.create_dataset(OVEN.model_copy(update={"id": ds, "partner": partner}))
+            store.write(ds, frame)
+        super().__init__(store, USERS)
+        self.tokens["alice-ro"] = self.token("alice", "read")
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("recal-api") / "home")
     yield s
-    s.http.close()
-    s.uvicorn.stop()
+    s.stop()
 
 
 def error(r: httpx.Response) -> tuple[int, str]:

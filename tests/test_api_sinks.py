@@ -9,7 +9,6 @@ owners set its routes, its editors and other partners cannot (404 like a missing
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,10 @@ import httpx
 import pytest
 
 from stream0d_nb.alerts.service import AlertService
-from stream0d_nb.api import create_app
-from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
-from tests.api_servers import UvicornThread, seed_partner_datasets
+from tests.api_servers import ApiOverHttp, seed_partner_datasets
 
 DS, OTHER = "fersa-press", "zf-oven"
 ADMIN = frozenset({"custom:stream0d:admin"})
@@ -36,25 +33,13 @@ USERS = {
 HOOK = {"kind": "webhook", "url": "https://hooks.example.org/x", "secret": "s3cr3t-value"}
 
 
-class Server:
+class Server(ApiOverHttp):
     def __init__(self, home: Path) -> None:
-        self.store = Store(Settings(home=home))
-        seed_partner_datasets(self.store, {DS: "fersa", OTHER: "zf"})
-        app = create_app(self.store)
-        app.dependency_overrides[get_group_resolver] = lambda: lambda u: USERS.get(u, UserInfo())
-        access = AccessRegistry(self.store.registry)
-        exp = datetime.now(UTC) + timedelta(days=1)
-        self.tokens = {u: access.issue_token(u, level="admin", expires_at=exp).token for u in USERS}
-        self.tokens["ops-read"] = access.issue_token("ops", level="read", expires_at=exp).token
-        self.tokens["ops-fersa"] = access.issue_token(
-            "ops", level="admin", expires_at=exp, partner="fersa"
-        ).token
-        self.uvicorn = UvicornThread(app)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.uvicorn.port}/api", timeout=60)
-
-    def call(self, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"token {self.tokens[who]}"}
-        return self.http.request(method, path, headers=headers, **kw)
+        store = Store(Settings(home=home))
+        seed_partner_datasets(store, {DS: "fersa", OTHER: "zf"})
+        super().__init__(store, USERS, level="admin")
+        self.tokens["ops-read"] = self.token("ops", "read")
+        self.tokens["ops-fersa"] = self.token("ops", "admin", partner="fersa")
 
     def audit(self) -> list[str]:
         return [e.action for e in self.store.registry.audit_log()]
@@ -64,8 +49,7 @@ class Server:
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("sinks") / "home")
     yield s
-    s.http.close()
-    s.uvicorn.stop()
+    s.stop()
 
 
 def error(r: httpx.Response) -> tuple[int, str]:

@@ -10,7 +10,6 @@ fersa-press, write token) and bob (zf: fersa's views must look like a missing da
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ import pandas as pd
 import pytest
 
 from stream0d_nb import derived
-from stream0d_nb.api import create_app
-from stream0d_nb.api.deps import UserInfo, get_group_resolver
-from stream0d_nb.client import Client, NotFoundError, PermissionDeniedError
+from stream0d_nb.api.deps import UserInfo
+from stream0d_nb.client import NotFoundError, PermissionDeniedError
 from stream0d_nb.client import RequestValidationError as ClientValidationError
 from stream0d_nb.errors import DatasetNotFoundError
 from stream0d_nb.settings import Settings
@@ -31,7 +29,7 @@ from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.registry import Registry
 from stream0d_nb.store.view_tables import ViewExistsError, ViewNotFoundError, ViewRegistry
 from stream0d_nb.views import ViewSpec, check_time_expr, resolve_range
-from tests.api_servers import UvicornThread, partner_spec, seed_partner_datasets
+from tests.api_servers import ApiOverHttp, partner_spec, seed_partner_datasets
 
 WRITE = frozenset({"custom:stream0d:write"})
 USERS = {
@@ -51,38 +49,23 @@ SHIFT = {
 }
 
 
-class Server:
+class Server(ApiOverHttp):
     """Store, app under uvicorn, tokens per seat."""
 
     def __init__(self, home: Path) -> None:
-        self.store = Store(Settings(home=home))
-        seed_partner_datasets(self.store, {DS: "fersa", OTHER: "zf"})
-        derived.save_formula(self.store, DS, FormulaSpec(name="dp", formula="p_in * 2"), "alice")
-        access = AccessRegistry(self.store.registry)
-        access.grant(DS, "user", "carl", "viewer", actor="admin")
-        app = create_app(self.store)
-        app.dependency_overrides[get_group_resolver] = lambda: lambda u: USERS.get(u, UserInfo())
-        exp = datetime.now(UTC) + timedelta(days=1)
-        self.tokens = {u: access.issue_token(u, level="write", expires_at=exp).token for u in USERS}
-        self.tokens["alice-ro"] = access.issue_token("alice", level="read", expires_at=exp).token
-        self.uvicorn = UvicornThread(app)
-        self.url = f"http://127.0.0.1:{self.uvicorn.port}"
-        self.http = httpx.Client(base_url=self.url + "/api", timeout=60)
-
-    def call(self, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"token {self.tokens[who]}"}
-        return self.http.request(method, path, headers=headers, **kw)
-
-    def client(self, who: str) -> Client:
-        return Client(self.url, self.tokens[who])
+        store = Store(Settings(home=home))
+        seed_partner_datasets(store, {DS: "fersa", OTHER: "zf"})
+        derived.save_formula(store, DS, FormulaSpec(name="dp", formula="p_in * 2"), "alice")
+        AccessRegistry(store.registry).grant(DS, "user", "carl", "viewer", actor="admin")
+        super().__init__(store, USERS)
+        self.tokens["alice-ro"] = self.token("alice", "read")
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("views") / "home")
     yield s
-    s.http.close()
-    s.uvicorn.stop()
+    s.stop()
 
 
 def error(r: httpx.Response) -> tuple[int, str]:

@@ -184,12 +184,13 @@ class AlertService:
         ``rules`` are unsaved rules to run instead of the saved ones (a preview), checked
         against the dataset as on save.
         """
-        found, lo, hi, _ = self.backfill_reads(dataset_id, start, end, names, rules)
+        units, interval, tz = self._units(dataset_id)
+        found, lo, hi, (_, first_ns) = self._plan(
+            dataset_id, start, end, names, rules, units, interval, tz
+        )
         if not found or hi <= lo:
             return EvaluationResult([], [], {})
-        units, interval, tz = self._units(dataset_id)
-        back = max(lookback_ns(r, units, interval, tz) for r in found)
-        data = self._data(dataset_id, found, lo - back, hi, units, interval, tz)
+        data = self._data(dataset_id, found, first_ns, hi, units, interval, tz)
         return evaluate_rules(found, data, lo, hi, interval, tz)
 
     def backfill_reads(
@@ -202,7 +203,19 @@ class AlertService:
     ) -> tuple[list[AlertRule], int, int, tuple[list[str], int]]:
         """What ``backfill`` runs and reads, before reading: the rules, ``[lo, hi)`` in UTC
         ns, and the channels it reads from ``lo`` minus the look-back on (to bound it)."""
-        units, interval, tz = self._units(dataset_id)
+        return self._plan(dataset_id, start, end, names, rules, *self._units(dataset_id))
+
+    def _plan(
+        self,
+        dataset_id: str,
+        start: object | None,
+        end: object | None,
+        names: list[str] | None,
+        rules: list[AlertRule] | None,
+        units: dict[str, str],
+        interval: int,
+        tz: str,
+    ) -> tuple[list[AlertRule], int, int, tuple[list[str], int]]:
         if rules is None:
             rules = [r for r in self.rules(dataset_id) if names is None or r.name in names]
         else:

@@ -296,14 +296,7 @@ class Scheduler:
                 )
             except Exception as exc:  # recorded, never lost: a run must end in a final state
                 log.exception("run %s of %s crashed", run.id, sched.name)
-                rec = self.table.update_run(
-                    run.id,
-                    status="failed",
-                    ended_at=utcnow(),
-                    error_name=type(exc).__name__,
-                    error_message=str(exc),
-                )
-                return RunResult(rec)
+                return RunResult(self.table.crashed(run.id, exc))
             finally:
                 self.table.release(sched.name, self.owner)
 

@@ -596,6 +596,13 @@ class RecalRegistry:
         with self.registry.read_session() as s:
             return _schedule(self._schedule_row(s, name))
 
+    def find_schedule(self, name: str) -> ScheduleRecord | None:
+        """One schedule by name, or None (no listing of the others in an error)."""
+        with self.registry.read_session() as s:
+            q = select(RecalScheduleRow).where(RecalScheduleRow.name == name)
+            row = s.scalars(q).first()
+            return None if row is None else _schedule(row)
+
     def schedules(self, enabled_only: bool = False) -> list[ScheduleRecord]:
         """All schedules by name."""
         q = select(RecalScheduleRow)
@@ -802,6 +809,16 @@ class RecalRegistry:
             s.add(row)
             s.flush()
             return _run(row)
+
+    def crashed(self, run_id: int, exc: BaseException) -> RunRecord:
+        """End a run whose execution raised ``exc`` as failed: a run never stays running."""
+        return self.update_run(
+            run_id,
+            status="failed",
+            ended_at=utcnow(),
+            error_name=type(exc).__name__,
+            error_message=str(exc),
+        )
 
     def update_run(self, run_id: int, **fields: Any) -> RunRecord:
         """Change fields of a run; moving to a final state is audited."""

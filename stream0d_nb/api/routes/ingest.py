@@ -7,6 +7,8 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,6 +80,41 @@ def _safe_name(name: str | None) -> str:
     return _UNSAFE.sub("_", base)[-120:] or "upload"
 
 
+async def _upload_form(request: Request, limit: int) -> tuple[Any, UploadFile, dict[str, str]]:
+    """The multipart form (close it), its ``file`` part and its text fields; the declared
+    size is checked before anything is read."""
+    length = request.headers.get("content-length")
+    if length is None:
+        raise LengthRequiredError("uploads need a Content-Length header")
+    if not length.isdigit() or int(length) > limit + 64 * 1024:
+        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
+    form = await request.form(max_files=1, max_fields=64)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        await form.close()
+        raise ValidationError("the upload needs a 'file' part")
+    return form, upload, {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@asynccontextmanager
+async def _saved(upload: UploadFile, limit: int, home: Path, prefix: str) -> AsyncIterator[Path]:
+    """The upload written to a private temp folder under the uploads folder (its size
+    checked as it arrives), removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=_upload_dir(home)))
+    try:
+        path = tmp / _safe_name(upload.filename)
+        size = 0
+        with path.open("wb") as out:
+            while chunk := await upload.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
+                out.write(chunk)
+        yield path
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @router.post("/datasets/{dataset_id}/ingest")
 async def ingest(
     request: Request,
@@ -87,36 +124,16 @@ async def ingest(
 ) -> IngestReport:
     """Ingest one uploaded file as one commit; returns the ingest report (422 on bad input)."""
     limit = settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is None:
-        raise LengthRequiredError("uploads need a Content-Length header")
-    if not length.isdigit() or int(length) > limit + 64 * 1024:
-        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
-    form = await request.form(max_files=1, max_fields=64)
+    form, upload, fields = await _upload_form(request, limit)
     try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ValidationError("the upload needs a 'file' part")
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
         options = options_from_form(fields, settings.max_json_depth)
-        tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=_upload_dir(store.settings.home)))
-        try:
-            path = tmp / _safe_name(upload.filename)
-            size = 0
-            with path.open("wb") as out:
-                while chunk := await upload.read(CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
-                    out.write(chunk)
+        async with _saved(upload, limit, store.settings.home, "upload-") as path:
             try:
                 return await run_in_threadpool(
                     store.ingest, ctx.id, path, options, ctx.identity.user
                 )
             except IngestError as exc:
                 raise _hide_path(exc, path) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     finally:
         await form.close()
 
@@ -137,32 +154,14 @@ async def ingest_preview(
     ``rows`` (1..200) for how many parsed rows to return.
     """
     limit = settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is None:
-        raise LengthRequiredError("uploads need a Content-Length header")
-    if not length.isdigit() or int(length) > limit + 64 * 1024:
-        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
-    form = await request.form(max_files=1, max_fields=64)
+    form, upload, fields = await _upload_form(request, limit)
     try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ValidationError("the upload needs a 'file' part")
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
         truncated = fields.pop("truncated", "false").strip().lower() in ("true", "1", "yes")
         rows_text = fields.pop("rows", str(PREVIEW_ROWS)).strip()
         if not rows_text.isdigit() or not 1 <= int(rows_text) <= 200:
             raise ValidationError(f"rows must be a whole number from 1 to 200, not {rows_text!r}")
         options = options_from_form(fields, settings.max_json_depth)
-        tmp = Path(tempfile.mkdtemp(prefix="preview-", dir=_upload_dir(store.settings.home)))
-        try:
-            path = tmp / _safe_name(upload.filename)
-            size = 0
-            with path.open("wb") as out:
-                while chunk := await upload.read(CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise PayloadTooLargeError(f"uploads may have at most {limit:,} bytes")
-                    out.write(chunk)
+        async with _saved(upload, limit, store.settings.home, "preview-") as path:
             spec = ctx.record.spec
             interval_ns = parse_duration_ns(spec.interval, what="interval")
             try:
@@ -180,8 +179,6 @@ async def ingest_preview(
                 )
             except IngestError as exc:
                 raise _hide_path(exc, path) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     finally:
         await form.close()
 

@@ -46,7 +46,6 @@ from stream0d_nb.store.recal_tables import (
     ScheduleRecord,
     VersionRecord,
 )
-from stream0d_nb.store.registry import utcnow
 
 router = APIRouter(tags=["recalibration"])
 
@@ -284,14 +283,7 @@ class _ApiRuns:
                     actor=actor, dataset_id=run.dataset, run=run,
                 )  # fmt: skip
             except Exception as exc:  # a run must end in a final state, never stay running
-                rec = table.update_run(
-                    run.id,
-                    status="failed",
-                    ended_at=utcnow(),
-                    error_name=type(exc).__name__,
-                    error_message=str(exc),
-                )
-                return RunResult(rec)
+                return RunResult(table.crashed(run.id, exc))
 
         with self.lock:
             self.inflight[run.id] = self.pool.submit(work)
@@ -458,14 +450,14 @@ def _schedule_out(rec: ScheduleRecord) -> ScheduleOut:
 
 def _find_schedule(store: Store, dataset_id: str, name: str) -> ScheduleRecord:
     """The dataset's schedule ``name``, or 404 (others' schedules look missing)."""
-    for s in RecalRegistry(store.registry).schedules():
-        if s.name == name and s.dataset == dataset_id:
-            return s
-    raise NotFoundError(f"dataset {dataset_id!r} has no schedule {name!r}")
+    rec = RecalRegistry(store.registry).find_schedule(name)
+    if rec is None or rec.dataset != dataset_id:
+        raise NotFoundError(f"dataset {dataset_id!r} has no schedule {name!r}")
+    return rec
 
 
 def _name_taken(store: Store, name: str) -> bool:
-    return any(s.name == name for s in RecalRegistry(store.registry).schedules())
+    return RecalRegistry(store.registry).find_schedule(name) is not None
 
 
 @router.get("/datasets/{dataset_id}/recalibration/schedules")
