@@ -89,7 +89,7 @@ def serve(port: int, workers: int) -> None:
 
 def make_store(home: Path) -> str:
     """The dataset and a read token of its partner's user; returns the token."""
-    from stream0d_nb.store.access_tables import AccessRegistry
+    from stream0d_nb.db.access_tables import AccessRegistry
 
     rng = np.random.default_rng(7)
     idx = pd.date_range(START, periods=ROWS, freq="1s")

@@ -48,8 +48,8 @@ MiB = 2**20
 def seed(home: Path, years: int) -> str:
     """Both datasets, the formulas and a read token; returns the token."""
     from stream0d_nb import derived
+    from stream0d_nb.db.access_tables import AccessRegistry
     from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
-    from stream0d_nb.store.access_tables import AccessRegistry
     from stream0d_nb.store.repo import WriteView
 
     with Store(Settings(home=home)) as store:

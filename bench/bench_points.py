@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_bounds import _served
 from stream0d_nb.api import create_app
 from stream0d_nb.api.deps import UserInfo
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.reader import index_range, reduce_points
 
 DATASET, PARTNER, USER = "bench-month", "bench", "bench-user"

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stream0d_nb.api import create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.latest import summarize
 from tests.api_servers import UvicornThread
 

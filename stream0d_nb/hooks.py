@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from stream0d_nb import derived
 from stream0d_nb.alerts.service import AlertService
+from stream0d_nb.db.recal_tables import RecalRegistry
 from stream0d_nb.specs import IngestReport
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import RecalRegistry
 
 if TYPE_CHECKING:
     from stream0d_nb.recalibration.service import Recalibration

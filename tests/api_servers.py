@@ -17,9 +17,9 @@ import uvicorn
 from stream0d_nb.api import ApiSettings, create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
 from stream0d_nb.client import Client
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from tests.servers import free_port
 
 N = 600

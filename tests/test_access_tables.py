@@ -30,9 +30,7 @@ from stream0d_nb.access import (
     effective_role,
     visible_datasets,
 )
-from stream0d_nb.errors import DatasetNotFoundError, ValidationError
-from stream0d_nb.specs import DatasetSpec
-from stream0d_nb.store.access_tables import (
+from stream0d_nb.db.access_tables import (
     AccessRegistry,
     ApiTokenRow,
     GrantNotFoundError,
@@ -40,7 +38,10 @@ from stream0d_nb.store.access_tables import (
     looks_like_token,
     parse_token,
 )
-from stream0d_nb.store.registry import Base, Registry, utcnow
+from stream0d_nb.db.base import Base, utcnow
+from stream0d_nb.db.registry import Registry
+from stream0d_nb.errors import DatasetNotFoundError, ValidationError
+from stream0d_nb.specs import DatasetSpec
 
 ADMIN = "custom:stream0d:admin"
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stream0d_nb.db.alert_tables import AlertRegistry
+from stream0d_nb.db.registry import Registry
 from stream0d_nb.errors import DatasetNotFoundError, ValidationError
 from stream0d_nb.specs import DatasetSpec
-from stream0d_nb.store.alert_tables import AlertRegistry
-from stream0d_nb.store.registry import Registry
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from stream0d_nb.access import Identity
 from stream0d_nb.api import ApiSettings, create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver, session_only
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from tests.api_servers import N, seed_partner_datasets
 
 ADMIN_SCOPE = frozenset({"custom:stream0d:admin"})
@@ -132,7 +132,7 @@ def test_revoked_and_expired_tokens_are_401(env: Env) -> None:
     row_id = old.split("_")[1]
     from sqlalchemy import update
 
-    from stream0d_nb.store.access_tables import ApiTokenRow
+    from stream0d_nb.db.access_tables import ApiTokenRow
 
     with env.store.registry.write_session() as s:
         s.execute(

@@ -32,10 +32,10 @@ from sqlalchemy import select, update
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import ApiSettings, create_app, deps, session
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.db.access_tables import AccessRegistry, ApiTokenRow
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import FormulaSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry, ApiTokenRow
 from tests.api_servers import UvicornThread, seed_partner_datasets
 
 ADMIN = frozenset({"custom:stream0d:admin"})

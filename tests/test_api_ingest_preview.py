@@ -20,10 +20,10 @@ import pytest
 
 from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import Client
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import IngestPreview
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from tests.api_servers import ApiOverHttp, seed_partner_datasets
 
 WRITE = frozenset({"custom:stream0d:write"})

@@ -28,10 +28,10 @@ import pytest
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import ApiSettings, create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from tests.api_servers import UvicornThread, partner_spec, seed_partner_datasets
 
 ADMIN = frozenset({"custom:stream0d:admin"})

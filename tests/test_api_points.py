@@ -26,10 +26,10 @@ from stream0d_nb import derived
 from stream0d_nb.api import ApiSettings, create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
 from stream0d_nb.client import Client
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
 from stream0d_nb.store import Store, reader
-from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.reader import PlotBuckets
 from tests.api_servers import UvicornThread, seed_partner_datasets
 

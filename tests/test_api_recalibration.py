@@ -19,10 +19,10 @@ import pytest
 
 from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import ConflictError, NotFoundError, PermissionDeniedError
+from stream0d_nb.db.recal_tables import RecalRegistry
 from stream0d_nb.demo import OVEN, oven_frame
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import RecalRegistry
 from tests.api_servers import ApiOverHttp
 
 WRITE = frozenset({"custom:stream0d:write"})

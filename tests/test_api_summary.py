@@ -24,10 +24,10 @@ from icechunk.store import IcechunkStore
 from stream0d_nb.api import create_app
 from stream0d_nb.api.deps import UserInfo, get_group_resolver
 from stream0d_nb.client import Client, NotFoundError
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from tests.api_servers import UvicornThread, seed_partner_datasets
 
 WRITE = frozenset({"custom:stream0d:write"})

@@ -21,13 +21,13 @@ from stream0d_nb import derived
 from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import NotFoundError, PermissionDeniedError
 from stream0d_nb.client import RequestValidationError as ClientValidationError
+from stream0d_nb.db.access_tables import AccessRegistry
+from stream0d_nb.db.registry import Registry
+from stream0d_nb.db.view_tables import ViewExistsError, ViewNotFoundError, ViewRegistry
 from stream0d_nb.errors import DatasetNotFoundError
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import FormulaSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
-from stream0d_nb.store.registry import Registry
-from stream0d_nb.store.view_tables import ViewExistsError, ViewNotFoundError, ViewRegistry
 from stream0d_nb.views import ViewSpec, check_time_expr, resolve_range
 from tests.api_servers import ApiOverHttp, partner_spec, seed_partner_datasets
 

@@ -25,11 +25,11 @@ from stream0d_nb.client import (
     RemoteIngestError,
     RequestValidationError,
 )
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.errors import DatasetNotFoundError, IngestError, Stream0dError
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec, IngestOptions
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from tests.api_servers import IDX, N, UvicornThread, partner_spec, seed_partner_datasets
 from tests.servers import free_port
 

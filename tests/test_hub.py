@@ -24,13 +24,13 @@ import pytest
 from stream0d_nb.access import Level
 from stream0d_nb.api import session
 from stream0d_nb.client import AuthenticationError, Client, NotFoundError, PermissionDeniedError
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.hub import HubPlaces, PartnersFileError, hub_config, load_partners, role_scopes
 from stream0d_nb.hub.partners import Partners
 from stream0d_nb.hub.resolver import HubGroupResolver
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from tests.hub_servers import (
     CLIENT_SECRET,
     IDP_USERS,

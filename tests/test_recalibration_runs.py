@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from stream0d_nb.db.alert_tables import AlertRegistry
+from stream0d_nb.db.recal_tables import RecalRegistry
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.recalibration.runner import (
     ALERT_NAME,
@@ -22,8 +24,6 @@ from stream0d_nb.recalibration.runner import (
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.alert_tables import AlertRegistry
-from stream0d_nb.store.recal_tables import RecalRegistry
 from tests.servers import AzuriteServer
 
 PROBE = Path(__file__).with_name("notebooks") / "probe.ipynb"
@@ -163,7 +163,7 @@ def test_run_whose_process_is_killed_ends_as_abandoned(tmp_path: Path) -> None:
     import time
     from datetime import timedelta
 
-    from stream0d_nb.store import recal_tables
+    from stream0d_nb.db import recal_tables
 
     home = tmp_path / "home"
     with Store(Settings(home=home)) as st:
@@ -171,7 +171,7 @@ def test_run_whose_process_is_killed_ends_as_abandoned(tmp_path: Path) -> None:
     child = textwrap.dedent(
         f"""
         from datetime import timedelta
-        from stream0d_nb.store import recal_tables
+        from stream0d_nb.db import recal_tables
         recal_tables.CLAIM_GRACE = timedelta(0)
         from stream0d_nb.recalibration.runner import run_notebook
         from stream0d_nb.settings import Settings

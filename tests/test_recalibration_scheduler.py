@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from stream0d_nb.db.recal_tables import RecalRegistry
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.recalibration.scheduler import (
     ScheduleBusyError,
@@ -28,7 +29,6 @@ from stream0d_nb.recalibration.scheduler import (
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import RecalRegistry
 
 PROBE = Path(__file__).with_name("notebooks") / "probe.ipynb"
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

@@ -21,13 +21,13 @@ import pytest
 from stream0d_nb import derived
 from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.alerts.service import AlertService
+from stream0d_nb.db.recal_tables import RecalRegistry
 from stream0d_nb.demo import OVEN, OVEN_TRUTH, oven_frame
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.recalibration.models import FirstOrderThermalModel, LinearRegressionModel
 from stream0d_nb.recalibration.service import Activation, Recalibration, channel_names
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import RecalRegistry
 
 END = pd.Timestamp("2026-11-20", tz="UTC")
 DRIFT = END - pd.Timedelta("2D")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from stream0d_nb.db.recal_tables import RecalRegistry, RecalScheduleRow
+from stream0d_nb.db.registry import Registry
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.specs import DatasetSpec
-from stream0d_nb.store.recal_tables import RecalRegistry, RecalScheduleRow
-from stream0d_nb.store.registry import Registry
 
 T0 = datetime(2026, 11, 24, 10, tzinfo=UTC)
 

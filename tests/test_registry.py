@@ -17,6 +17,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from stream0d_nb.db.base import Base
+from stream0d_nb.db.dataset_tables import DatasetRecord
+from stream0d_nb.db.registry import VERSION_TABLE, Registry, RegistryVersionError, alembic_config
 from stream0d_nb.errors import (
     ChannelNotFoundError,
     DatasetExistsError,
@@ -24,16 +27,8 @@ from stream0d_nb.errors import (
     Stream0dError,
     ValidationError,
 )
+from stream0d_nb.records import AuditEntry
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
-from stream0d_nb.store.registry import (
-    VERSION_TABLE,
-    AuditEntry,
-    Base,
-    DatasetRecord,
-    Registry,
-    RegistryVersionError,
-    alembic_config,
-)
 
 HEADS = set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
@@ -105,7 +100,8 @@ def test_datasets_from_before_0006_are_zstd(registry_url: str) -> None:
     from alembic import command
     from sqlalchemy import column, create_engine, table
 
-    from stream0d_nb.store.registry import UTCDateTime, _normalise_url
+    from stream0d_nb.db.base import UTCDateTime
+    from stream0d_nb.db.registry import _normalise_url
 
     at_0005 = table(
         "datasets",

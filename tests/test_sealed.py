@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.alerts.sinks import sink_from_config
+from stream0d_nb.db.sealed import Sealer, SecretKeyError
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.sealed import Sealer, SecretKeyError
 
 WEBHOOK = {
     "name": "ops-hook",

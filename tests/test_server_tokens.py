@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from stream0d_nb.access import Level, TokenRevokedError
+from stream0d_nb.db.access_tables import AccessRegistry
+from stream0d_nb.db.base import utcnow
+from stream0d_nb.db.registry import Registry
 from stream0d_nb.hub import load_partners, role_scopes
 from stream0d_nb.hub.server_tokens import SERVER_TOKEN_LIFETIME, TOKEN_ENV, ServerTokens
-from stream0d_nb.store.access_tables import AccessRegistry
-from stream0d_nb.store.registry import Registry, utcnow
 from tests.servers import REPO_ROOT
 
 

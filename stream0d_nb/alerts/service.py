@@ -28,13 +28,13 @@ from stream0d_nb.alerts.notify import DeliveryResult, Dispatcher, RetryPolicy
 from stream0d_nb.alerts.routing import RoutingTable
 from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.alerts.sinks import LogSink, LogSinkConfig, Notification, sink_from_config
+from stream0d_nb.db.alert_tables import AlertRegistry
+from stream0d_nb.db.sealed import Sealer
 from stream0d_nb.errors import ConfirmationRequiredError, ValidationError
 from stream0d_nb.records import EventRecord
 from stream0d_nb.specs import IngestReport, parse_duration
 from stream0d_nb.store import Store
-from stream0d_nb.store.alert_tables import AlertRegistry
 from stream0d_nb.store.grid import to_ns
-from stream0d_nb.store.sealed import Sealer
 
 IN_APP = "in-app"
 IN_APP_LOGGER = "stream0d_nb.alerts.in_app"

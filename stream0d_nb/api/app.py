@@ -33,10 +33,10 @@ from stream0d_nb.api.routes import sinks as sink_routes
 from stream0d_nb.api.routes import summary as summary_routes
 from stream0d_nb.api.routes import views as view_routes
 from stream0d_nb.api.session import SAFE_METHODS
+from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.hooks import follow_writes
 from stream0d_nb.safetext import json_depth
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry
 from stream0d_nb.store.reader import MAX_READ_VALUES
 
 

@@ -36,10 +36,11 @@ from stream0d_nb.access import (
 )
 from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api import session
+from stream0d_nb.db.access_tables import AccessRegistry, looks_like_token
+from stream0d_nb.db.dataset_tables import DatasetRecord
+from stream0d_nb.db.registry import AUDIT_VIA
 from stream0d_nb.errors import Stream0dError
 from stream0d_nb.store import Store
-from stream0d_nb.store.access_tables import AccessRegistry, looks_like_token
-from stream0d_nb.store.registry import AUDIT_VIA, DatasetRecord
 
 AuthMethod = Literal["api-token", "cookie"]
 URL_TOKEN_PARAMS = ("token", "access_token", "api_token")

@@ -1,6 +1,11 @@
-"""``ds.s0d.formula(text)``: evaluate a formula over a whole Dataset (a thin front)."""
+"""``ds.s0d.formula(text)``: evaluate a formula over a whole Dataset (a thin front);
+``ds.s0d.plot(kind)``: the plots' front, registered by ``stream0d_nb.plots`` (a higher
+layer this one may not import) when it is imported."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -21,6 +26,14 @@ def dataset_interval(ds: xr.Dataset) -> int:
     if times.size < 2:
         raise FormulaError('cannot tell the interval: set ds.attrs["interval"] (e.g. "1s")')
     return int(np.min(np.diff(times)))
+
+
+_PLOT_FRONT: list[Callable[..., Any]] = []
+
+
+def register_plot_front(front: Callable[..., Any]) -> None:
+    """Make ``front(ds, kind, **options)`` the function behind ``ds.s0d.plot``."""
+    _PLOT_FRONT[:] = [front]
 
 
 @xr.register_dataset_accessor("s0d")
@@ -56,3 +69,9 @@ class Stream0dAccessor:
         if times.size and not np.all(np.diff(times) == interval):
             ds = ds.reindex(time=np.arange(int(times[0]), end, interval).astype("datetime64[ns]"))
         return compiled.evaluate({r: ds[r] for r in compiled.refs}, start, end)
+
+    def plot(self, kind: str = "line", channels: Any = None, **options: Any) -> Any:
+        """A plot of the Dataset (``stream0d_nb.plots.plot_dataset``; import the plots first)."""
+        if not _PLOT_FRONT:
+            raise RuntimeError("ds.s0d.plot needs the plots: import stream0d_nb.plots first")
+        return _PLOT_FRONT[0](self._ds, kind, channels, **options)

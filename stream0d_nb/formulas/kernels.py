@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from stream0d_nb.store.reader import _reduce
+from stream0d_nb.store.reader import reduce_rows
 
 F8 = npt.NDArray[np.float64]
 I8 = npt.NDArray[np.int64]
@@ -155,8 +155,8 @@ def resample(a: F8, k: int, how: str) -> F8:
         idx = np.maximum.accumulate(idx, axis=1)
         held = np.take_along_axis(blocks, np.maximum(idx, 0), axis=1)
         held[idx < 0] = np.nan
-        return _reduce(held, "mean")
-    return _reduce(blocks, how)
+        return reduce_rows(held, "mean")
+    return reduce_rows(blocks, how)
 
 
 def mad(a: F8, k: int, check: Callable[[], None]) -> F8:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
+from stream0d_nb.db.sealed import secret_file
 from stream0d_nb.hub.config import SINGLE_USER_WARNING, HubPlaces, service_url, uses_subdomains
 from stream0d_nb.hub.partners import Partners, load_partners
-from stream0d_nb.store.sealed import secret_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "hub_config" / "jupyterhub_config.py"

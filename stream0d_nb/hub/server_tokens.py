@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from stream0d_nb.access import Identity, Level, max_level
 
 if TYPE_CHECKING:
-    from stream0d_nb.store.access_tables import AccessRegistry
+    from stream0d_nb.db.access_tables import AccessRegistry
 
 TOKEN_ENV = "STREAM0D_API_TOKEN"
 # A week: long enough for a working week's server, short enough that a token left behind
@@ -72,9 +72,9 @@ class ServerTokens:
         """The registry's tokens (opened once, on first use)."""
         with self._lock:
             if self._access is None:
+                from stream0d_nb.db.access_tables import AccessRegistry
+                from stream0d_nb.db.registry import Registry
                 from stream0d_nb.settings import Settings
-                from stream0d_nb.store.access_tables import AccessRegistry
-                from stream0d_nb.store.registry import Registry
 
                 url = self.database_url or Settings().resolved_database_url()
                 self._access = AccessRegistry(Registry(url))
@@ -95,7 +95,7 @@ class ServerTokens:
 
     def issue(self, owner: str, server: str, level: Level) -> str:
         """A new token for ``owner``'s server (revoking any left from an earlier start)."""
-        from stream0d_nb.store.registry import utcnow
+        from stream0d_nb.db.base import utcnow
 
         self.revoke(owner, server)
         issued = self.access.issue_token(

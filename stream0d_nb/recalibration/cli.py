@@ -127,7 +127,7 @@ def model_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List models with their active version."""
-    from stream0d_nb.store.recal_tables import RecalRegistry
+    from stream0d_nb.db.recal_tables import RecalRegistry
 
     with _store() as st:
         table = RecalRegistry(st.registry)
@@ -157,7 +157,7 @@ def versions(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """A model's versions, newest first: status, metrics, windows, snapshot, trigger."""
-    from stream0d_nb.store.recal_tables import RecalRegistry
+    from stream0d_nb.db.recal_tables import RecalRegistry
 
     with _store() as st:
         vers = RecalRegistry(st.registry).versions(dataset, model, limit)
@@ -248,7 +248,7 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recent runs, newest first."""
-    from stream0d_nb.store.recal_tables import RecalRegistry
+    from stream0d_nb.db.recal_tables import RecalRegistry
 
     with _store() as st:
         rows = RecalRegistry(st.registry).runs(schedule, dataset, status, limit)
@@ -280,7 +280,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One run in full: parameters, snapshot, model version, error, outputs, metrics."""
-    from stream0d_nb.store.recal_tables import RecalRegistry
+    from stream0d_nb.db.recal_tables import RecalRegistry
 
     with _store() as st:
         rec = RecalRegistry(st.registry).run(run_id)
@@ -348,8 +348,8 @@ def schedule_add(
 @schedule_app.command("list")
 def schedule_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Schedules with their last and next slot."""
+    from stream0d_nb.db.recal_tables import RecalRegistry
     from stream0d_nb.recalibration.scheduler import next_slot
-    from stream0d_nb.store.recal_tables import RecalRegistry
 
     with _store() as st:
         rows = RecalRegistry(st.registry).schedules()
@@ -388,8 +388,8 @@ def schedule_remove(
     confirm: Annotated[str | None, typer.Option(help="Repeat the name to confirm.")] = None,
 ) -> None:
     """Delete a schedule (its runs stay)."""
+    from stream0d_nb.db.recal_tables import RecalRegistry
     from stream0d_nb.errors import ConfirmationRequiredError
-    from stream0d_nb.store.recal_tables import RecalRegistry
 
     with _store() as st:
         table = RecalRegistry(st.registry)

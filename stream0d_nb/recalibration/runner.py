@@ -46,11 +46,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from stream0d_nb.db.base import utcnow
+from stream0d_nb.db.recal_tables import RecalRegistry, RunRecord, run_allowance
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import RecalRegistry, RunRecord, run_allowance
-from stream0d_nb.store.registry import utcnow
 
 log = logging.getLogger(__name__)
 

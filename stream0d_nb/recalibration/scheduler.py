@@ -36,6 +36,8 @@ from typing import Any
 
 from croniter import croniter
 
+from stream0d_nb.db.base import utcnow
+from stream0d_nb.db.recal_tables import CatchUp, RecalRegistry, RunRecord, ScheduleRecord
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.recalibration.runner import (
     DEFAULT_TIMEOUT_S,
@@ -45,8 +47,6 @@ from stream0d_nb.recalibration.runner import (
 )
 from stream0d_nb.specs import check_slug
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import CatchUp, RecalRegistry, RunRecord, ScheduleRecord
-from stream0d_nb.store.registry import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from stream0d_nb import derived
+from stream0d_nb.db.recal_tables import ModelRecord, RecalRegistry, VersionRecord
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.recalibration.calibration import (
     CalibrationResult,
@@ -51,7 +52,6 @@ from stream0d_nb.recalibration.models import Model, build_model
 from stream0d_nb.specs import IngestOptions, IngestReport, check_slug
 from stream0d_nb.store import Store
 from stream0d_nb.store.grid import to_ns
-from stream0d_nb.store.recal_tables import ModelRecord, RecalRegistry, VersionRecord
 from stream0d_nb.units import parse_units, ureg
 
 MODEL_TAG = "model"

@@ -42,7 +42,7 @@ def index_range(snap: Snapshot, start: object | None, end: object | None) -> tup
     return max(i0, 0), max(i1, max(i0, 0))
 
 
-def _reduce(blocks: F8, how: str) -> F8:
+def reduce_rows(blocks: F8, how: str) -> F8:
     """Each row of ``blocks`` reduced with ``how`` (NaN-aware; formula kernels use it)."""
     valid = ~np.isnan(blocks)
     n = valid.sum(axis=1)

@@ -20,6 +20,8 @@ import pandas as pd
 import pydantic
 import xarray as xr
 
+from stream0d_nb.db.dataset_tables import DatasetRecord
+from stream0d_nb.db.registry import Registry
 from stream0d_nb.errors import (
     ChannelNotFoundError,
     ConfirmationRequiredError,
@@ -44,7 +46,6 @@ from stream0d_nb.specs import (
 )
 from stream0d_nb.store import reader
 from stream0d_nb.store.grid import Grid
-from stream0d_nb.store.registry import DatasetRecord, Registry
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
 from stream0d_nb.store.storage import StorageLocation, dataset_location, delete_location, parse_root
 from stream0d_nb.store.writer import Revisit, WriteStats, stage_and_apply

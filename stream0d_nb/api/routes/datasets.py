@@ -17,9 +17,9 @@ from stream0d_nb.access import (
     visible_datasets,
 )
 from stream0d_nb.api.deps import AccessDep, DatasetContext, IdentityDep, StoreDep, require
+from stream0d_nb.db.dataset_tables import DatasetRecord
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.specs import ChannelSpec, CommitInfo, DatasetSpec
-from stream0d_nb.store.registry import DatasetRecord
 
 router = APIRouter(tags=["datasets"])
 

@@ -21,6 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from stream0d_nb.access import Action
 from stream0d_nb.api.deps import DatasetContext, StoreDep, require
 from stream0d_nb.api.errors import NotFoundError
+from stream0d_nb.db.recal_tables import (
+    ModelRecord,
+    RecalRegistry,
+    RunRecord,
+    ScheduleRecord,
+    VersionRecord,
+)
 from stream0d_nb.errors import ValidationError, WriteConflictError
 from stream0d_nb.recalibration.models import build_model, model_names
 from stream0d_nb.recalibration.runner import (
@@ -39,13 +46,6 @@ from stream0d_nb.recalibration.scheduler import (
 )
 from stream0d_nb.recalibration.service import Activation, Recalibration
 from stream0d_nb.store import Store
-from stream0d_nb.store.recal_tables import (
-    ModelRecord,
-    RecalRegistry,
-    RunRecord,
-    ScheduleRecord,
-    VersionRecord,
-)
 
 router = APIRouter(tags=["recalibration"])
 

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 from stream0d_nb.access import Action
 from stream0d_nb.api.deps import DatasetContext, StoreDep, require
+from stream0d_nb.db.view_tables import ViewRegistry
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.store import Store
-from stream0d_nb.store.view_tables import ViewRegistry
 from stream0d_nb.views import PlotKind, ViewSpec
 
 router = APIRouter(tags=["views"])

@@ -11,10 +11,10 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from stream0d_nb.store.registry import VERSION_TABLE, Base, register_tables
+from stream0d_nb.db.base import Base
+from stream0d_nb.db.registry import VERSION_TABLE
 
 config = context.config
-register_tables()
 target_metadata = Base.metadata
 
 

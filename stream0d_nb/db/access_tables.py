@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ForeignKey,
@@ -42,10 +42,14 @@ from stream0d_nb.access import (
     TokenRevokedError,
     TokenUnknownError,
 )
+from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, retry_on_unique, utcnow
+from stream0d_nb.db.dataset_tables import dataset_row
 from stream0d_nb.errors import Stream0dError, ValidationError
 from stream0d_nb.records import GrantRecord, TokenRecord
 from stream0d_nb.specs import check_slug
-from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from stream0d_nb.db.registry import Registry
 
 __all__ = [
     "MAX_TOKEN_LIFETIME",
@@ -225,7 +229,7 @@ class AccessRegistry:
 
         def run() -> GrantRecord:
             with self.registry.write_session() as s:
-                self.registry._dataset_row(s, dataset_id)
+                dataset_row(s, dataset_id)
                 row = self._grant_row(s, dataset_id, kind, principal)
                 detail: dict[str, Any] = {
                     "kind": kind.value,
@@ -247,7 +251,7 @@ class AccessRegistry:
                 self.registry.add_audit(s, actor, "grant.add", dataset_id, detail, via, now)
                 return _grant_record(row)
 
-        return self.registry._retry(run)
+        return retry_on_unique(run)
 
     def revoke_grant(
         self,
@@ -260,7 +264,7 @@ class AccessRegistry:
         """Remove a grant; audited ``grant.remove``; ``GrantNotFoundError`` if there is none."""
         kind = _kind(kind)
         with self.registry.write_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = self._grant_row(s, dataset_id, kind, principal)
             if row is None:
                 raise GrantNotFoundError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
@@ -28,10 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
+from stream0d_nb.db.dataset_tables import dataset_row
+from stream0d_nb.db.sealed import Sealer
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.records import EventRecord
-from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
-from stream0d_nb.store.sealed import Sealer
+
+if TYPE_CHECKING:
+    from stream0d_nb.db.registry import Registry
 
 
 def _ds_fk() -> ForeignKey:
@@ -160,7 +164,7 @@ class AlertRegistry:
     def save_rule(self, dataset_id: str, name: str, spec: dict[str, Any], actor: str) -> None:
         """Insert or replace a rule (audited ``alert.create``/``alert.update``)."""
         with self.registry.write_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = s.scalars(
                 select(AlertRuleRow).where(
                     AlertRuleRow.dataset_id == dataset_id, AlertRuleRow.name == name
@@ -184,7 +188,7 @@ class AlertRegistry:
     def rules(self, dataset_id: str) -> list[dict[str, Any]]:
         """Specs of a dataset's rules, oldest first."""
         with self.registry.read_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             rows = s.scalars(
                 select(AlertRuleRow)
                 .where(AlertRuleRow.dataset_id == dataset_id)
@@ -335,7 +339,7 @@ class AlertRegistry:
     ) -> int:
         """Save a mute window; returns its id."""
         with self.registry.write_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = SilenceRow(
                 dataset_id=dataset_id, rule=rule, spec=spec, created_at=utcnow(), created_by=actor
             )
@@ -417,7 +421,7 @@ class AlertRegistry:
     def set_routes(self, dataset_id: str, routes: dict[str, Any], actor: str) -> None:
         """Replace a dataset's routing table."""
         with self.registry.write_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = s.get(RoutesRow, dataset_id)
             if row is None:
                 row = RoutesRow(dataset_id=dataset_id)

@@ -1,7 +1,7 @@
 """The SQL registry: datasets, their channels and the audit log (SQLAlchemy 2 + Alembic).
 
 SQLite by default, PostgreSQL in production; both behave the same. The schema is owned by
-the Alembic environment shipped in ``stream0d_nb/store/migrations`` and ``Registry(url)``
+the Alembic environment shipped in ``stream0d_nb/db/migrations`` and ``Registry(url)``
 upgrades to head when it opens, under a lock so that concurrent openers are safe
 (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL). Every mutating call writes
 its audit entry in the same transaction as the change: no change without its audit row,
@@ -13,73 +13,51 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
-    Dialect,
-    Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    TypeDecorator,
-    UniqueConstraint,
-    create_engine,
-    event,
-    func,
-    select,
-    text,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import (
-    DeclarativeBase,
-    Mapped,
-    Session,
-    mapped_column,
-    relationship,
-    selectinload,
-    sessionmaker,
-)
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+# every table module, so that ``Base.metadata`` knows them all when migrations compare
+from stream0d_nb.db import access_tables, alert_tables, recal_tables, view_tables  # noqa: F401
+from stream0d_nb.db.base import retry_on_unique, utcnow
+from stream0d_nb.db.dataset_tables import (
+    AuditRow,
+    ChannelRow,
+    DatasetRecord,
+    DatasetRow,
+    FormulaRow,
+    audit_entry,
+    dataset_record,
+    dataset_row,
+)
 from stream0d_nb.errors import (
     ChannelNotFoundError,
     DatasetExistsError,
-    DatasetNotFoundError,
     Stream0dError,
     ValidationError,
 )
 from stream0d_nb.records import AuditEntry
-from stream0d_nb.specs import ChannelSpec, Compression, DatasetSpec, FormulaSpec
+from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
 
 __all__ = [
     "MIGRATIONS_DIR",
     "VERSION_TABLE",
-    "AuditEntry",
-    "Base",
-    "DatasetRecord",
     "Registry",
     "RegistryVersionError",
     "alembic_config",
-    "utcnow",
 ]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -92,8 +70,6 @@ _SQLITE_BUSY_TIMEOUT_S = 30.0
 _CHANNEL_FIELDS = ("units", "long_name", "description", "tags")
 _DATASET_FIELDS = ("title", "description", "partner")
 
-T = TypeVar("T")
-
 
 AUDIT_VIA: ContextVar[dict[str, str | None] | None] = ContextVar("stream0d_audit_via", default=None)
 """How the current actor came in (``{"via": "token:<id>"}``...) when a caller does not say.
@@ -103,221 +79,8 @@ every audit entry written while serving the request records it without each laye
 it along (a holder, because identity is resolved in a worker thread's copy of the context)."""
 
 
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC (what every registry timestamp is)."""
-    return datetime.now(UTC)
-
-
 class RegistryVersionError(Stream0dError, RuntimeError):
     """The database schema is newer than this code (or unknown to it); upgrade the package."""
-
-
-# ----------------------------------------------------------------------------- types
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite keeps naive UTC text)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Refuse naive values, store UTC (without tzinfo on SQLite, which cannot hold it)."""
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValidationError(f"datetime {value!r} must be timezone-aware")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Return aware UTC datetimes whatever the backend gave back."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-# SQLite only auto-increments an INTEGER PRIMARY KEY.
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
-
-
-# ----------------------------------------------------------------------------- ORM
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    """Declarative base of every registry table (named constraints for clean migrations)."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class DatasetRow(Base):
-    """One dataset: its grid, descriptive metadata and where its data lives."""
-
-    __tablename__ = "datasets"
-
-    id: Mapped[str] = mapped_column(String(63), primary_key=True)
-    interval: Mapped[str] = mapped_column(String(32))
-    title: Mapped[str] = mapped_column(Text, default="")
-    partner: Mapped[str] = mapped_column(String, default="", index=True)
-    description: Mapped[str] = mapped_column(Text, default="")
-    tz: Mapped[str] = mapped_column(String(64), default="UTC")
-    # datasets made before migration 0006 were all zstd
-    compression: Mapped[str] = mapped_column(String(16), server_default="zstd")
-    storage_uri: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    channels: Mapped[list[ChannelRow]] = relationship(
-        back_populates="dataset",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="ChannelRow.position",
-    )
-
-
-class ChannelRow(Base):
-    """One channel of a dataset, with its CF-style metadata; ``position`` keeps the order."""
-
-    __tablename__ = "channels"
-    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    dataset_id: Mapped[str] = mapped_column(
-        String(63), ForeignKey("datasets.id", ondelete="CASCADE")
-    )
-    position: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(128))
-    units: Mapped[str] = mapped_column(String, default="")
-    long_name: Mapped[str] = mapped_column(Text, default="")
-    description: Mapped[str] = mapped_column(Text, default="")
-    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    dataset: Mapped[DatasetRow] = relationship(back_populates="channels")
-
-    def to_spec(self) -> ChannelSpec:
-        """The channel as the shared pydantic model."""
-        return ChannelSpec(
-            name=self.name,
-            units=self.units,
-            long_name=self.long_name,
-            description=self.description,
-            tags=list(self.tags or []),
-        )
-
-
-class FormulaRow(Base):
-    """A derived channel of a dataset: its formula and the units found when it was checked."""
-
-    __tablename__ = "formulas"
-    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    dataset_id: Mapped[str] = mapped_column(
-        String(63), ForeignKey("datasets.id", ondelete="CASCADE")
-    )
-    name: Mapped[str] = mapped_column(String(128))
-    formula: Mapped[str] = mapped_column(Text)
-    units: Mapped[str] = mapped_column(String, default="")
-    description: Mapped[str] = mapped_column(Text, default="")
-    materialize: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[str] = mapped_column(String)
-
-    def to_spec(self) -> FormulaSpec:
-        """The derived channel as the shared pydantic model."""
-        return FormulaSpec(
-            name=self.name,
-            formula=self.formula,
-            units=self.units,
-            description=self.description,
-            materialize=self.materialize,
-        )
-
-
-class AuditRow(Base):
-    """Who did what, when, to which dataset; no FK so entries outlive their dataset."""
-
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_dataset_at", "dataset", "at"),)
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    actor: Mapped[str] = mapped_column(String)
-    action: Mapped[str] = mapped_column(String, index=True)
-    dataset: Mapped[str | None] = mapped_column(String(63), nullable=True)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    via: Mapped[str | None] = mapped_column(String, nullable=True)
-
-
-# ----------------------------------------------------------------------------- records
-
-
-class DatasetRecord(BaseModel):
-    """A dataset as the registry knows it: its spec (with channels) plus bookkeeping."""
-
-    model_config = ConfigDict(frozen=True)
-
-    spec: DatasetSpec
-    storage_uri: str
-    created_at: datetime
-    created_by: str
-    updated_at: datetime
-
-    @property
-    def id(self) -> str:
-        """Shortcut for ``spec.id``."""
-        return self.spec.id
-
-
-def _record(row: DatasetRow) -> DatasetRecord:
-    spec = DatasetSpec(
-        id=row.id,
-        interval=row.interval,
-        title=row.title,
-        partner=row.partner,
-        description=row.description,
-        tz=row.tz,
-        compression=cast(Compression, row.compression),
-        channels=[c.to_spec() for c in sorted(row.channels, key=lambda c: c.position)],
-    )
-    return DatasetRecord(
-        spec=spec,
-        storage_uri=row.storage_uri,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        updated_at=row.updated_at,
-    )
-
-
-def _entry(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        id=row.id,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        dataset=row.dataset,
-        detail=dict(row.detail or {}),
-        via=row.via,
-    )
 
 
 def _jsonable(detail: dict[str, Any] | None) -> dict[str, Any]:
@@ -328,12 +91,6 @@ def _jsonable(detail: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(out, dict):  # pragma: no cover - json of a dict is a dict
         raise ValidationError("audit detail must be a mapping")
     return out
-
-
-def _not_found(dataset_id: str) -> DatasetNotFoundError:
-    return DatasetNotFoundError(
-        f"no dataset {dataset_id!r} in the registry (see `stream0d dataset list`)"
-    )
 
 
 # ----------------------------------------------------------------------------- engine
@@ -416,16 +173,6 @@ def _enable_wal(cur: Any) -> None:
         time.sleep(0.05)
 
 
-def register_tables() -> None:
-    """Import the modules that declare the other tables, so ``Base.metadata`` has them all."""
-    from stream0d_nb.store import (  # noqa: F401
-        access_tables,
-        alert_tables,
-        recal_tables,
-        view_tables,
-    )
-
-
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
     """An Alembic config for the shipped migrations (no alembic.ini needed).
 
@@ -454,7 +201,6 @@ class Registry:
     """
 
     def __init__(self, url: str) -> None:
-        register_tables()
         self.url = _normalise_url(url)
         self._engine = _make_engine(self.url)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
@@ -545,27 +291,6 @@ class Registry:
         with self._read() as session:
             yield session
 
-    def _retry(self, fn: Callable[[], T], attempts: int = 3) -> T:
-        """Run ``fn`` again when a concurrent writer beat us to a unique key."""
-        for i in range(attempts):
-            try:
-                return fn()
-            except IntegrityError:
-                if i == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _dataset_row(session: Session, dataset_id: str) -> DatasetRow:
-        row = session.scalars(
-            select(DatasetRow)
-            .where(DatasetRow.id == dataset_id)
-            .options(selectinload(DatasetRow.channels))
-        ).one_or_none()
-        if row is None:
-            raise _not_found(dataset_id)
-        return row
-
     def add_audit(
         self,
         session: Session,
@@ -631,7 +356,7 @@ class Registry:
                     "channels": [c.name for c in spec.channels],
                 }
                 self.add_audit(s, actor, "dataset.create", spec.id, detail, via, now)
-                return _record(row)
+                return dataset_record(row)
         except IntegrityError as exc:
             # A concurrent creator won the race between our check and our insert.
             if self._exists(spec.id):
@@ -645,7 +370,7 @@ class Registry:
     def get_dataset(self, dataset_id: str) -> DatasetRecord:
         """The dataset with that id; ``DatasetNotFoundError`` if there is none."""
         with self._read() as s:
-            return _record(self._dataset_row(s, dataset_id))
+            return dataset_record(dataset_row(s, dataset_id))
 
     def list_datasets(self, partner: str | None = None) -> list[DatasetRecord]:
         """Every dataset (of one partner if given), ordered by id."""
@@ -653,7 +378,7 @@ class Registry:
         if partner is not None:
             stmt = stmt.where(DatasetRow.partner == partner)
         with self._read() as s:
-            return [_record(r) for r in s.scalars(stmt.order_by(DatasetRow.id))]
+            return [dataset_record(r) for r in s.scalars(stmt.order_by(DatasetRow.id))]
 
     def update_dataset(
         self,
@@ -668,7 +393,7 @@ class Registry:
         """Change descriptive fields (None = keep); audited only when something changed."""
         wanted = {"title": title, "description": description, "partner": partner}
         with self.write_session() as s:
-            row = self._dataset_row(s, dataset_id)
+            row = dataset_row(s, dataset_id)
             changes: dict[str, dict[str, str]] = {}
             for field in _DATASET_FIELDS:
                 new = wanted[field]
@@ -682,7 +407,7 @@ class Registry:
                 self.add_audit(
                     s, actor, "dataset.update", dataset_id, {"changes": changes}, via, now
                 )
-            return _record(row)
+            return dataset_record(row)
 
     def delete_dataset(
         self,
@@ -693,7 +418,7 @@ class Registry:
     ) -> None:
         """Remove the dataset and its channels (FK cascade); its audit entries stay."""
         with self.write_session() as s:
-            row = self._dataset_row(s, dataset_id)
+            row = dataset_row(s, dataset_id)
             info: dict[str, Any] = {
                 "storage_uri": row.storage_uri,
                 "channels": [c.name for c in row.channels],
@@ -708,7 +433,7 @@ class Registry:
     def list_channels(self, dataset_id: str) -> list[ChannelSpec]:
         """The dataset's channels in creation order; ``DatasetNotFoundError`` if none."""
         with self._read() as s:
-            return [c.to_spec() for c in self._dataset_row(s, dataset_id).channels]
+            return [c.to_spec() for c in dataset_row(s, dataset_id).channels]
 
     def upsert_channels(
         self,
@@ -727,7 +452,7 @@ class Registry:
 
         def run() -> list[ChannelSpec]:
             with self.write_session() as s:
-                row = self._dataset_row(s, dataset_id)
+                row = dataset_row(s, dataset_id)
                 existing = {c.name: c for c in row.channels}
                 position = max((c.position for c in row.channels), default=-1) + 1
                 now = utcnow()
@@ -765,14 +490,14 @@ class Registry:
                     )
                 return [c.to_spec() for c in sorted(row.channels, key=lambda c: c.position)]
 
-        return self._retry(run)
+        return retry_on_unique(run)
 
     def delete_channel(
         self, dataset_id: str, name: str, actor: str, via: str | None = None
     ) -> None:
         """Remove one channel's registration; ``ChannelNotFoundError`` if it has none."""
         with self.write_session() as s:
-            row = self._dataset_row(s, dataset_id)
+            row = dataset_row(s, dataset_id)
             match = [c for c in row.channels if c.name == name]
             if not match:
                 known = ", ".join(c.name for c in row.channels) or "none"
@@ -790,7 +515,7 @@ class Registry:
     def list_formulas(self, dataset_id: str) -> list[FormulaSpec]:
         """The dataset's derived channels, oldest first."""
         with self._read() as s:
-            self._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             rows = s.scalars(
                 select(FormulaRow)
                 .where(FormulaRow.dataset_id == dataset_id)
@@ -805,7 +530,7 @@ class Registry:
 
         def run() -> FormulaSpec:
             with self.write_session() as s:
-                self._dataset_row(s, dataset_id)
+                dataset_row(s, dataset_id)
                 row = s.scalars(
                     select(FormulaRow).where(
                         FormulaRow.dataset_id == dataset_id, FormulaRow.name == spec.name
@@ -836,14 +561,14 @@ class Registry:
                 self.add_audit(s, actor, action, dataset_id, detail, via, now)
                 return row.to_spec()
 
-        return self._retry(run)
+        return retry_on_unique(run)
 
     def delete_formula(
         self, dataset_id: str, name: str, actor: str, via: str | None = None
     ) -> None:
         """Remove a derived channel; ``ChannelNotFoundError`` if there is none of that name."""
         with self.write_session() as s:
-            self._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = s.scalars(
                 select(FormulaRow).where(
                     FormulaRow.dataset_id == dataset_id, FormulaRow.name == name
@@ -896,7 +621,7 @@ class Registry:
             stmt = stmt.where(AuditRow.at >= since)
         stmt = stmt.order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
         with self._read() as s:
-            return [_entry(r) for r in s.scalars(stmt)]
+            return [audit_entry(r) for r in s.scalars(stmt)]
 
     def count_audit(self, dataset_id: str | None = None) -> int:
         """How many audit entries there are (for one dataset if given)."""

@@ -13,7 +13,7 @@ period is considered abandoned (a crashed process) and can be taken over.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
@@ -35,8 +35,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
+from stream0d_nb.db.dataset_tables import dataset_row
 from stream0d_nb.errors import ValidationError, WriteConflictError
-from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from stream0d_nb.db.registry import Registry
 
 VersionStatus = Literal["active", "rejected", "retired"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out"]
@@ -366,7 +370,7 @@ class RecalRegistry:
     ) -> ModelRecord:
         """Insert or replace a model definition (audited ``recal.model.create|update``)."""
         with self.registry.write_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = s.scalars(
                 select(RecalModelRow).where(
                     RecalModelRow.dataset_id == dataset_id, RecalModelRow.name == name
@@ -391,7 +395,7 @@ class RecalRegistry:
     def model(self, dataset_id: str, name: str) -> ModelRecord:
         """One model (ValidationError naming the dataset's models)."""
         with self.registry.read_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             return _model(self._model_row(s, dataset_id, name))
 
     def models(self, dataset_id: str | None = None) -> list[ModelRecord]:
@@ -550,7 +554,7 @@ class RecalRegistry:
         now = utcnow()
         with self.registry.write_session() as s:
             if dataset_id is not None:
-                self.registry._dataset_row(s, dataset_id)
+                dataset_row(s, dataset_id)
             if s.scalars(select(RecalScheduleRow).where(RecalScheduleRow.name == name)).first():
                 raise ValidationError(f"a schedule named {name!r} exists already")
             row = RecalScheduleRow(

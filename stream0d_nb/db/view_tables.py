@@ -8,15 +8,19 @@ transaction (``view.create``, ``view.update``, ``view.delete``), as formulas are
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
+from stream0d_nb.db.dataset_tables import dataset_row
 from stream0d_nb.errors import DatasetExistsError, Stream0dError
-from stream0d_nb.store.registry import Base, BigIntPK, JSONType, Registry, UTCDateTime, utcnow
 from stream0d_nb.views import ViewSpec
+
+if TYPE_CHECKING:
+    from stream0d_nb.db.registry import Registry
 
 __all__ = ["ViewExistsError", "ViewNotFoundError", "ViewRegistry", "ViewRow"]
 
@@ -65,7 +69,7 @@ class ViewRegistry:
     def list(self, dataset_id: str) -> list[ViewSpec]:
         """The dataset's views, oldest first (DatasetNotFoundError for no dataset)."""
         with self.registry.read_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             rows = s.scalars(
                 select(ViewRow).where(ViewRow.dataset_id == dataset_id).order_by(ViewRow.id)
             )
@@ -74,7 +78,7 @@ class ViewRegistry:
     def get(self, dataset_id: str, name: str) -> ViewSpec:
         """One view (ViewNotFoundError if the dataset has none of that name)."""
         with self.registry.read_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = self._row(s, dataset_id, name)
             if row is None:
                 raise ViewNotFoundError(f"dataset {dataset_id!r} has no view {name!r}")
@@ -89,7 +93,7 @@ class ViewRegistry:
 
         def run() -> tuple[ViewSpec, bool]:
             with self.registry.write_session() as s:
-                self.registry._dataset_row(s, dataset_id)
+                dataset_row(s, dataset_id)
                 row = self._row(s, dataset_id, spec.name)
                 now = utcnow()
                 if row is not None and create_only:
@@ -130,7 +134,7 @@ class ViewRegistry:
     def delete(self, dataset_id: str, name: str, actor: str) -> None:
         """Delete a view (audited ``view.delete`` with what it was)."""
         with self.registry.write_session() as s:
-            self.registry._dataset_row(s, dataset_id)
+            dataset_row(s, dataset_id)
             row = self._row(s, dataset_id, name)
             if row is None:
                 raise ViewNotFoundError(f"dataset {dataset_id!r} has no view {name!r}")
