@@ -307,6 +307,11 @@ def test_kernel_of_one_partner_reaches_only_the_api(
     zoe_ctx, _ = _login_and_spawn(browser, url, "zoe", password.group(1))  # a victim running
     ctx, page = _login_and_spawn(browser, url, "ana", password.group(1))
     try:
+        # a new user lands on the starter notebook; JupyterLab fetches no news (offline plants)
+        assert page.url.endswith("/user/ana/lab/tree/Studio.ipynb"), page.url
+        page.wait_for_selector("text=from stream0d_nb.widgets import Studio", timeout=60_000)
+        config = json.loads(page.locator("#jupyter-config-data").text_content() or "{}")
+        assert config["news"] == {"disabled": True}, config.get("news")
         code = _PROBE % {"home": str(home), "paths": _PATHS}
         raw = run_in_kernel(page, f"{user_origin(url, 'ana')}/user/ana", code)
         result = json.loads(raw.strip().splitlines()[-1])
@@ -317,6 +322,8 @@ def test_kernel_of_one_partner_reaches_only_the_api(
     assert (result["uid"], result["user"]) == (ana.pw_uid, "s0d-ana") and ana.pw_uid != 0
     assert result["home"] == str(home / "hub" / "homes" / "s0d-ana")
     assert result["home_mode"] == "0o700"
+    starter = home / "hub" / "homes" / "s0d-ana" / "Studio.ipynb"
+    assert starter.stat().st_uid == ana.pw_uid and stat.S_IMODE(starter.stat().st_mode) == 0o600
     # the API's URL and the server's own API token (listed on ana's tokens page)
     assert result["env"] == ["STREAM0D_API_TOKEN", "STREAM0D_API_URL"], result["env"]
     assert result["allowed"] == {}, result["allowed"]

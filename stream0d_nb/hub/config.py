@@ -43,6 +43,7 @@ from stream0d_nb.hub.accounts import (
 )
 from stream0d_nb.hub.partners import AzureADLogin, OIDCLogin, Partners
 from stream0d_nb.hub.server_tokens import ServerTokens
+from stream0d_nb.hub.starter import DEFAULT_URL, seed_home
 
 SERVICE = "stream0d"
 SCHEDULER = "stream0d-scheduler"
@@ -360,7 +361,13 @@ def spawner(
     common = {
         "ip": "127.0.0.1",
         "cmd": [str(places.venv_bin / "jupyterhub-singleuser")],
-        "default_url": "/lab",
+        # a new user lands on the Studio's starter notebook (``hub.starter``)
+        "default_url": DEFAULT_URL,
+        # plants may be offline: no news feed or update check from JupyterLab
+        "args": [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        ],
         "environment": user_env,
         "env_keep": ["LANG", "LC_ALL"],
         "start_timeout": 60,
@@ -375,10 +382,18 @@ def spawner(
             "Spawner": common,
             "LocalProcessSpawner": {"interrupt_timeout": 5, "term_timeout": 5},
         }
+    template = str(homes / "{username}")
+    tokens_hook = common["pre_spawn_hook"]
+
+    def seed_then_token(spawner: Any) -> Any:
+        """Single-user mode: seed the home (the hub's own files) before the token hook."""
+        seed_home(Path(template.format(username=spawner.user.name)))
+        return tokens_hook(spawner)
+
     return {
         "JupyterHub": {"spawner_class": "jupyterhub.spawner.SimpleLocalProcessSpawner"},
-        "SimpleLocalProcessSpawner": {"home_dir_template": str(homes / "{username}")},
-        "Spawner": common,
+        "SimpleLocalProcessSpawner": {"home_dir_template": template},
+        "Spawner": common | {"pre_spawn_hook": seed_then_token},
         "LocalProcessSpawner": {"interrupt_timeout": 5, "term_timeout": 5},
     }
 

@@ -16,6 +16,7 @@ from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from traitlets import Unicode
 
 from stream0d_nb.hub.accounts import USER_COMMENT, AccountError, account_name, ensure_account
+from stream0d_nb.hub.starter import seed_home
 
 
 class AccountSpawner(LocalProcessSpawner):
@@ -33,7 +34,10 @@ class AccountSpawner(LocalProcessSpawner):
         return account_name(self.user.name)
 
     def _ensure(self) -> pwd.struct_passwd:
-        return ensure_account(self.account, self.home, USER_COMMENT + self.user.name)
+        """The account (made on first spawn), its home seeded with the starter notebook."""
+        pw = ensure_account(self.account, self.home, USER_COMMENT + self.user.name)
+        seed_home(self.home, pw.pw_uid, pw.pw_gid)
+        return pw
 
     @property
     def home(self) -> Path:
@@ -59,7 +63,7 @@ class AccountSpawner(LocalProcessSpawner):
         return env
 
     async def start(self) -> Any:
-        """Make the account (first spawn), then start the server as it."""
+        """Make the account (first spawn) and seed its home, then start the server as it."""
         await asyncio.get_running_loop().run_in_executor(None, self._ensure)
         return await super().start()
 
