@@ -40,15 +40,15 @@ LAYERS: dict[str, int] = {
     "plots": 6,
     **dict.fromkeys(["widgets", "dashboards"], 7),
 }
-# Modules whose layer is not their folder's: the recalibration commands and the helpers
-# of the notebooks the scheduler runs are platform entry points (they open the platform).
-MODULE_LAYERS = {"recalibration.cli": 4, "recalibration.notebook": 4}
+# Modules whose layer is not their folder's: the helpers of the notebooks the scheduler
+# runs are platform entry points (they open the platform).
+MODULE_LAYERS = {"recalibration.notebook": 4}
 # What the client may use of the platform's layers: pure models, no I/O.
 CLIENT_MAY_IMPORT = {"alerts.rules", "formulas"}
 
 
 def _part(module: str) -> str:
-    """``stream0d_nb.store.reader`` -> ``store`` (``recalibration.cli``: see MODULE_LAYERS)."""
+    """``stream0d_nb.store.reader`` -> ``store`` (``recalibration.notebook``: see MODULE_LAYERS)."""
     if not module.count("."):
         return "__init__"
     parts = module.split(".")

@@ -10,7 +10,8 @@ On top of them, importing the store (docs/recalibration.md):
   rule, predictions/residuals as channels, drift checks;
 - ``runner``: Papermill runs of ``recalibration_runs/`` notebooks, recorded with outputs;
 - ``scheduler``: cron schedules from the registry (``stream0d recal scheduler``);
-- ``notebook``: the helpers the notebooks call; ``cli``: ``stream0d recal``.
+- ``notebook``: the helpers the notebooks call (the ``stream0d recal`` commands live in
+  ``stream0d_nb.cli.recalibration``).
 """
 
 import importlib

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from stream0d_nb.cli import recalibration as recal_cli
 from stream0d_nb.errors import Stream0dError
-from stream0d_nb.recalibration import cli as recal_cli
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import (
     ChannelSpec,
