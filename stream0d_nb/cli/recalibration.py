@@ -1,8 +1,7 @@
 """``stream0d recal``: models, versions, notebook runs, schedules and the scheduler service.
 
-Registered in ``stream0d_nb.cli`` with one ``add_typer`` line; shares its ``--home`` /
-``--user`` options, its store (plus the recalibration write hook) and its error
-handling (one line, exit 1).
+Shares the ``--home`` / ``--user`` options, the store (with the write hooks, the models'
+among them) and the error handling (one line, exit 1) of the other commands.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from stream0d_nb.cli.common import err, out, store
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.store import Store
 
 app = typer.Typer(
     help="Recalibration: models, versions, notebook runs and their schedules "
@@ -29,19 +28,8 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(model_app, name="model")
 
 
-def _cli() -> Any:
-    from stream0d_nb import cli
-
-    return cli
-
-
-def _store() -> Store:
-    st: Store = _cli().store()  # derived, model and alert hooks follow every write
-    return st
-
-
 def _print(text: str) -> None:
-    _cli().out.print(text)
+    out.print(text)
 
 
 def _value(text: str) -> Any:
@@ -53,13 +41,13 @@ def _value(text: str) -> Any:
 
 
 def _params(items: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    params: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
             raise ValidationError(f"parameter {item!r} must look like NAME=VALUE")
         k, v = item.split("=", 1)
-        out[k.strip()] = _value(v.strip())
-    return out
+        params[k.strip()] = _value(v.strip())
+    return params
 
 
 def _fmt(x: Any) -> str:
@@ -111,7 +99,7 @@ def model_add(
     from stream0d_nb.recalibration.service import Activation, Recalibration
 
     model = build_model({"model": kind, "inputs": input, "output": output, **_params(option)})
-    with _store() as st:
+    with store() as st:
         rec = Recalibration(st).define_model(
             dataset,
             name,
@@ -129,7 +117,7 @@ def model_list(
     """List models with their active version."""
     from stream0d_nb.db.recal_tables import RecalRegistry
 
-    with _store() as st:
+    with store() as st:
         table = RecalRegistry(st.registry)
         rows = [(m, table.active_version(m.dataset, m.name)) for m in table.models(dataset)]
     if as_json:
@@ -146,7 +134,7 @@ def model_list(
             f"v{a.version}" if a else "-",
             _fmt(hold.get("cv_rmse")),
         )
-    _cli().out.print(t)
+    out.print(t)
 
 
 @app.command("versions")
@@ -159,7 +147,7 @@ def versions(
     """A model's versions, newest first: status, metrics, windows, snapshot, trigger."""
     from stream0d_nb.db.recal_tables import RecalRegistry
 
-    with _store() as st:
+    with store() as st:
         vers = RecalRegistry(st.registry).versions(dataset, model, limit)
     if as_json:
         _json([v.model_dump() for v in vers])
@@ -186,7 +174,7 @@ def versions(
             v.trigger,
             v.reason,
         )
-    _cli().out.print(t)
+    out.print(t)
 
 
 # ---- runs ---------------------------------------------------------------------------------
@@ -209,7 +197,7 @@ def run(
     from stream0d_nb.recalibration.runner import run_notebook
     from stream0d_nb.recalibration.scheduler import Scheduler, resolve_notebook
 
-    with _store() as st:
+    with store() as st:
         if schedule is not None:
             if notebook is not None or param:
                 raise ValidationError("--schedule runs the schedule's own notebook and parameters")
@@ -227,9 +215,7 @@ def run(
     )
     if rec.status != "succeeded":
         where = f" in cell {rec.error_cell}" if rec.error_cell is not None else ""
-        _cli().err.print(
-            f"error: run {rec.id} {rec.status}{where}: {rec.error_name}: {rec.error_message}"
-        )
+        err.print(f"error: run {rec.id} {rec.status}{where}: {rec.error_name}: {rec.error_message}")
     for key in ("html", "notebook", "metrics"):
         if key in rec.outputs:
             _print(f"  {key}: {rec.outputs[key]}")
@@ -250,7 +236,7 @@ def runs(
     """Recent runs, newest first."""
     from stream0d_nb.db.recal_tables import RecalRegistry
 
-    with _store() as st:
+    with store() as st:
         rows = RecalRegistry(st.registry).runs(schedule, dataset, status, limit)
     if as_json:
         _json([r.model_dump() for r in rows])
@@ -271,7 +257,7 @@ def runs(
             if r.status == "succeeded"
             else f"{r.error_name}: {r.error_message}",
         )
-    _cli().out.print(t)
+    out.print(t)
 
 
 @app.command("show")
@@ -282,7 +268,7 @@ def show(
     """One run in full: parameters, snapshot, model version, error, outputs, metrics."""
     from stream0d_nb.db.recal_tables import RecalRegistry
 
-    with _store() as st:
+    with store() as st:
         rec = RecalRegistry(st.registry).run(run_id)
     if as_json:
         _json(rec.model_dump())
@@ -330,7 +316,7 @@ def schedule_add(
     """Schedule a notebook (parameters are checked now, not at 3 am)."""
     from stream0d_nb.recalibration.scheduler import add_schedule, next_slot
 
-    with _store() as st:
+    with store() as st:
         rec = add_schedule(
             st,
             name,
@@ -351,7 +337,7 @@ def schedule_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     from stream0d_nb.db.recal_tables import RecalRegistry
     from stream0d_nb.recalibration.scheduler import next_slot
 
-    with _store() as st:
+    with store() as st:
         rows = RecalRegistry(st.registry).schedules()
     if as_json:
         _json([r.model_dump() for r in rows])
@@ -379,7 +365,7 @@ def schedule_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
             _when(next_slot(r.cron, r.last_fired_for or r.created_at)),
             f"run {r.claim_run_id}" if r.claimed_by else "",
         )
-    _cli().out.print(t)
+    out.print(t)
 
 
 @schedule_app.command("remove")
@@ -391,7 +377,7 @@ def schedule_remove(
     from stream0d_nb.db.recal_tables import RecalRegistry
     from stream0d_nb.errors import ConfirmationRequiredError
 
-    with _store() as st:
+    with store() as st:
         table = RecalRegistry(st.registry)
         table.schedule(name)
         if confirm != name:
@@ -413,7 +399,7 @@ def scheduler(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per cell otherwise
-    with _store() as st:
+    with store() as st:
         sched = Scheduler(st, max_concurrent=max_concurrent, poll_s=poll)
         sched.serve(
             ready=lambda: _print(f"scheduler {sched.owner} running (Ctrl-C or SIGTERM stops it)")
@@ -455,7 +441,7 @@ def alert(
         for_duration=for_,
         severity=severity,
     )
-    with _store() as st:
+    with store() as st:
         AlertService(st).add_rule(dataset, rule)
     _print(f"alert rule {name} on {dataset}: {rule.condition_formula(f'{model}.residual')}")
 
@@ -476,7 +462,7 @@ def drift(
     from stream0d_nb.recalibration.scheduler import Scheduler
     from stream0d_nb.recalibration.service import Recalibration
 
-    with _store() as st:
+    with store() as st:
         rep = Recalibration(st).check_drift(
             dataset,
             model,

@@ -1,0 +1,182 @@
+"""``stream0d ingest``: a file into a dataset as one commit, and the report of what it did."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from stream0d_nb.cli.common import out, pairs, store
+from stream0d_nb.specs import IngestOptions, IngestReport
+
+
+def print_report(r: IngestReport) -> None:
+    """Human summary of an ingest."""
+    head = "unchanged: every value was already stored" if r.unchanged else f"commit {r.commit}"
+    out.print(f"[bold]{escape(r.source)}[/] -> {r.dataset}: {head}", markup=True)
+    span = (
+        f"{r.start:%Y-%m-%d %H:%M:%S} .. {r.end:%Y-%m-%d %H:%M:%S} UTC"
+        if r.start and r.end
+        else "-"
+    )
+    out.print(f"  rows read {r.rows_read:,} (skipped {r.rows_skipped:,}) · time span {span}")
+    out.print(
+        f"  values: {r.values_read:,} read, {r.values_written:,} written ({r.values_new:,} new, "
+        f"{r.values_changed:,} changed), {r.values_unchanged:,} unchanged, {r.values_kept:,} kept"
+    )
+    out.print(
+        f"  snapped {r.values_snapped:,} · duplicates dropped {r.duplicates_dropped:,}, resolved "
+        f"{r.duplicates_resolved:,} · bad cells as missing {r.bad_cells_missing:,} · "
+        f"gaps {r.gaps:,}" + (f" (longest {r.longest_gap})" if r.longest_gap else "")
+    )
+    if r.new_channels:
+        out.print(f"  new channels: {', '.join(r.new_channels)}")
+    det = ", ".join(f"{k}={v!r}" for k, v in r.detected.items())
+    if det:
+        out.print(f"  detected: {det}")
+    for w in r.warnings:
+        out.print(f"  [yellow]warning:[/] {escape(w)}", markup=True)
+    out.print(f"  took {r.seconds:.2f} s")
+
+
+def ingest(
+    dataset_id: Annotated[str, typer.Argument(metavar="DATASET")],
+    file: Annotated[Path, typer.Argument(help="CSV/TSV, Excel (.xlsx), Parquet or JSON file.")],
+    format: Annotated[str, typer.Option(help="auto, csv, excel, parquet, json.")] = "auto",
+    delimiter: Annotated[str | None, typer.Option(help="Field separator (detected).")] = None,
+    decimal: Annotated[str | None, typer.Option(help="Decimal mark . or , (detected).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding (detected).")] = None,
+    skip_rows: Annotated[
+        int | None, typer.Option(help="Metadata lines before the header (detected).")
+    ] = None,
+    units_row: Annotated[
+        bool | None,
+        typer.Option(
+            "--units-row/--no-units-row", help="Second header row holds units (detected)."
+        ),
+    ] = None,
+    sheet: Annotated[
+        str | None,
+        typer.Option(help="Excel sheet name, or its 0-based index if no sheet has that name."),
+    ] = None,
+    time_column: Annotated[
+        str | None, typer.Option(help="Time column (detected when unambiguous).")
+    ] = None,
+    date_column: Annotated[
+        str | None, typer.Option(help="Separate date column (time column = time of day).")
+    ] = None,
+    time_format: Annotated[str | None, typer.Option(help="strptime format of times.")] = None,
+    epoch_unit: Annotated[
+        str | None, typer.Option(help="Times are epoch numbers in s, ms, us or ns.")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="Zone of naive times (default: the dataset's).")
+    ] = None,
+    utc_offset: Annotated[
+        str | None, typer.Option(help="Fixed offset of naive times, e.g. +02:00.")
+    ] = None,
+    ambiguous: Annotated[
+        str, typer.Option(help="DST repeated hour: error, earliest, latest, infer.")
+    ] = "error",
+    nonexistent: Annotated[
+        str, typer.Option(help="DST skipped hour: error, shift_forward, shift_backward, drop.")
+    ] = "error",
+    missing: Annotated[
+        list[str] | None, typer.Option(help="Missing-value sentinel, e.g. -9999 (repeatable).")
+    ] = None,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Only these value columns (repeatable).")
+    ] = None,
+    skip_column: Annotated[
+        list[str] | None, typer.Option(help="Column to ignore (repeatable).")
+    ] = None,
+    rename: Annotated[list[str] | None, typer.Option(help="COLUMN=CHANNEL (repeatable).")] = None,
+    unit: Annotated[list[str] | None, typer.Option(help="CHANNEL=UNITS (repeatable).")] = None,
+    allow_missing_units: Annotated[
+        bool, typer.Option(help="Create channels without units.")
+    ] = False,
+    bad_values: Annotated[str, typer.Option(help="Unparseable cells: error or missing.")] = "error",
+    duplicates: Annotated[
+        str, typer.Option(help="Same time, different values: error, first, last, mean.")
+    ] = "error",
+    off_grid: Annotated[
+        str, typer.Option(help="Times off the grid: error, nearest, mean.")
+    ] = "error",
+    off_grid_tolerance: Annotated[
+        str | None, typer.Option(help="Accepted distance to the grid, e.g. 100ms.")
+    ] = None,
+    on_existing: Annotated[
+        str, typer.Option(help="Values already stored: overwrite, keep, error.")
+    ] = "overwrite",
+    new_channels: Annotated[
+        bool,
+        typer.Option("--new-channels/--no-new-channels", help="Create channels the dataset lacks."),
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Ingest a file as one commit. Bad input stores nothing and names file, line, column."""
+    opts = IngestOptions.model_validate(
+        {
+            "format": format,
+            "delimiter": delimiter,
+            "decimal": decimal,
+            "encoding": encoding,
+            "skip_rows": skip_rows,
+            "units_row": units_row,
+            "sheet": sheet,
+            "time_column": time_column,
+            "date_column": date_column,
+            "time_format": time_format,
+            "epoch_unit": epoch_unit,
+            "tz": tz,
+            "utc_offset": utc_offset,
+            "ambiguous": ambiguous,
+            "nonexistent": nonexistent,
+            "missing_values": missing or [],
+            "columns": column,
+            "skip_columns": skip_column or [],
+            "rename": pairs(rename, "--rename"),
+            "units": pairs(unit, "--unit"),
+            "allow_missing_units": allow_missing_units,
+            "bad_values": bad_values,
+            "duplicates": duplicates,
+            "off_grid": off_grid,
+            "off_grid_tolerance": off_grid_tolerance,
+            "on_existing": on_existing,
+            "new_channels": new_channels,
+        }
+    )
+    bar = None
+    cb = None
+    if progress and not as_json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=file.stat().st_size if file.exists() else None,
+            unit="B",
+            unit_scale=True,
+            desc=file.name,
+            file=sys.stderr,
+            leave=False,
+        )
+
+        def cb(done: int, total: int) -> None:
+            if bar is not None and done:
+                bar.update(done - bar.n)
+
+    try:
+        with store() as st:
+            report = st.ingest(dataset_id, file, opts, progress=cb)
+    finally:
+        if bar is not None:
+            bar.close()
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        print_report(report)
