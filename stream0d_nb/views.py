@@ -7,7 +7,8 @@ times and is shared by the server (which checks a view when it is saved) and the
 (which resolves it when it is shown), so both read the same range.
 
 A **dataset summary** (``GET /datasets/{id}/summary``) is each stored channel's last
-value, its age and the share of good values over a recent window, plus the last commit.
+value, its age and the share of good values over a recent window, plus the last commit;
+its records live with the others in ``stream0d_nb.records`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from stream0d_nb.records.datasets import ChannelSummary, CommitSummary, DatasetSummary
 from stream0d_nb.safetext import Text, check_text
 from stream0d_nb.specs import check_channel_name, parse_duration
 
@@ -182,43 +184,3 @@ class ViewSpec(BaseModel):
         """The view's range as UTC times at ``now`` (default: the current time); the
         server checks it is not empty when the view is saved (ValueError if it is now)."""
         return resolve_range(self.start, self.end, now)
-
-
-# ----------------------------------------------------------------------------- summaries
-
-
-class ChannelSummary(BaseModel):
-    """One stored channel in a summary: last value, its age, good share over the window."""
-
-    name: str
-    units: str = ""
-    last_value: float | None = Field(None, description="Last non-NaN sample (None: none).")
-    last_time: datetime | None = None
-    age_seconds: float | None = Field(None, description="now - last_time, in seconds.")
-    good: int = Field(0, description="Non-NaN samples in the window.")
-    good_share: float = Field(0.0, description="good / samples (0 to 1).")
-
-
-class CommitSummary(BaseModel):
-    """The dataset's last commit."""
-
-    id: str
-    written_at: datetime
-    actor: str | None = None
-    message: str = ""
-
-
-class DatasetSummary(BaseModel):
-    """What an overview shows of a dataset, read from its last chunks only."""
-
-    dataset: str
-    snapshot: str
-    interval: str
-    now: datetime = Field(..., description="The time ages are counted against.")
-    window: str
-    window_start: datetime = Field(..., description="Window is [window_start, window_end).")
-    window_end: datetime
-    samples: int = Field(..., description="Grid points in the window (good_share's divisor).")
-    end: datetime | None = Field(None, description="Time of the last stored sample (extent).")
-    channels: list[ChannelSummary]
-    last_commit: CommitSummary | None = None

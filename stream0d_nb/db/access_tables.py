@@ -129,33 +129,6 @@ class IssuedToken:
     record: TokenRecord
 
 
-def _grant_record(row: GrantRow) -> GrantRecord:
-    return GrantRecord(
-        dataset=row.dataset_id,
-        kind=PrincipalKind(row.principal_kind),
-        principal=row.principal,
-        role=Role(row.role),
-        granted_by=row.granted_by,
-        granted_at=row.granted_at,
-    )
-
-
-def _token_record(row: ApiTokenRow) -> TokenRecord:
-    return TokenRecord(
-        id=row.id,
-        owner=row.owner,
-        note=row.note,
-        level=Level(row.level),
-        partner=row.partner,
-        datasets=None if row.datasets is None else tuple(row.datasets),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        last_used_at=row.last_used_at,
-        revoked_at=row.revoked_at,
-        revoked_by=row.revoked_by,
-    )
-
-
 # ----------------------------------------------------------------------------- token text
 
 
@@ -243,13 +216,13 @@ class AccessRegistry:
                     )
                     s.add(row)
                 elif row.role == role.value:
-                    return _grant_record(row)
+                    return GrantRecord.model_validate(row)
                 else:
                     detail["from"] = row.role
                 row.role, row.granted_at, row.granted_by = role.value, now, actor
                 s.flush()
                 self.registry.add_audit(s, actor, "grant.add", dataset_id, detail, via, now)
-                return _grant_record(row)
+                return GrantRecord.model_validate(row)
 
         return retry_on_unique(run)
 
@@ -295,7 +268,7 @@ class AccessRegistry:
             stmt = stmt.where(GrantRow.dataset_id == dataset_id)
         stmt = stmt.order_by(GrantRow.dataset_id, GrantRow.principal_kind, GrantRow.principal)
         with self.registry.read_session() as s:
-            return [_grant_record(r) for r in s.scalars(stmt)]
+            return [GrantRecord.model_validate(r) for r in s.scalars(stmt)]
 
     def grants_for(self, user: str, groups: Iterable[str] = ()) -> list[GrantRecord]:
         """Every grant to ``user`` or one of ``groups`` (what ``visible_datasets`` needs)."""
@@ -311,7 +284,7 @@ class AccessRegistry:
             )
         stmt = select(GrantRow).where(cond).order_by(GrantRow.dataset_id, GrantRow.id)
         with self.registry.read_session() as s:
-            return [_grant_record(r) for r in s.scalars(stmt)]
+            return [GrantRecord.model_validate(r) for r in s.scalars(stmt)]
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -371,7 +344,7 @@ class AccessRegistry:
                 "expires_at": expires_at.isoformat(),
             }
             self.registry.add_audit(s, owner, "token.create", None, detail, via, now)
-            record = _token_record(row)
+            record = TokenRecord.model_validate(row)
         return IssuedToken(f"{TOKEN_PREFIX}{token_id}_{secret}", record)
 
     def verify_token(self, token: str, now: datetime | None = None) -> TokenRecord:
@@ -388,7 +361,7 @@ class AccessRegistry:
             ok = hmac.compare_digest(stored, hash_secret(token_id, secret))
             if row is None or not ok:
                 raise TokenUnknownError("invalid API token")
-            record = _token_record(row)
+            record = TokenRecord.model_validate(row)
         if record.revoked_at is not None:
             raise TokenRevokedError(f"API token {token_id} was revoked")
         if now >= record.expires_at:
@@ -415,14 +388,14 @@ class AccessRegistry:
             row = s.get(ApiTokenRow, token_id)
             if row is None:
                 raise TokenNotFoundError(f"no API token {token_id!r}")
-            return _token_record(row)
+            return TokenRecord.model_validate(row)
 
     def list_tokens(self, owner: str, include_inactive: bool = True) -> list[TokenRecord]:
         """The tokens of ``owner``, newest first (optionally only usable ones)."""
         stmt = select(ApiTokenRow).where(ApiTokenRow.owner == owner)
         stmt = stmt.order_by(ApiTokenRow.created_at.desc(), ApiTokenRow.id)
         with self.registry.read_session() as s:
-            records = [_token_record(r) for r in s.scalars(stmt)]
+            records = [TokenRecord.model_validate(r) for r in s.scalars(stmt)]
         if not include_inactive:
             now = utcnow()
             records = [r for r in records if r.active(now)]
@@ -446,7 +419,7 @@ class AccessRegistry:
                 s.flush()
                 detail = {"id": token_id, "owner": row.owner, "note": row.note}
                 self.registry.add_audit(s, actor, "token.revoke", None, detail, via, now)
-            return _token_record(row)
+            return TokenRecord.model_validate(row)
 
 
 def _kind(kind: PrincipalKind | str) -> PrincipalKind:

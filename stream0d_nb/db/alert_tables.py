@@ -317,21 +317,7 @@ class AlertRegistry:
             q = q.where(AlertEventRow.id.in_(ids))
         q = q.order_by(AlertEventRow.at.desc(), AlertEventRow.id.desc()).limit(limit)
         with self.registry.read_session() as s:
-            return [
-                EventRecord(
-                    id=r.id,
-                    dataset=r.dataset_id,
-                    rule=r.rule,
-                    series=r.series,
-                    at=r.at,
-                    from_state=r.from_state,
-                    to_state=r.to_state,
-                    severity=r.severity,
-                    value=r.value,
-                    detail=dict(r.detail),
-                )
-                for r in s.scalars(q)
-            ]
+            return [EventRecord.model_validate(r) for r in s.scalars(q)]
 
     # -- silences ------------------------------------------------------------------
     def add_silence(

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selecti
 
 from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime
 from stream0d_nb.errors import DatasetNotFoundError
-from stream0d_nb.records import AuditEntry
 from stream0d_nb.specs import ChannelSpec, Compression, DatasetSpec, FormulaSpec
 
 
@@ -156,18 +155,6 @@ def dataset_record(row: DatasetRow) -> DatasetRecord:
         created_at=row.created_at,
         created_by=row.created_by,
         updated_at=row.updated_at,
-    )
-
-
-def audit_entry(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        id=row.id,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        dataset=row.dataset,
-        detail=dict(row.detail or {}),
-        via=row.via,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
 from stream0d_nb.db.dataset_tables import dataset_row
 from stream0d_nb.errors import ValidationError, WriteConflictError
+from stream0d_nb.records import DATASET_ID, AttrView, ModelRecord, VersionRecord
 
 if TYPE_CHECKING:
     from stream0d_nb.db.registry import Registry
@@ -104,6 +105,14 @@ class RecalVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String)
 
+    @property
+    def train_window(self) -> tuple[datetime, datetime]:
+        return self.train_start, self.train_end
+
+    @property
+    def holdout_window(self) -> tuple[datetime, datetime]:
+        return self.holdout_start, self.holdout_end
+
 
 class RecalScheduleRow(Base):
     """A notebook on a cron schedule, with its catch-up policy and its claim."""
@@ -169,40 +178,9 @@ class RecalRunRow(Base):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """Read from a row by attribute (``model_validate(row)``), frozen."""
 
-
-class ModelRecord(_Frozen):
-    """A registered model."""
-
-    id: int
-    dataset: str
-    name: str
-    kind: str
-    spec: dict[str, Any]
-    activation: dict[str, Any]
-    created_at: datetime
-    created_by: str
-
-
-class VersionRecord(_Frozen):
-    """A model version as read back."""
-
-    id: int
-    model: str
-    dataset: str
-    version: int
-    params: dict[str, float]
-    metrics: dict[str, Any]
-    train_window: tuple[datetime, datetime]
-    holdout_window: tuple[datetime, datetime]
-    snapshot: str | None
-    trigger: str
-    status: str
-    reason: str
-    run_id: int | None
-    created_at: datetime
-    created_by: str
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
 class ScheduleRecord(_Frozen):
@@ -210,7 +188,7 @@ class ScheduleRecord(_Frozen):
 
     id: int
     name: str
-    dataset: str | None
+    dataset: str | None = Field(validation_alias=DATASET_ID)
     cron: str
     notebook: str
     parameters: dict[str, Any]
@@ -232,7 +210,7 @@ class RunRecord(_Frozen):
 
     id: int
     schedule_id: int | None
-    dataset: str | None
+    dataset: str | None = Field(validation_alias=DATASET_ID)
     notebook: str
     status: str
     trigger: str
@@ -253,85 +231,9 @@ class RunRecord(_Frozen):
     created_by: str
 
 
-def _model(r: RecalModelRow) -> ModelRecord:
-    return ModelRecord(
-        id=r.id,
-        dataset=r.dataset_id,
-        name=r.name,
-        kind=r.kind,
-        spec=dict(r.spec),
-        activation=dict(r.activation),
-        created_at=r.created_at,
-        created_by=r.created_by,
-    )
-
-
-def _version(r: RecalVersionRow, m: RecalModelRow) -> VersionRecord:
-    return VersionRecord(
-        id=r.id,
-        model=m.name,
-        dataset=m.dataset_id,
-        version=r.version,
-        params={k: float(v) for k, v in r.params.items()},
-        metrics=dict(r.metrics),
-        train_window=(r.train_start, r.train_end),
-        holdout_window=(r.holdout_start, r.holdout_end),
-        snapshot=r.snapshot,
-        trigger=r.trigger,
-        status=r.status,
-        reason=r.reason,
-        run_id=r.run_id,
-        created_at=r.created_at,
-        created_by=r.created_by,
-    )
-
-
-def _schedule(r: RecalScheduleRow) -> ScheduleRecord:
-    return ScheduleRecord(
-        id=r.id,
-        name=r.name,
-        dataset=r.dataset_id,
-        cron=r.cron,
-        notebook=r.notebook,
-        parameters=dict(r.parameters),
-        catch_up=r.catch_up,
-        max_catch_up=r.max_catch_up,
-        timeout_s=r.timeout_s,
-        enabled=r.enabled,
-        last_fired_for=r.last_fired_for,
-        last_fired_at=r.last_fired_at,
-        claimed_by=r.claimed_by,
-        claimed_at=r.claimed_at,
-        claim_run_id=r.claim_run_id,
-        created_at=r.created_at,
-        created_by=r.created_by,
-    )
-
-
-def _run(r: RecalRunRow) -> RunRecord:
-    return RunRecord(
-        id=r.id,
-        schedule_id=r.schedule_id,
-        dataset=r.dataset_id,
-        notebook=r.notebook,
-        status=r.status,
-        trigger=r.trigger,
-        scheduled_for=r.scheduled_for,
-        queued_at=r.queued_at,
-        started_at=r.started_at,
-        ended_at=r.ended_at,
-        duration_s=r.duration_s,
-        deadline=r.deadline,
-        parameters=dict(r.parameters),
-        snapshot=r.snapshot,
-        model_version_id=r.model_version_id,
-        error_cell=r.error_cell,
-        error_name=r.error_name,
-        error_message=r.error_message,
-        outputs=dict(r.outputs),
-        metrics=dict(r.metrics),
-        created_by=r.created_by,
-    )
+def _version_of(row: RecalVersionRow, model: RecalModelRow) -> VersionRecord:
+    """A version row read with the name and dataset of its model."""
+    return VersionRecord.model_validate(AttrView(row, model=model.name, dataset=model.dataset_id))
 
 
 class RecalRegistry:
@@ -384,19 +286,19 @@ class RecalRegistry:
                 )
                 s.add(row)
             elif row.kind == kind and row.spec == spec and row.activation == activation:
-                return _model(row)
+                return ModelRecord.model_validate(row)
             row.kind, row.spec, row.activation = kind, spec, activation
             row.updated_at, row.updated_by = now, actor
             s.flush()
             detail = {"model": name, "kind": kind, "spec": spec, "activation": activation}
             self.registry.add_audit(s, actor, action, dataset_id, detail, None, now)
-            return _model(row)
+            return ModelRecord.model_validate(row)
 
     def model(self, dataset_id: str, name: str) -> ModelRecord:
         """One model (ValidationError naming the dataset's models)."""
         with self.registry.read_session() as s:
             dataset_row(s, dataset_id)
-            return _model(self._model_row(s, dataset_id, name))
+            return ModelRecord.model_validate(self._model_row(s, dataset_id, name))
 
     def models(self, dataset_id: str | None = None) -> list[ModelRecord]:
         """Models (of one dataset), by dataset then name."""
@@ -405,7 +307,7 @@ class RecalRegistry:
             q = q.where(RecalModelRow.dataset_id == dataset_id)
         with self.registry.read_session() as s:
             rows = s.scalars(q.order_by(RecalModelRow.dataset_id, RecalModelRow.name))
-            return [_model(r) for r in rows]
+            return [ModelRecord.model_validate(r) for r in rows]
 
     def delete_model(self, dataset_id: str, name: str, actor: str) -> None:
         """Delete a model with its versions (audited)."""
@@ -499,7 +401,7 @@ class RecalRegistry:
                 None,
                 now,
             )
-            return _version(row, m)
+            return _version_of(row, m)
 
     def versions(self, dataset_id: str, model: str, limit: int = 100) -> list[VersionRecord]:
         """A model's versions, newest first."""
@@ -511,7 +413,7 @@ class RecalRegistry:
                 .order_by(RecalVersionRow.version.desc())
                 .limit(limit)
             )
-            return [_version(r, m) for r in rows]
+            return [_version_of(r, m) for r in rows]
 
     def active_version(self, dataset_id: str, model: str) -> VersionRecord | None:
         """The active version of a model (None before the first activation)."""
@@ -522,7 +424,7 @@ class RecalRegistry:
                     RecalVersionRow.model_id == m.id, RecalVersionRow.status == "active"
                 )
             ).one_or_none()
-            return None if row is None else _version(row, m)
+            return None if row is None else _version_of(row, m)
 
     def version(self, version_id: int) -> VersionRecord:
         """A version by id."""
@@ -532,7 +434,7 @@ class RecalRegistry:
                 raise ValidationError(f"no model version with id {version_id}")
             m = s.get(RecalModelRow, row.model_id)
             assert m is not None
-            return _version(row, m)
+            return _version_of(row, m)
 
     # -- schedules -----------------------------------------------------------------
     def add_schedule(
@@ -583,7 +485,7 @@ class RecalRegistry:
             self.registry.add_audit(
                 s, actor, "recal.schedule.create", dataset_id, detail, None, now
             )
-            return _schedule(row)
+            return ScheduleRecord.model_validate(row)
 
     @staticmethod
     def _schedule_row(s: Session, name: str) -> RecalScheduleRow:
@@ -598,14 +500,14 @@ class RecalRegistry:
     def schedule(self, name: str) -> ScheduleRecord:
         """One schedule by name."""
         with self.registry.read_session() as s:
-            return _schedule(self._schedule_row(s, name))
+            return ScheduleRecord.model_validate(self._schedule_row(s, name))
 
     def find_schedule(self, name: str) -> ScheduleRecord | None:
         """One schedule by name, or None (no listing of the others in an error)."""
         with self.registry.read_session() as s:
             q = select(RecalScheduleRow).where(RecalScheduleRow.name == name)
             row = s.scalars(q).first()
-            return None if row is None else _schedule(row)
+            return None if row is None else ScheduleRecord.model_validate(row)
 
     def schedules(self, enabled_only: bool = False) -> list[ScheduleRecord]:
         """All schedules by name."""
@@ -613,7 +515,10 @@ class RecalRegistry:
         if enabled_only:
             q = q.where(RecalScheduleRow.enabled.is_(True))
         with self.registry.read_session() as s:
-            return [_schedule(r) for r in s.scalars(q.order_by(RecalScheduleRow.name))]
+            return [
+                ScheduleRecord.model_validate(r)
+                for r in s.scalars(q.order_by(RecalScheduleRow.name))
+            ]
 
     @staticmethod
     def _refuse_claimed(row: RecalScheduleRow, doing: str) -> None:
@@ -637,7 +542,7 @@ class RecalRegistry:
             self._refuse_claimed(row, "change")
             changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
             if not changed:
-                return _schedule(row)
+                return ScheduleRecord.model_validate(row)
             for k, v in changed.items():
                 setattr(row, k, v)
             s.flush()
@@ -649,7 +554,7 @@ class RecalRegistry:
                 {"schedule": name, **changed},
                 None,
             )
-            return _schedule(row)
+            return ScheduleRecord.model_validate(row)
 
     def remove_schedule(self, name: str, actor: str, refuse_claimed: bool = False) -> None:
         """Delete a schedule (its runs stay, unlinked); with ``refuse_claimed``, not while
@@ -812,7 +717,7 @@ class RecalRegistry:
             )
             s.add(row)
             s.flush()
-            return _run(row)
+            return RunRecord.model_validate(row)
 
     def crashed(self, run_id: int, exc: BaseException) -> RunRecord:
         """End a run whose execution raised ``exc`` as failed: a run never stays running."""
@@ -855,7 +760,7 @@ class RecalRegistry:
                     },
                     None,
                 )
-            return _run(row)
+            return RunRecord.model_validate(row)
 
     def end_abandoned(self) -> int:
         """Mark queued or running runs past their deadline failed (their process died:
@@ -893,7 +798,7 @@ class RecalRegistry:
             row = s.get(RecalRunRow, run_id)
             if row is None:
                 raise ValidationError(f"no run with id {run_id}")
-            return _run(row)
+            return RunRecord.model_validate(row)
 
     def runs(
         self,
@@ -913,7 +818,7 @@ class RecalRegistry:
             if status is not None:
                 q = q.where(RecalRunRow.status == status)
             q = q.order_by(RecalRunRow.id.desc()).limit(limit)
-            return [_run(r) for r in s.scalars(q)]
+            return [RunRecord.model_validate(r) for r in s.scalars(q)]
 
     def count_running(self) -> int:
         """How many runs are queued or running (for a concurrency limit); abandoned ones

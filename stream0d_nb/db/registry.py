@@ -39,7 +39,6 @@ from stream0d_nb.db.dataset_tables import (
     DatasetRecord,
     DatasetRow,
     FormulaRow,
-    audit_entry,
     dataset_record,
     dataset_row,
 )
@@ -621,7 +620,7 @@ class Registry:
             stmt = stmt.where(AuditRow.at >= since)
         stmt = stmt.order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
         with self._read() as s:
-            return [audit_entry(r) for r in s.scalars(stmt)]
+            return [AuditEntry.model_validate(r) for r in s.scalars(stmt)]
 
     def count_audit(self, dataset_id: str | None = None) -> int:
         """How many audit entries there are (for one dataset if given)."""
