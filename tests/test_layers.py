@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     ),
     **dict.fromkeys(["store", "ingest", "db"], 1),
     "formulas": 2,
-    **dict.fromkeys(["recalibration", "alerts", "derived", "export", "hooks"], 3),
+    **dict.fromkeys(["recalibration", "alerts", "derived", "export", "hooks", "saved_views"], 3),
     **dict.fromkeys(["api", "cli", "hub", "platform", "demo"], 4),
     "client": 5,
     "plots": 6,

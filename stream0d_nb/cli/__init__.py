@@ -25,6 +25,7 @@ from stream0d_nb.cli import (
     history,
     ingest,
     recalibration,
+    views,
 )
 from stream0d_nb.cli.common import STATE, err
 from stream0d_nb.errors import Stream0dError
@@ -41,6 +42,7 @@ app.add_typer(datasets.app, name="dataset")
 app.add_typer(channels.app, name="channel")
 app.add_typer(formulas.app, name="formula")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(views.app, name="views")
 app.add_typer(recalibration.app, name="recal")
 app.command("ingest")(ingest.ingest)
 app.command("read")(data.read)

@@ -233,15 +233,22 @@ def alerts_events(
     dataset_id: Annotated[str | None, typer.Argument(metavar="[DATASET]")] = None,
     rule: Annotated[str | None, typer.Option()] = None,
     state: Annotated[str | None, typer.Option(help="pending, firing, resolved, ok ...")] = None,
+    severity: Annotated[
+        str | None, typer.Option(help="Only this severity: critical, major, minor, warning, info.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="A time, or a duration ago such as 2h.")] = None,
     limit: Annotated[int, typer.Option()] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Alert events (state changes), newest first."""
     from datetime import UTC, datetime
+    from typing import get_args
 
+    from stream0d_nb.alerts.rules import Severity
     from stream0d_nb.alerts.service import parse_when
 
+    if severity is not None and severity not in get_args(Severity):
+        fail(f"unknown --severity {severity!r}: use {', '.join(get_args(Severity))}")
     when = parse_when(since)
     with store() as st:
         events = _alerts(st).table.events(
@@ -251,6 +258,7 @@ def alerts_events(
             None if when is None else datetime.fromtimestamp(when / 1e9, tz=UTC),
             None,
             limit,
+            severity=severity,
         )
     if as_json:
         out.print_json(json.dumps([e.model_dump(mode="json") for e in events]))

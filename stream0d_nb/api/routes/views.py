@@ -16,6 +16,7 @@ from stream0d_nb.access import Action
 from stream0d_nb.api.deps import DatasetContext, StoreDep, require
 from stream0d_nb.db.view_tables import ViewRegistry
 from stream0d_nb.errors import ValidationError
+from stream0d_nb.saved_views import save_view
 from stream0d_nb.store import Store
 from stream0d_nb.views import PlotKind, ViewSpec
 
@@ -38,30 +39,12 @@ class ViewPatch(BaseModel):
     description: str | None = None
 
 
-def _check_channels(store: Store, dataset_id: str, spec: ViewSpec) -> None:
-    """Every channel of the view is a stored or derived channel of the dataset (422)."""
-    known = set(store.data(dataset_id).snapshot().channels)
-    known |= {f.name for f in store.registry.list_formulas(dataset_id)}
-    missing = [c for c in spec.channels if c not in known]
-    if missing:
-        raise ValidationError(
-            f"channels: dataset {dataset_id!r} has no channel or derived channel "
-            + ", ".join(map(repr, missing))
-        )
-
-
 def _save(
     store: Store, ctx: DatasetContext, spec: ViewSpec, create_only: bool
 ) -> tuple[ViewSpec, bool]:
-    """Check the range (not empty now) and the channels, then save (audited)."""
-    try:
-        spec.resolve()
-    except ValueError as exc:
-        raise ValidationError(f"end: {exc}") from None
-    _check_channels(store, ctx.id, spec)
-    return ViewRegistry(store.registry).save(
-        ctx.id, spec, store.actor(ctx.identity.user), create_only=create_only
-    )
+    """Check the range (not empty now) and the channels, then save (audited); the
+    rules are the CLI's too (``stream0d_nb.saved_views``)."""
+    return save_view(store, ctx.id, spec, ctx.identity.user, create_only=create_only)
 
 
 @router.get("/datasets/{dataset_id}/views")
