@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import xarray as xr
+from pydantic import BaseModel
 
 from stream0d_nb.access import AccessDeniedError, InvalidTokenError
 from stream0d_nb.errors import (
@@ -44,7 +45,28 @@ from stream0d_nb.errors import (
     Stream0dError,
     ValidationError,
 )
-from stream0d_nb.records import AuditEntry, EventRecord, GrantRecord, TokenRecord
+from stream0d_nb.records import (
+    AlertPreview,
+    AlertRoutes,
+    AuditEntry,
+    ChannelDeleted,
+    ChannelList,
+    ChannelsSaved,
+    DatasetDeleted,
+    DatasetDetail,
+    DatasetInfo,
+    DatasetSummary,
+    EventRecord,
+    GrantRecord,
+    ModelInfo,
+    RunInfo,
+    ScheduleInfo,
+    SilenceRecord,
+    SinkRecord,
+    TokenRecord,
+    VersionRecord,
+    WhoAmI,
+)
 from stream0d_nb.specs import (
     ChannelSpec,
     CommitInfo,
@@ -56,7 +78,7 @@ from stream0d_nb.specs import (
     format_duration,
     parse_duration_ns,
 )
-from stream0d_nb.views import DatasetSummary, ViewSpec
+from stream0d_nb.views import ViewSpec
 
 TimeLike = str | datetime | pd.Timestamp | np.datetime64
 EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".nc": "netcdf"}
@@ -64,6 +86,8 @@ EXPORT_SUFFIXES.update({".zarr": "zarr", ".zip": "zarr", ".xlsx": "xlsx"})
 
 if TYPE_CHECKING:
     from stream0d_nb.alerts.rules import AlertRule
+
+R = TypeVar("R", bound=BaseModel)
 
 
 def _alert_rule() -> type[AlertRule]:
@@ -285,6 +309,14 @@ class Client:
         r = self._request(method, path, **kw)
         return None if r.status_code == 204 or not r.content else r.json()
 
+    def _one(self, record: type[R], method: str, path: str, **kw: Any) -> R:
+        """The answer read as one ``record`` (stream0d_nb.records)."""
+        return record.model_validate(self._json(method, path, **kw))
+
+    def _many(self, record: type[R], method: str, path: str, **kw: Any) -> list[R]:
+        """The answer read as a list of ``record``."""
+        return [record.model_validate(r) for r in self._json(method, path, **kw)]
+
     @staticmethod
     def _ds(dataset_id: str) -> str:
         if not dataset_id or "/" in dataset_id or dataset_id in (".", ".."):
@@ -293,47 +325,40 @@ class Client:
 
     # --------------------------------------------------------------------- datasets
 
-    def whoami(self) -> dict[str, Any]:
-        """Who the service takes this token for (user, groups, token level)."""
-        out: dict[str, Any] = self._json("GET", "whoami")
-        return out
+    def whoami(self) -> WhoAmI:
+        """Who the service takes this token for (user, groups, scopes, the token's limits)."""
+        return self._one(WhoAmI, "GET", "whoami")
 
-    def datasets(self) -> list[dict[str, Any]]:
+    def datasets(self) -> list[DatasetInfo]:
         """The datasets this token may see, each with its spec and the caller's role."""
-        out: list[dict[str, Any]] = self._json("GET", "datasets")
-        return out
+        return self._many(DatasetInfo, "GET", "datasets")
 
-    def dataset(self, dataset_id: str) -> dict[str, Any]:
-        """One dataset with its stored extent, channels and commits (``summary``)."""
-        out: dict[str, Any] = self._json("GET", self._ds(dataset_id))
-        return out
+    def dataset(self, dataset_id: str) -> DatasetDetail:
+        """One dataset with what it stores (``summary``: extent, channels, commits)."""
+        return self._one(DatasetDetail, "GET", self._ds(dataset_id))
 
-    def create_dataset(self, spec: DatasetSpec | Mapping[str, Any]) -> dict[str, Any]:
+    def create_dataset(self, spec: DatasetSpec | Mapping[str, Any]) -> DatasetInfo:
         """Create a dataset (checked locally first); returns it as the API shows it."""
         s = spec if isinstance(spec, DatasetSpec) else DatasetSpec.model_validate(dict(spec))
-        out: dict[str, Any] = self._json("POST", "datasets", json=s.model_dump(mode="json"))
-        return out
+        return self._one(DatasetInfo, "POST", "datasets", json=s.model_dump(mode="json"))
 
     def update_dataset(
         self, dataset_id: str, title: str | None = None, description: str | None = None
-    ) -> dict[str, Any]:
+    ) -> DatasetInfo:
         """Change a dataset's title or description (editor); None keeps a field."""
         body = {k: v for k, v in (("title", title), ("description", description)) if v is not None}
-        out: dict[str, Any] = self._json("PATCH", self._ds(dataset_id), json=body)
-        return out
+        return self._one(DatasetInfo, "PATCH", self._ds(dataset_id), json=body)
 
-    def delete_dataset(self, dataset_id: str, confirm: str) -> dict[str, Any]:
+    def delete_dataset(self, dataset_id: str, confirm: str) -> DatasetDeleted:
         """Delete a dataset and all its data (owner); ``confirm`` repeats its id."""
-        out: dict[str, Any] = self._json(
-            "DELETE", self._ds(dataset_id), params={"confirm": confirm}
-        )
-        return out
+        path = self._ds(dataset_id)
+        return self._one(DatasetDeleted, "DELETE", path, params={"confirm": confirm})
 
-    def channels(self, dataset_id: str, as_of: TimeLike | None = None) -> dict[str, Any]:
-        """``{"stored": [ChannelSpec...], "derived": [FormulaSpec...]}`` as dicts."""
+    def channels(self, dataset_id: str, as_of: TimeLike | None = None) -> ChannelList:
+        """The dataset's ``stored`` channels (``ChannelSpec``, as of a snapshot or time) and
+        ``derived`` ones (``FormulaSpec``)."""
         params = {"as_of": _time_text(as_of)} if as_of is not None else None
-        out: dict[str, Any] = self._json("GET", self._ds(dataset_id) + "/channels", params=params)
-        return out
+        return self._one(ChannelList, "GET", self._ds(dataset_id) + "/channels", params=params)
 
     def set_channels(
         self, dataset_id: str, channels: list[ChannelSpec | Mapping[str, Any]]
@@ -344,18 +369,12 @@ class Client:
             for c in channels
         ]
         body = [c.model_dump(mode="json") for c in specs]
-        out = self._json("PUT", self._ds(dataset_id) + "/channels", json=body)
-        return [ChannelSpec.model_validate(c) for c in out["stored"]]
+        return self._one(ChannelsSaved, "PUT", self._ds(dataset_id) + "/channels", json=body).stored
 
     def delete_channel(self, dataset_id: str, name: str, confirm: str) -> str | None:
         """Delete a channel from now on (owner; history keeps it); returns the commit."""
-        out = self._json(
-            "DELETE",
-            f"{self._ds(dataset_id)}/channels/{_segment(name)}",
-            params={"confirm": confirm},
-        )
-        commit: str | None = out["commit"]
-        return commit
+        path = f"{self._ds(dataset_id)}/channels/{_segment(name)}"
+        return self._one(ChannelDeleted, "DELETE", path, params={"confirm": confirm}).commit
 
     def history(self, dataset_id: str, limit: int = 100) -> list[CommitInfo]:
         """The dataset's commits, newest first."""
@@ -732,9 +751,9 @@ class Client:
         rule: AlertRule | Mapping[str, Any],
         start: TimeLike | None = None,
         end: TimeLike | None = None,
-    ) -> dict[str, Any]:
-        """Run an unsaved rule over ``[start, end)`` (nothing stored or sent): ``episodes``
-        and ``transitions`` (ISO UTC times, series, states, severity, values)."""
+    ) -> AlertPreview:
+        """Run an unsaved rule over ``[start, end)`` (nothing stored or sent): its
+        ``episodes`` and ``transitions`` (UTC times, series, states, severity, values)."""
         rule_type = _alert_rule()
         r = rule if isinstance(rule, rule_type) else rule_type.model_validate(dict(rule))
         body: dict[str, Any] = {
@@ -743,15 +762,11 @@ class Client:
         for key, value in (("start", _aware(start)), ("end", _aware(end))):
             if value is not None:
                 body[key] = value
-        out: dict[str, Any] = self._json(
-            "POST", self._ds(dataset_id) + "/alerts/preview", json=body
-        )
-        return out
+        return self._one(AlertPreview, "POST", self._ds(dataset_id) + "/alerts/preview", json=body)
 
-    def silences(self, dataset_id: str) -> list[dict[str, Any]]:
+    def silences(self, dataset_id: str) -> list[SilenceRecord]:
         """The dataset's silences: ``id``, ``rule`` (None: all rules) and the window."""
-        out: list[dict[str, Any]] = self._json("GET", self._ds(dataset_id) + "/alerts/silences")
-        return out
+        return self._many(SilenceRecord, "GET", self._ds(dataset_id) + "/alerts/silences")
 
     def silence(
         self,
@@ -764,7 +779,7 @@ class Client:
         to_time: str | None = None,
         tz: str = "UTC",
         comment: str = "",
-    ) -> dict[str, Any]:
+    ) -> SilenceRecord:
         """Mute notifications of a dataset (or one rule): ``start``/``end``, or weekly on
         ``days`` (0 = Monday) from ``from_time`` to ``to_time`` (HH:MM in ``tz``). Editor."""
         body: dict[str, Any] = {"rule": rule, "tz": tz, "comment": comment}
@@ -777,54 +792,53 @@ class Client:
         ):
             if value is not None:
                 body[key] = value
-        out: dict[str, Any] = self._json(
-            "POST", self._ds(dataset_id) + "/alerts/silences", json=body
+        return self._one(
+            SilenceRecord, "POST", self._ds(dataset_id) + "/alerts/silences", json=body
         )
-        return out
 
     def end_silence(self, dataset_id: str, silence_id: int) -> None:
         """End (remove) a silence by its id (editor)."""
         self._json("DELETE", f"{self._ds(dataset_id)}/alerts/silences/{int(silence_id)}")
 
-    def sinks(self) -> list[dict[str, Any]]:
-        """Notification sinks with their kind and settings, secrets masked (hub admins)."""
-        out: list[dict[str, Any]] = self._json("GET", "alerts/sinks")
-        return out
+    def sinks(self) -> list[SinkRecord]:
+        """Notification sinks with their kind and ``settings``, secrets masked (hub admins)."""
+        return self._many(SinkRecord, "GET", "alerts/sinks")
 
-    def save_sink(self, name: str, kind: str, **settings: Any) -> dict[str, Any]:
+    def save_sink(self, name: str, kind: str, **settings: Any) -> SinkRecord:
         """Add or replace a sink, e.g. ``save_sink("ops", "webhook", url=..., secret=...)``
         (hub admins); answers its settings with secrets masked."""
-        out: dict[str, Any] = self._json(
-            "PUT", f"alerts/sinks/{quote(name, safe='')}", json={"kind": kind, **settings}
-        )
-        return out
+        path = f"alerts/sinks/{quote(name, safe='')}"
+        return self._one(SinkRecord, "PUT", path, json={"kind": kind, **settings})
 
     def delete_sink(self, name: str) -> None:
         """Remove a sink (hub admins)."""
         self._json("DELETE", f"alerts/sinks/{quote(name, safe='')}")
 
-    def alert_routes(self, dataset_id: str) -> dict[str, Any]:
+    def alert_routes(self, dataset_id: str) -> AlertRoutes:
         """Which sinks the dataset's alerts go to, by severity and labels (owner)."""
-        out: dict[str, Any] = self._json("GET", self._ds(dataset_id) + "/alerts/routes")
-        return out
+        return self._one(AlertRoutes, "GET", self._ds(dataset_id) + "/alerts/routes")
 
-    def set_alert_routes(self, dataset_id: str, table: dict[str, Any]) -> dict[str, Any]:
+    def set_alert_routes(
+        self, dataset_id: str, table: AlertRoutes | Mapping[str, Any]
+    ) -> AlertRoutes:
         """Replace the dataset's routing table, e.g. ``{"routes": [{"min_severity":
         "major", "sinks": ["ops"]}], "default_sinks": ["in-app"]}`` (owner)."""
-        out: dict[str, Any] = self._json("PUT", self._ds(dataset_id) + "/alerts/routes", json=table)
-        return out
+        body = (
+            table.model_dump(mode="json", by_alias=True)
+            if isinstance(table, AlertRoutes)
+            else dict(table)
+        )
+        return self._one(AlertRoutes, "PUT", self._ds(dataset_id) + "/alerts/routes", json=body)
 
     # --------------------------------------------------------------------- recalibration
 
-    def models(self, dataset_id: str) -> list[dict[str, Any]]:
+    def models(self, dataset_id: str) -> list[ModelInfo]:
         """The dataset's process models with their active version."""
-        out: list[dict[str, Any]] = self._json("GET", f"{self._ds(dataset_id)}/models")
-        return out
+        return self._many(ModelInfo, "GET", f"{self._ds(dataset_id)}/models")
 
-    def model(self, dataset_id: str, name: str) -> dict[str, Any]:
+    def model(self, dataset_id: str, name: str) -> ModelInfo:
         """One model with its active version."""
-        out: dict[str, Any] = self._json("GET", f"{self._ds(dataset_id)}/models/{_segment(name)}")
-        return out
+        return self._one(ModelInfo, "GET", f"{self._ds(dataset_id)}/models/{_segment(name)}")
 
     def save_model(
         self,
@@ -836,7 +850,7 @@ class Client:
         inputs: list[str],
         options: Mapping[str, Any] | None = None,
         activation: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> ModelInfo:
         """Create or redefine a model (editor), e.g. ``save_model(ds, "zone",
         kind="first_order_thermal", output="zone_temp", inputs=["heater_power"],
         activation={"metric": "cv_rmse", "margin": 0.02})``."""
@@ -845,30 +859,25 @@ class Client:
         if activation is not None:
             body["activation"] = dict(activation)
         path = f"{self._ds(dataset_id)}/models/{_segment(name)}"
-        out: dict[str, Any] = self._json("PUT", path, json=body)
-        return out
+        return self._one(ModelInfo, "PUT", path, json=body)
 
-    def model_versions(self, dataset_id: str, name: str, limit: int = 100) -> list[dict[str, Any]]:
+    def model_versions(self, dataset_id: str, name: str, limit: int = 100) -> list[VersionRecord]:
         """A model's versions, newest first, with metrics and the reason of each decision."""
         path = f"{self._ds(dataset_id)}/models/{_segment(name)}/versions"
-        out: list[dict[str, Any]] = self._json("GET", path, params={"limit": limit})
-        return out
+        return self._many(VersionRecord, "GET", path, params={"limit": limit})
 
     def recal_runs(
         self, dataset_id: str, status: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunInfo]:
         """The dataset's notebook runs, newest first."""
         params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
         path = f"{self._ds(dataset_id)}/recalibration/runs"
-        out: list[dict[str, Any]] = self._json("GET", path, params=params)
-        return out
+        return self._many(RunInfo, "GET", path, params=params)
 
-    def recal_run(self, dataset_id: str, run_id: int) -> dict[str, Any]:
+    def recal_run(self, dataset_id: str, run_id: int) -> RunInfo:
         """One notebook run (status, error, metrics, which files it has)."""
-        out: dict[str, Any] = self._json(
-            "GET", f"{self._ds(dataset_id)}/recalibration/runs/{int(run_id)}"
-        )
-        return out
+        path = f"{self._ds(dataset_id)}/recalibration/runs/{int(run_id)}"
+        return self._one(RunInfo, "GET", path)
 
     def start_recal_run(
         self,
@@ -876,30 +885,27 @@ class Client:
         parameters: Mapping[str, Any],
         notebook: str = "recalibrate",
         timeout_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunInfo:
         """Start a notebook run on the dataset now (editor); returns the queued run at once
         (follow it with ``recal_run`` or ``wait_recal_run``)."""
         body: dict[str, Any] = {"notebook": notebook, "parameters": dict(parameters)}
         if timeout_s is not None:
             body["timeout_s"] = timeout_s
-        out: dict[str, Any] = self._json(
-            "POST", f"{self._ds(dataset_id)}/recalibration/runs", json=body
-        )
-        return out
+        return self._one(RunInfo, "POST", f"{self._ds(dataset_id)}/recalibration/runs", json=body)
 
     def wait_recal_run(
         self, dataset_id: str, run_id: int, timeout: float = 700, poll: float = 1.0
-    ) -> dict[str, Any]:
+    ) -> RunInfo:
         """Poll a run until it is no longer queued or running (TimeoutError after ``timeout``)."""
         import time
 
         deadline = time.monotonic() + timeout
         while True:
             run = self.recal_run(dataset_id, run_id)
-            if run["status"] not in ("queued", "running"):
+            if run.status not in ("queued", "running"):
                 return run
             if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still {run['status']} after {timeout:g} s")
+                raise TimeoutError(f"run {run_id} still {run.status} after {timeout:g} s")
             time.sleep(poll)
 
     def recal_run_file(self, dataset_id: str, run_id: int, what: str) -> bytes:
@@ -909,27 +915,23 @@ class Client:
         path = f"{self._ds(dataset_id)}/recalibration/runs/{int(run_id)}/{what}"
         return self._request("GET", path).content
 
-    def recal_schedules(self, dataset_id: str) -> list[dict[str, Any]]:
+    def recal_schedules(self, dataset_id: str) -> list[ScheduleInfo]:
         """The dataset's recalibration schedules with their next slot."""
-        path = f"{self._ds(dataset_id)}/recalibration/schedules"
-        out: list[dict[str, Any]] = self._json("GET", path)
-        return out
+        return self._many(ScheduleInfo, "GET", f"{self._ds(dataset_id)}/recalibration/schedules")
 
     def add_recal_schedule(
         self, dataset_id: str, name: str, cron: str, parameters: Mapping[str, Any], **fields: Any
-    ) -> dict[str, Any]:
+    ) -> ScheduleInfo:
         """Schedule a notebook on the dataset (editor); ``fields``: notebook, catch_up,
         max_catch_up, timeout_s, enabled."""
         body = {"name": name, "cron": cron, "parameters": dict(parameters), **fields}
         path = f"{self._ds(dataset_id)}/recalibration/schedules"
-        out: dict[str, Any] = self._json("POST", path, json=body)
-        return out
+        return self._one(ScheduleInfo, "POST", path, json=body)
 
-    def update_recal_schedule(self, dataset_id: str, name: str, **changes: Any) -> dict[str, Any]:
+    def update_recal_schedule(self, dataset_id: str, name: str, **changes: Any) -> ScheduleInfo:
         """Change a schedule (``cron=...``, ``parameters=...``) or pause it (``enabled=False``)."""
         path = f"{self._ds(dataset_id)}/recalibration/schedules/{_segment(name)}"
-        out: dict[str, Any] = self._json("PATCH", path, json=changes)
-        return out
+        return self._one(ScheduleInfo, "PATCH", path, json=changes)
 
     def delete_recal_schedule(self, dataset_id: str, name: str) -> None:
         """Delete a schedule (its runs stay)."""

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -220,7 +219,7 @@ def test_preview_equals_backfill_and_stores_nothing(srv: Server) -> None:
     ] == [(t.at, t.series, t.from_state, t.to_state, t.value) for t in res.transitions]
     assert {t["severity"] for t in got["transitions"]} == {"major"}
     assert {t["series"] for t in got["transitions"]} == {"temp"}
-    assert got["start"] == "2024-05-01T00:00:00+00:00" and got["rule"] == "hot-preview"
+    assert got["start"] == "2024-05-01T00:00:00Z" and got["rule"] == "hot-preview"
     # the same episodes as the backfill of that rule once saved
     svc = AlertService(srv.store)
     svc.add_rule(DS, AlertRule.model_validate(rule), actor="alice")
@@ -377,23 +376,25 @@ def test_client_silences_and_preview(srv: Server, events: list[dict[str, Any]]) 
     made = alice.silence(
         DS, start=datetime(2024, 5, 1, tzinfo=UTC), end="2024-05-02T00:00:00Z", comment="works"
     )
-    assert made["rule"] is None and made["comment"] == "works"
-    assert pd.Timestamp(made["start"]) == pd.Timestamp("2024-05-01", tz="UTC")
+    assert made.rule is None and made.comment == "works"
+    assert made.start == datetime(2024, 5, 1, tzinfo=UTC)
     assert vera.silences(DS) == [made]
     with pytest.raises(PermissionDeniedError):
         vera.silence(DS, start=T0, end=T100)
     with pytest.raises(PermissionDeniedError):
-        vera.end_silence(DS, made["id"])
+        vera.end_silence(DS, made.id)
     with pytest.raises(NotFoundError):
         bob.silences(DS)
-    alice.end_silence(DS, made["id"])
+    alice.end_silence(DS, made.id)
     assert vera.silences(DS) == []
     # preview through the client, from a rule model or a mapping
     got = vera.preview_alert_rule(DS, AlertRule.model_validate(HOT), start=T0, end=T100)
     direct = vera.preview_alert_rule(DS, HOT, start=T0, end=T100)
-    assert got == direct and got["rule"] == "hot"
+    assert got == direct and got.rule == "hot"
     res = srv.alerts.backfill(DS, T0, T100, rules=[AlertRule.model_validate(HOT)])
-    assert [ns(e["start"]) for e in got["episodes"]] == [e.start for e in res.episodes]
+    assert [ns(e.start.isoformat()) for e in got.episodes] == [e.start for e in res.episodes]
+    assert len(got.transitions) == len(res.transitions) > 0
+    assert {t.severity for t in got.transitions} == {"warning"}  # the rule's default
     with pytest.raises(NotFoundError):
         bob.preview_alert_rule(DS, HOT, start=T0, end=T100)
     # formula evaluation through the client: an xarray Dataset like read()

@@ -117,8 +117,9 @@ def test_models_create_update_show_versions(srv: Server) -> None:
     )
     # client
     c = srv.client("alice")
-    assert [m["name"] for m in c.models(DS)] == ["zone"]
-    assert c.model(DS, "zone")["spec"]["output"] == "zone_temp"
+    assert [m.name for m in c.models(DS)] == ["zone"]
+    assert c.model(DS, "zone").spec["output"] == "zone_temp"
+    assert c.model(DS, "zone").active is None
     assert c.model_versions(DS, "zone") == []
 
 
@@ -149,7 +150,7 @@ def test_models_refused(srv: Server) -> None:
         assert status == 422 and message in text, (message, text)
     status, text = error(srv.call("alice", "PUT", f"/datasets/{DS}/models/Bad Name", json=ZONE))
     assert status == 422 and "model name" in text
-    assert [m["name"] for m in srv.client("alice").models(DS)] == ["zone"]
+    assert [m.name for m in srv.client("alice").models(DS)] == ["zone"]
 
 
 # ----------------------------------------------------------------------------- runs
@@ -187,13 +188,13 @@ def test_real_run_end_to_end(srv: Server) -> None:
     assert r.headers["location"].endswith(f"/api/datasets/{DS}/recalibration/runs/{run['id']}")
     assert run["parameters"] == {**RUN["parameters"], "dataset": DS}
     done = srv.client("alice-ro").wait_recal_run(DS, run["id"], timeout=300, poll=0.5)
-    assert done["status"] == "succeeded", done
-    assert done["model_version_id"] is not None and sorted(done["files"]) == [
+    assert done.status == "succeeded", done
+    assert done.model_version_id is not None and sorted(done.files) == [
         "log",
         "notebook",
         "report",
     ]
-    assert "/" not in json.dumps(done["notebook"])  # no server paths in answers
+    assert "/" not in done.notebook  # no server paths in answers
     base = f"/datasets/{DS}/recalibration/runs/{run['id']}"
     # files, with the dataset's read permission (viewer)
     report = srv.call("alice-ro", "GET", base + "/report")
@@ -211,10 +212,11 @@ def test_real_run_end_to_end(srv: Server) -> None:
     assert c.recal_run_file(DS, run["id"], "report") == report.content
     # the version it made, with metrics and decision
     (v1,) = c.model_versions(DS, "zone")
-    assert v1["status"] == "active" and v1["run_id"] == run["id"]
-    assert v1["metrics"]["holdout"]["cv_rmse"] < 1 and v1["reason"]
-    assert c.model(DS, "zone")["active"]["version"] == 1
-    assert [x["id"] for x in c.recal_runs(DS, status="succeeded")] == [run["id"]]
+    assert v1.status == "active" and v1.run_id == run["id"]
+    assert v1.metrics["holdout"]["cv_rmse"] < 1 and v1.reason
+    active = c.model(DS, "zone").active
+    assert active is not None and active.version == 1
+    assert [x.id for x in c.recal_runs(DS, status="succeeded")] == [run["id"]]
     assert "recal.run.succeeded" in audit_actions(srv, "recal.run")
     # another partner, or a run of another dataset: missing
     for what in ("", "/log", "/notebook", "/report"):
@@ -276,18 +278,20 @@ def test_schedules_crud(srv: Server) -> None:
     c = srv.client("alice")
     with pytest.raises(ConflictError):
         c.add_recal_schedule(DS, NAME, "0 4 * * *", {"model": "zone"})
-    assert [x["name"] for x in srv.client("alice-ro").recal_schedules(DS)] == [NAME]
+    assert [x.name for x in srv.client("alice-ro").recal_schedules(DS)] == [NAME]
     one = srv.call("alice-ro", "GET", f"{base}/{NAME}")
     assert one.status_code == 200 and one.json()["cron"] == "0 3 * * *"
     # update, disable, enable
     r = srv.call("alice", "PATCH", f"{base}/{NAME}", json={"cron": "30 2 * * *"})
     assert r.status_code == 200 and r.json()["cron"] == "30 2 * * *"
-    assert c.update_recal_schedule(DS, NAME, enabled=False)["enabled"] is False
-    assert c.update_recal_schedule(DS, NAME, enabled=True)["enabled"] is True
+    assert c.update_recal_schedule(DS, NAME, enabled=False).enabled is False
+    assert c.update_recal_schedule(DS, NAME, enabled=True).enabled is True
     # while a run holds its claim: 409 to change or delete it
     table = RecalRegistry(srv.store.registry)
     assert table.claim(NAME, "test-owner")
+    table.attach_run(NAME, "test-owner", 4242)  # the run holding the claim is shown
     try:
+        assert [x.running_run for x in c.recal_schedules(DS)] == [4242]
         r = srv.call("alice", "PATCH", f"{base}/{NAME}", json={"timeout_s": 60})
         assert r.status_code == 409 and "is running" in r.json()["error"]["message"]
         assert srv.call("alice", "DELETE", f"{base}/{NAME}").status_code == 409

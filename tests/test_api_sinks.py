@@ -122,7 +122,7 @@ def test_bad_sinks_are_refused_and_nothing_stored(
 def test_owners_route_their_alerts_editors_and_other_partners_cannot(srv: Server) -> None:
     assert srv.call("ops", "PUT", "/alerts/sinks/fersa-hook", json=HOOK).status_code == 200
     path = f"/datasets/{DS}/alerts/routes"
-    assert srv.call("alice", "GET", path).json() == {"default_sinks": ["in-app"]}
+    assert srv.call("alice", "GET", path).json() == {"routes": [], "default_sinks": ["in-app"]}
     table = {"routes": [{"min_severity": "major", "sinks": ["fersa-hook"]}]}
     r = srv.call("alice", "PUT", path, json=table)
     assert r.status_code == 200, r.text
@@ -151,11 +151,16 @@ def test_client_covers_sinks_and_routes(srv: Server) -> None:
     base = f"http://127.0.0.1:{srv.uvicorn.port}"
     with Client(base, srv.tokens["ops"]) as ops, Client(base, srv.tokens["alice"]) as alice:
         saved = ops.save_sink("client-hook", "webhook", url="https://h.example.org/", secret="x1")
-        assert saved["secret"] == "**********"
-        assert "client-hook" in [s["name"] for s in ops.sinks()]
+        assert saved.kind == "webhook" and saved.settings["secret"] == "**********"
+        assert "x1" not in repr(saved) and "x1" not in saved.model_dump_json()
+        listed = {s.name: s for s in ops.sinks()}
+        assert listed["client-hook"].settings["url"] == "https://h.example.org/"
+        assert listed["in-app"].built_in and not listed["client-hook"].built_in
         table = {"routes": [{"min_severity": "minor", "sinks": ["client-hook"]}]}
-        assert alice.set_alert_routes(DS, table)["routes"][0]["sinks"] == ["client-hook"]
-        assert alice.alert_routes(DS)["routes"][0]["min_severity"] == "minor"
+        assert alice.set_alert_routes(DS, table).routes[0].sinks == ["client-hook"]
+        routes = alice.alert_routes(DS)
+        assert routes.routes[0].min_severity == "minor" and not routes.routes[0].continue_
+        assert alice.set_alert_routes(DS, routes) == routes  # a record goes back as it came
         with pytest.raises(PermissionDeniedError):
             alice.sinks()
         r = srv.call("ops", "DELETE", "/alerts/sinks/client-hook")  # still routed to: 409
@@ -165,4 +170,4 @@ def test_client_covers_sinks_and_routes(srv: Server) -> None:
         )
         alice.set_alert_routes(DS, {"default_sinks": ["in-app"]})
         ops.delete_sink("client-hook")
-        assert "client-hook" not in [s["name"] for s in ops.sinks()]
+        assert "client-hook" not in [s.name for s in ops.sinks()]

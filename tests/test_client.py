@@ -100,12 +100,14 @@ def fresh(server: Server, name: str) -> str:
 
 def test_whoami_and_datasets(alice: Client) -> None:
     me = alice.whoami()
-    assert me["user"] == "alice" and me["groups"] == ["fersa"]
-    assert "fersa-press" in [d["id"] for d in alice.datasets()]
-    assert "zf-oven" not in [d["id"] for d in alice.datasets()]
+    assert me.user == "alice" and me.groups == ["fersa"]
+    assert me.token is not None and me.token.level == "admin" and me.via.startswith("token:")
+    assert "fersa-press" in [d.id for d in alice.datasets()]
+    assert "zf-oven" not in [d.id for d in alice.datasets()]
     info = alice.dataset("fersa-press")
-    assert info["role"] == "owner" and info["interval"] == "1s"
-    assert [c["name"] for c in alice.channels("fersa-press")["stored"]] == ["temp", "p_in"]
+    assert info.role == "owner" and info.interval == "1s"
+    assert info.summary.samples > 0 and info.summary.end is not None
+    assert [c.name for c in alice.channels("fersa-press").stored] == ["temp", "p_in"]
     assert alice.history("fersa-press")[0].id
 
 
@@ -301,7 +303,7 @@ def test_verify_takes_a_ca_bundle(server: Server, tmp_path: Path) -> None:
     import certifi
 
     with Client(server.url, server.tokens["alice"], verify=certifi.where()) as c:
-        assert c.whoami()["user"] == "alice"
+        assert c.whoami().user == "alice"
     with pytest.raises(ValueError, match="CA bundle"):
         Client(server.url, server.tokens["alice"], verify=str(tmp_path / "nope.pem"))
     with pytest.raises(ValueError, match="one word"):
@@ -333,13 +335,13 @@ def test_arrow_carries_dataset_attrs_and_tag_lists() -> None:
 
 def test_create_update_delete_dataset(server: Server, alice: Client) -> None:
     made = alice.create_dataset(spec("fersa-tmp", "fersa"))
-    assert made["id"] == "fersa-tmp" and made["role"] == "owner"
-    assert alice.update_dataset("fersa-tmp", title="Press 2")["title"] == "Press 2"
-    assert alice.dataset("fersa-tmp")["title"] == "Press 2"
+    assert made.id == "fersa-tmp" and made.role == "owner"
+    assert alice.update_dataset("fersa-tmp", title="Press 2").title == "Press 2"
+    assert alice.dataset("fersa-tmp").title == "Press 2"
     with pytest.raises(RequestValidationError) as exc:
         alice.delete_dataset("fersa-tmp", confirm="wrong")
     assert exc.value.status == 400
-    assert alice.delete_dataset("fersa-tmp", confirm="fersa-tmp")["deleted"] == "fersa-tmp"
+    assert alice.delete_dataset("fersa-tmp", confirm="fersa-tmp").deleted == "fersa-tmp"
     with pytest.raises(NotFoundError):
         alice.dataset("fersa-tmp")
     with pytest.raises(PermissionDeniedError):  # alice is not in partner zf
@@ -354,8 +356,8 @@ def test_set_and_delete_channels(server: Server, alice: Client) -> None:
     assert stored[0].description == "oil"
     commit = alice.delete_channel(ds, "flow", confirm="flow")
     assert commit == alice.history(ds)[0].id
-    assert [c["name"] for c in alice.channels(ds)["stored"]] == ["temp", "p_in"]
-    assert [c["name"] for c in alice.channels(ds, as_of=commit)["stored"]] == ["temp", "p_in"]
+    assert [c.name for c in alice.channels(ds).stored] == ["temp", "p_in"]
+    assert [c.name for c in alice.channels(ds, as_of=commit).stored] == ["temp", "p_in"]
 
 
 def test_show_formula_and_alert_rule(server: Server, alice: Client) -> None:
@@ -445,11 +447,11 @@ def test_export_options_and_errors(server: Server, alice: Client, tmp_path: Path
 def test_grants_and_audit(server: Server, alice: Client) -> None:
     ds = fresh(server, "shared-line")
     with server.client("bob") as bob:
-        assert ds not in [d["id"] for d in bob.datasets()]
+        assert ds not in [d.id for d in bob.datasets()]
         g = alice.grant(ds, "group", "zf", "viewer")
         assert (g.dataset, g.principal, g.role.value, g.granted_by) == (ds, "zf", "viewer", "alice")
         assert [x.principal for x in alice.grants(ds)] == ["zf"]
-        assert bob.dataset(ds)["role"] == "viewer"
+        assert bob.dataset(ds).role == "viewer"
         with pytest.raises(PermissionDeniedError):
             bob.grants(ds)
         with pytest.raises(PermissionDeniedError):

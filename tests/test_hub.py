@@ -347,7 +347,7 @@ def test_login_token_in_browser_then_client(hub: Hub, alice: Any) -> None:
         assert entry.detail["id"] == token.split("_")[1]
     assert alice.locator("#tokens tr").count() >= 1
     with Client(hub.service_url, token) as client:
-        ids = {d["id"] for d in client.datasets()}
+        ids = {d.id for d in client.datasets()}
         assert ids == {"fersa-grinding", "zf-extrusion"}  # own partner's + shared with fersa
         data = client.read("fersa-grinding", start="2024-05-01", end="2024-05-01T00:01")
         assert data["temp"].values.tolist() == list(np.arange(60.0))
@@ -370,7 +370,7 @@ def test_partners_are_kept_apart(browser: Any, hub: Hub) -> None:
     finally:
         ctx.close()
     with Client(hub.service_url, token) as client:
-        assert {d["id"] for d in client.datasets()} == {"zf-extrusion"}
+        assert {d.id for d in client.datasets()} == {"zf-extrusion"}
         with pytest.raises(NotFoundError) as hidden:
             client.dataset("fersa-grinding")
         with pytest.raises(NotFoundError) as missing:
@@ -551,7 +551,7 @@ _FROM_ENV = """import os
 from stream0d_nb.client import Client
 print(os.environ["STREAM0D_API_TOKEN"])
 try:
-    print(sorted(d["id"] for d in Client.from_env().datasets()))
+    print(sorted(d.id for d in Client.from_env().datasets()))
 except Exception as e:
     print(type(e).__name__, e)
 """
@@ -713,7 +713,7 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
         assert page.text_content("#groups") == "fersa"
         token = create_token(page, "make run", "read")
         with Client(f"{url}/services/stream0d", token) as client:
-            assert {d["id"] for d in client.datasets()} == {"fersa-line"}
+            assert {d.id for d in client.datasets()} == {"fersa-line"}
             assert client.read("fersa-line", "temp")["temp"].size == 60
         # ana's own JupyterLab starts (same OS user as the hub: the documented demo trade-off)
         page.goto(f"{url}/hub/spawn")
@@ -726,7 +726,7 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
             f"{url}/user/ana",
             "from stream0d_nb.client import Client\n"
             "c = Client.from_env()\n"
-            "print(sorted(d['id'] for d in c.datasets()))",
+            "print(sorted(d.id for d in c.datasets()))",
         )
         assert out.strip() == "['fersa-line']", out
         # ana shares her server with marco (JupyterHub sharing, hub API, her own session)
@@ -858,6 +858,6 @@ def test_each_partner_logs_in_with_its_own_provider(
     finally:
         ctx.close()
     with Client(multi_hub.service_url, token) as client:
-        assert {d["id"] for d in client.datasets()} == {f"{partner}-multi"}
+        assert {d.id for d in client.datasets()} == {f"{partner}-multi"}
         with pytest.raises(NotFoundError):
             client.dataset(f"{other}-multi")

@@ -223,7 +223,7 @@ for env in glob.glob("/proc/[0-9]*/environ"):
 out["proc_tried"], out["proc_readable"] = tried, readable
 from stream0d_nb.client import Client, NotFoundError
 c = Client.from_env()
-out["datasets"] = sorted(d["id"] for d in c.datasets())
+out["datasets"] = sorted(d.id for d in c.datasets())
 out["fersa_values"] = int(c.read("fersa-line", "temp")["temp"].size)
 try:
     c.read("zf-line", "temp")

@@ -16,11 +16,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-import pydantic
 
 from stream0d_nb import derived
 from stream0d_nb.alerts.engine import EvaluationResult, evaluate_rules, lookback_ns
@@ -31,7 +29,7 @@ from stream0d_nb.alerts.sinks import LogSink, LogSinkConfig, Notification, sink_
 from stream0d_nb.db.alert_tables import AlertRegistry
 from stream0d_nb.db.sealed import Sealer
 from stream0d_nb.errors import ConfirmationRequiredError, ValidationError
-from stream0d_nb.records import EventRecord
+from stream0d_nb.records import EventRecord, Silence
 from stream0d_nb.specs import IngestReport, parse_duration
 from stream0d_nb.store import Store
 from stream0d_nb.store.grid import to_ns
@@ -45,46 +43,6 @@ OUTBOX_EVENTS = 200  # newest events checked for undelivered notifications on ea
 
 def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
-
-
-class Silence(pydantic.BaseModel):
-    """A mute window: one-off (start, end) or weekly (days 0=Monday, from/to local times)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    start: datetime | None = None
-    end: datetime | None = None
-    days: list[int] | None = None
-    from_time: str | None = None
-    to_time: str | None = None
-    tz: str = "UTC"
-    comment: str = ""
-
-    @pydantic.model_validator(mode="after")
-    def _one_kind(self) -> Silence:
-        one_off = self.start is not None and self.end is not None
-        weekly = self.days is not None and self.from_time is not None and self.to_time is not None
-        if one_off == weekly:
-            raise ValueError("a silence is either start+end, or days+from_time+to_time")
-        if weekly and not all(0 <= d <= 6 for d in self.days or []):
-            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
-        return self
-
-    def covers(self, at: datetime) -> bool:
-        """Whether notifications at ``at`` are muted."""
-        if self.start is not None and self.end is not None:
-            s = self.start if self.start.tzinfo else self.start.replace(tzinfo=UTC)
-            e = self.end if self.end.tzinfo else self.end.replace(tzinfo=UTC)
-            return s <= at < e
-        local = at.astimezone(ZoneInfo(self.tz))
-        hhmm = local.strftime("%H:%M")
-        lo, hi = self.from_time or "00:00", self.to_time or "24:00"
-        if lo <= hi:  # same day window
-            return local.weekday() in (self.days or []) and lo <= hhmm < hi
-        # over midnight: the part after midnight belongs to the previous day's window
-        if hhmm >= lo:
-            return local.weekday() in (self.days or [])
-        return hhmm < hi and (local.weekday() - 1) % 7 in (self.days or [])
 
 
 class AlertService:

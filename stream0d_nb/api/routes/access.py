@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +24,7 @@ from stream0d_nb.api.deps import (
     require,
     session_only,
 )
-from stream0d_nb.records import AuditEntry, GrantRecord, TokenRecord
+from stream0d_nb.records import AttrView, AuditEntry, GrantRecord, NewToken, TokenRecord
 
 router = APIRouter(tags=["access"])
 
@@ -96,7 +96,7 @@ def create_token(
     body: TokenRequest,
     identity: Annotated[Identity, Depends(session_only)],
     access: AccessDep,
-) -> dict[str, Any]:
+) -> NewToken:
     """Issue a token (hub browser sessions only); its secret is shown this once."""
     check_token_request(identity, body.level)
     issued = access.issue_token(
@@ -108,7 +108,7 @@ def create_token(
         datasets=body.datasets,
         via=identity.via,
     )
-    return {"token": issued.token, **issued.record.model_dump(mode="json")}
+    return NewToken.model_validate(AttrView(issued.record, token=issued.token))
 
 
 @router.delete("/tokens/{token_id}")

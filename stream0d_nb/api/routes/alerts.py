@@ -6,19 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from stream0d_nb.access import Action
 from stream0d_nb.alerts.rules import AlertRule
-from stream0d_nb.alerts.service import Silence
 from stream0d_nb.api.deps import AlertsDep, DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import NotFoundError
 from stream0d_nb.api.routes.data import check_limits
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.records import EventRecord
+from stream0d_nb.records import AlertPreview, AttrView, EventRecord, Silence, SilenceRecord
 from stream0d_nb.safetext import Line
 
 router = APIRouter(tags=["alerts"])
@@ -92,10 +90,6 @@ def _iso(ns: int | None) -> str | None:
     return None if ns is None else pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
 
 
-def _number(x: float) -> float | None:
-    return None if np.isnan(x) or np.isinf(x) else float(x)
-
-
 @router.post("/datasets/{dataset_id}/alerts/preview")
 def preview_rule(
     body: RulePreview,
@@ -103,7 +97,7 @@ def preview_rule(
     alerts: AlertsDep,
     store: StoreDep,
     settings: Annotated[Any, Depends(get_settings)],
-) -> dict[str, Any]:
+) -> AlertPreview:
     """Run an unsaved rule over a window as ``alerts backfill`` does (viewer): its episodes
     and state changes; checked as on save (422) and bounded as a read of its inputs (413);
     nothing stored, nothing sent."""
@@ -114,34 +108,11 @@ def preview_rule(
         span = (_iso(max(read_lo, 0)), _iso(hi))
         check_limits(snap, inputs, *span, None, "mean", settings, "arrow", store, ctx.id)
     res = alerts.backfill(ctx.id, body.start, body.end, rules=rules)
-    return {
-        "rule": body.rule.name,
-        "start": _iso(lo),
-        "end": _iso(hi),
-        "episodes": [
-            {
-                "series": e.series,
-                "start": _iso(e.start),
-                "end": _iso(e.end),
-                "severity": e.severity,
-                "peak_value": _number(e.peak_value),
-                "peak_time": _iso(e.peak_time),
-                "labels": e.labels,
-            }
-            for e in res.episodes
-        ],
-        "transitions": [
-            {
-                "series": t.series,
-                "at": _iso(t.at),
-                "from_state": t.from_state,
-                "to_state": t.to_state,
-                "severity": body.rule.severity,
-                "value": _number(t.value),
-            }
-            for t in res.transitions
-        ],
-    }
+    severity = body.rule.severity  # transitions carry their rule's
+    transitions = [AttrView(t, severity=severity) for t in res.transitions]
+    return AlertPreview.model_validate(
+        AttrView(res, rule=body.rule.name, start=lo, end=hi, transitions=transitions)
+    )
 
 
 class SilenceRequest(Silence):
@@ -150,15 +121,9 @@ class SilenceRequest(Silence):
     rule: Line | None = None
 
 
-class SilenceRecord(SilenceRequest):
-    """A saved silence and its id."""
-
-    id: int
-
-
 def _silences(alerts: Any, dataset_id: str) -> list[SilenceRecord]:
     return [
-        SilenceRecord(id=sid, rule=rule, **spec)
+        SilenceRecord.model_validate({"id": sid, "rule": rule, **spec})
         for sid, rule, spec in alerts.table.silences(dataset_id)
     ]
 
@@ -174,7 +139,7 @@ def create_silence(body: SilenceRequest, ctx: Edit, alerts: AlertsDep) -> Silenc
     """Mute notifications of the dataset or one rule in a window (editor; audited)."""
     window = Silence.model_validate(body.model_dump(exclude={"rule"}))
     sid = alerts.silence(ctx.id, window, body.rule, actor=ctx.identity.user)
-    return SilenceRecord(id=sid, rule=body.rule, **window.model_dump())
+    return SilenceRecord.model_validate(AttrView(window, id=sid, rule=body.rule))
 
 
 @router.delete("/datasets/{dataset_id}/alerts/silences/{silence_id}", status_code=204)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,13 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stream0d_nb.access import Action
 from stream0d_nb.api.deps import DatasetContext, StoreDep, require
 from stream0d_nb.api.errors import NotFoundError
-from stream0d_nb.db.recal_tables import (
-    ModelRecord,
-    RecalRegistry,
-    RunRecord,
-    ScheduleRecord,
-    VersionRecord,
-)
+from stream0d_nb.db.recal_tables import RecalRegistry, RunRecord, ScheduleRecord
 from stream0d_nb.errors import ValidationError, WriteConflictError
 from stream0d_nb.recalibration.models import build_model, model_names
 from stream0d_nb.recalibration.runner import (
@@ -45,6 +38,15 @@ from stream0d_nb.recalibration.scheduler import (
     update_schedule,
 )
 from stream0d_nb.recalibration.service import Activation, Recalibration
+from stream0d_nb.records import (
+    RUN_FILES,
+    AttrView,
+    ModelInfo,
+    ModelRecord,
+    RunInfo,
+    ScheduleInfo,
+    VersionRecord,
+)
 from stream0d_nb.store import Store
 
 router = APIRouter(tags=["recalibration"])
@@ -106,14 +108,9 @@ class ModelIn(BaseModel):
     activation: ActivationIn = Field(default_factory=ActivationIn)
 
 
-class ModelOut(ModelRecord):
-    """A model with its active version (None before the first activation)."""
-
-    active: VersionRecord | None
-
-
-def _model_out(table: RecalRegistry, rec: ModelRecord) -> ModelOut:
-    return ModelOut(**rec.model_dump(), active=table.active_version(rec.dataset, rec.name))
+def _model_out(table: RecalRegistry, rec: ModelRecord) -> ModelInfo:
+    active = table.active_version(rec.dataset, rec.name)
+    return ModelInfo.model_validate(AttrView(rec, active=active))
 
 
 def _find_model(table: RecalRegistry, dataset_id: str, name: str) -> ModelRecord:
@@ -125,14 +122,14 @@ def _find_model(table: RecalRegistry, dataset_id: str, name: str) -> ModelRecord
 
 
 @router.get("/datasets/{dataset_id}/models")
-def list_models(ctx: Read, store: StoreDep) -> list[ModelOut]:
+def list_models(ctx: Read, store: StoreDep) -> list[ModelInfo]:
     """The dataset's models with their active version (viewer)."""
     table = RecalRegistry(store.registry)
     return [_model_out(table, m) for m in table.models(ctx.id)]
 
 
 @router.get("/datasets/{dataset_id}/models/{name}")
-def show_model(name: str, ctx: Read, store: StoreDep) -> ModelOut:
+def show_model(name: str, ctx: Read, store: StoreDep) -> ModelInfo:
     """One model with its active version (viewer)."""
     table = RecalRegistry(store.registry)
     return _model_out(table, _find_model(table, ctx.id, name))
@@ -141,7 +138,7 @@ def show_model(name: str, ctx: Read, store: StoreDep) -> ModelOut:
 @router.put("/datasets/{dataset_id}/models/{name}", status_code=200)
 def save_model(
     name: str, body: ModelIn, ctx: Edit, store: StoreDep, response: Response
-) -> ModelOut:
+) -> ModelInfo:
     """Create (201) or redefine (200) a model (editor); its inputs and output must resolve
     on the dataset. Audited ``recal.model.create|update`` like ``stream0d recal model add``."""
     if body.kind not in model_names():
@@ -185,43 +182,11 @@ def model_versions(
 
 
 # ---- runs -------------------------------------------------------------------------------
-FILES = {  # API name -> (runner output key, media type)
-    "log": ("kernel_log", "text/plain; charset=utf-8"),
-    "notebook": ("notebook", "application/x-ipynb+json"),
-    "report": ("html", "text/html; charset=utf-8"),
+MEDIA_TYPES = {
+    "log": "text/plain; charset=utf-8",
+    "notebook": "application/x-ipynb+json",
+    "report": "text/html; charset=utf-8",
 }
-
-
-class RunOut(BaseModel):
-    """A notebook run as the API shows it: the notebook by name, and which of its files
-    (``log``, ``notebook``, ``report``) can be fetched (never server paths)."""
-
-    id: int
-    dataset: str | None
-    schedule_id: int | None
-    notebook: str
-    status: str
-    trigger: str
-    scheduled_for: datetime | None
-    queued_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    duration_s: float | None
-    parameters: dict[str, Any]
-    snapshot: str | None
-    model_version_id: int | None
-    error_cell: int | None
-    error_name: str | None
-    error_message: str | None
-    metrics: dict[str, Any]
-    files: list[str]
-    created_by: str
-
-
-def _run_out(rec: RunRecord) -> RunOut:
-    data = rec.model_dump(exclude={"outputs", "deadline", "notebook"})
-    files = [k for k, (key, _) in FILES.items() if key in rec.outputs]
-    return RunOut(**data, notebook=Path(rec.notebook).name, files=files)
 
 
 def _find_run(store: Store, dataset_id: str, run_id: int) -> RunRecord:
@@ -309,16 +274,16 @@ def list_runs(
         Literal["queued", "running", "succeeded", "failed", "timed_out"] | None, Query()
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> list[RunOut]:
+) -> list[RunInfo]:
     """The dataset's notebook runs, newest first (viewer)."""
     rows = RecalRegistry(store.registry).runs(None, ctx.id, status, limit)
-    return [_run_out(r) for r in rows]
+    return [RunInfo.model_validate(r) for r in rows]
 
 
 @router.post("/datasets/{dataset_id}/recalibration/runs", status_code=202)
 def start_run(
     body: RunIn, ctx: Edit, store: StoreDep, request: Request, response: Response
-) -> RunOut:
+) -> RunInfo:
     """Start a notebook run on the dataset (editor): the parameters are checked first
     (422), then the run is recorded ``queued`` and executes off the request; the answer
     (202) is the run, whose status ``GET .../runs/{run}`` follows."""
@@ -346,19 +311,18 @@ def start_run(
     response.headers["Location"] = str(
         request.url_for("show_run", dataset_id=ctx.id, run_id=run.id)
     )
-    return _run_out(run)
+    return RunInfo.model_validate(run)
 
 
 @router.get("/datasets/{dataset_id}/recalibration/runs/{run_id}")
-def show_run(run_id: int, ctx: ViewRuns, store: StoreDep) -> RunOut:
+def show_run(run_id: int, ctx: ViewRuns, store: StoreDep) -> RunInfo:
     """One run: status, times, parameters, snapshot, model version, error (viewer)."""
-    return _run_out(_find_run(store, ctx.id, run_id))
+    return RunInfo.model_validate(_find_run(store, ctx.id, run_id))
 
 
 def _run_file(store: Store, rec: RunRecord, what: str) -> Path:
     """A run's file, only if it is a file inside the local runs folder (404 otherwise)."""
-    key, _ = FILES[what]
-    where = rec.outputs.get(key)
+    where = rec.outputs.get(RUN_FILES[what])
     if not where:
         raise NotFoundError(f"run {rec.id} has no {what} (status {rec.status})")
     if str(where).startswith("az://"):
@@ -383,7 +347,7 @@ def run_file(
         headers["Content-Security-Policy"] = REPORT_CSP
     elif what == "notebook":
         headers["Content-Disposition"] = f'attachment; filename="run-{rec.id}-{path.name}"'
-    return Response(path.read_bytes(), media_type=FILES[what][1], headers=headers)
+    return Response(path.read_bytes(), media_type=MEDIA_TYPES[what], headers=headers)
 
 
 # ---- schedules --------------------------------------------------------------------------
@@ -416,36 +380,10 @@ class ScheduleChange(BaseModel):
     enabled: bool | None = None
 
 
-class ScheduleOut(BaseModel):
-    """A schedule with its next slot and the run holding it, if one runs."""
-
-    name: str
-    dataset: str | None
-    cron: str
-    notebook: str
-    parameters: dict[str, Any]
-    catch_up: str
-    max_catch_up: int
-    timeout_s: float
-    enabled: bool
-    last_fired_for: datetime | None
-    next_slot: datetime
-    running_run: int | None
-    created_at: datetime
-    created_by: str
-
-
-def _schedule_out(rec: ScheduleRecord) -> ScheduleOut:
-    data = rec.model_dump(
-        include={"name", "dataset", "cron", "parameters", "catch_up", "max_catch_up",
-                 "timeout_s", "enabled", "last_fired_for", "created_at", "created_by"}
-    )  # fmt: skip
-    return ScheduleOut(
-        **data,
-        notebook=Path(rec.notebook).name,
-        next_slot=next_slot(rec.cron, rec.last_fired_for or rec.created_at),
-        running_run=rec.claim_run_id if rec.claimed_by else None,
-    )
+def _schedule_out(rec: ScheduleRecord) -> ScheduleInfo:
+    """The schedule with its next slot (computed here: the records know no cron)."""
+    slot = next_slot(rec.cron, rec.last_fired_for or rec.created_at)
+    return ScheduleInfo.model_validate(AttrView(rec, next_slot=slot))
 
 
 def _find_schedule(store: Store, dataset_id: str, name: str) -> ScheduleRecord:
@@ -461,20 +399,20 @@ def _name_taken(store: Store, name: str) -> bool:
 
 
 @router.get("/datasets/{dataset_id}/recalibration/schedules")
-def list_schedules(ctx: ViewRuns, store: StoreDep) -> list[ScheduleOut]:
+def list_schedules(ctx: ViewRuns, store: StoreDep) -> list[ScheduleInfo]:
     """The dataset's schedules with their next slot (viewer)."""
     rows = RecalRegistry(store.registry).schedules()
     return [_schedule_out(s) for s in rows if s.dataset == ctx.id]
 
 
 @router.get("/datasets/{dataset_id}/recalibration/schedules/{name}")
-def show_schedule(name: str, ctx: ViewRuns, store: StoreDep) -> ScheduleOut:
+def show_schedule(name: str, ctx: ViewRuns, store: StoreDep) -> ScheduleInfo:
     """One schedule (viewer)."""
     return _schedule_out(_find_schedule(store, ctx.id, name))
 
 
 @router.post("/datasets/{dataset_id}/recalibration/schedules", status_code=201)
-def create_schedule(body: ScheduleIn, ctx: Edit, store: StoreDep) -> ScheduleOut:
+def create_schedule(body: ScheduleIn, ctx: Edit, store: StoreDep) -> ScheduleInfo:
     """Schedule a notebook on the dataset (editor); cron, notebook and parameters are
     checked now (422); the name begins with the dataset's id and a dash; a name in use
     is 409. Audited."""
@@ -513,7 +451,7 @@ def create_schedule(body: ScheduleIn, ctx: Edit, store: StoreDep) -> ScheduleOut
 
 
 @router.patch("/datasets/{dataset_id}/recalibration/schedules/{name}")
-def change_schedule(name: str, body: ScheduleChange, ctx: Edit, store: StoreDep) -> ScheduleOut:
+def change_schedule(name: str, body: ScheduleChange, ctx: Edit, store: StoreDep) -> ScheduleInfo:
     """Change a schedule, pause (``enabled: false``) or resume it (editor); audited.
     Changing anything but ``enabled`` while one of its runs executes is 409."""
     _find_schedule(store, ctx.id, name)

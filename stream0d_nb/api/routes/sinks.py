@@ -21,6 +21,7 @@ from stream0d_nb.alerts.sinks import sink_from_config
 from stream0d_nb.api.deps import AlertsDep, DatasetContext, IdentityDep, require
 from stream0d_nb.api.errors import NotFoundError
 from stream0d_nb.errors import DatasetExistsError, ValidationError
+from stream0d_nb.records import AlertRoutes, SinkRecord
 from stream0d_nb.specs import check_slug
 
 router = APIRouter(tags=["alerts"])
@@ -49,17 +50,19 @@ Admin = Annotated[Identity, Depends(hub_admin)]
 Owner = Annotated[DatasetContext, Depends(require(Action.MANAGE_ALERT_ROUTES))]
 
 
-def _masked(name: str, kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """A sink's settings with every secret masked (``**********``)."""
+def _masked(name: str, kind: str, config: dict[str, Any]) -> SinkRecord:
+    """A sink with its settings, every secret masked (``**********``): dumped to JSON by
+    its kind's config model, which masks them."""
     sink = sink_from_config({**config, "name": name, "kind": kind})
-    return dict(sink.config.model_dump(mode="json"))
+    return SinkRecord.model_validate(sink.config.model_dump(mode="json"))
 
 
 @router.get("/alerts/sinks")
-def list_sinks(admin: Admin, alerts: AlertsDep) -> list[dict[str, Any]]:
+def list_sinks(admin: Admin, alerts: AlertsDep) -> list[SinkRecord]:
     """Every sink with its kind and masked settings (plus the built-in ``in-app``)."""
     stored = [_masked(n, kind, cfg) for n, (kind, cfg) in sorted(alerts.table.sinks().items())]
-    return [*stored, *({"name": n, "kind": k, "built_in": True} for n, k in BUILT_IN.items())]
+    built_in = [SinkRecord(name=n, kind=k, built_in=True) for n, k in BUILT_IN.items()]
+    return [*stored, *built_in]
 
 
 @router.put("/alerts/sinks/{name}")
@@ -68,7 +71,7 @@ def save_sink(
     admin: Admin,
     alerts: AlertsDep,
     body: Annotated[dict[str, Any], Body(examples=[{"kind": "webhook", "url": "https://..."}])],
-) -> dict[str, Any]:
+) -> SinkRecord:
     """Add or replace a sink: ``kind`` and that kind's settings (validated); answers them
     masked."""
     check_slug(name, "sink name")
@@ -103,15 +106,16 @@ def delete_sink(name: str, admin: Admin, alerts: AlertsDep) -> Response:
 
 
 @router.get("/datasets/{dataset_id}/alerts/routes")
-def get_routes(ctx: Owner, alerts: AlertsDep) -> dict[str, Any]:
+def get_routes(ctx: Owner, alerts: AlertsDep) -> AlertRoutes:
     """Which sinks the dataset's alerts go to (default: the in-app list)."""
-    return alerts.table.routes(ctx.id) or {"default_sinks": ["in-app"]}
+    table = alerts.table.routes(ctx.id) or {"default_sinks": ["in-app"]}
+    return AlertRoutes.model_validate(table)
 
 
 @router.put("/datasets/{dataset_id}/alerts/routes")
-def set_routes(ctx: Owner, alerts: AlertsDep, body: dict[str, Any]) -> dict[str, Any]:
+def set_routes(ctx: Owner, alerts: AlertsDep, body: dict[str, Any]) -> AlertRoutes:
     """Replace the dataset's routing table (sinks named must exist; audited)."""
     names = [*alerts.table.sinks(), *BUILT_IN]
     table = RoutingTable.parse(body, sink_names=names)
     alerts.table.set_routes(ctx.id, table.model_dump(mode="json", by_alias=True), ctx.identity.user)
-    return alerts.table.routes(ctx.id) or {}
+    return AlertRoutes.model_validate(alerts.table.routes(ctx.id) or {})
