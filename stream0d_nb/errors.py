@@ -32,12 +32,45 @@ class SnapshotNotFoundError(Stream0dError, LookupError):
     """No snapshot matches the given id or time."""
 
 
+class RuleNotFoundError(Stream0dError, LookupError):
+    """The dataset has no alert rule of that name."""
+
+
+class SilenceNotFoundError(Stream0dError, LookupError):
+    """The dataset has no silence with that id."""
+
+
+class SinkNotFoundError(Stream0dError, LookupError):
+    """No notification sink of that name."""
+
+
+class ModelNotFoundError(Stream0dError, LookupError):
+    """The dataset has no recalibration model of that name."""
+
+
+class ModelVersionNotFoundError(Stream0dError, LookupError):
+    """No model version with that id."""
+
+
+class ScheduleNotFoundError(Stream0dError, LookupError):
+    """No recalibration schedule of that name (or none of that dataset)."""
+
+
+class RunNotFoundError(Stream0dError, LookupError):
+    """No notebook run with that id (or none of that dataset)."""
+
+
 class ConfirmationRequiredError(Stream0dError, PermissionError):
     """A destructive action was asked without the explicit confirmation it needs."""
 
 
 class WriteConflictError(Stream0dError, RuntimeError):
-    """Another writer committed to the same chunks and retries were exhausted."""
+    """Another writer got there first (the same chunks, retries exhausted; a held claim):
+    HTTP 409."""
+
+
+class ScheduleExistsError(WriteConflictError):
+    """A schedule of that name exists (names are unique across datasets): HTTP 409."""
 
 
 class StorageUnavailableError(Stream0dError, ConnectionError):

@@ -9,8 +9,14 @@ import pytest
 
 from stream0d_nb.db.alert_tables import AlertRegistry
 from stream0d_nb.db.registry import Registry
-from stream0d_nb.errors import DatasetNotFoundError, ValidationError
+from stream0d_nb.errors import (
+    DatasetNotFoundError,
+    RuleNotFoundError,
+    SilenceNotFoundError,
+    SinkNotFoundError,
+)
 from stream0d_nb.specs import DatasetSpec
+from tests.races import at_once
 
 
 @pytest.fixture
@@ -37,8 +43,11 @@ def test_rules_saved_replaced_deleted_and_audited(alerts: AlertRegistry) -> None
     alerts.commit_evaluation("line-1", "hot", {"temp": ({"state": "firing"}, 10)}, [])
     alerts.delete_rule("line-1", "hot", "carol")
     assert alerts.states("line-1", "hot") == {}
-    with pytest.raises(ValidationError):
+    with pytest.raises(RuleNotFoundError, match=r"no alert rule 'hot' \(rules: cold\)"):
         alerts.delete_rule("line-1", "hot", "carol")
+    assert alerts.rule("line-1", "cold")["op"] == "<"
+    with pytest.raises(RuleNotFoundError, match="'hot'"):
+        alerts.rule("line-1", "hot")
     log = [
         (e.action, e.actor)
         for e in alerts.registry.audit_log("line-1")
@@ -95,12 +104,22 @@ def test_silences_sinks_routes_and_deliveries(alerts: AlertRegistry) -> None:
     )
     alerts.delete_silence("line-1", sid, "alice")
     assert len(alerts.silences("line-1")) == 1
+    with pytest.raises(SilenceNotFoundError, match=f"no silence {sid}"):
+        alerts.delete_silence("line-1", sid, "alice")
     alerts.save_sink("ops-mail", "email", {"host": "127.0.0.1", "port": 25}, "alice")
     alerts.save_sink("ops-mail", "email", {"host": "127.0.0.1", "port": 2525}, "alice")
     assert alerts.sinks() == {"ops-mail": ("email", {"host": "127.0.0.1", "port": 2525})}
     assert alerts.routes("line-1") is None
     alerts.set_routes("line-1", {"default_sinks": ["ops-mail"]}, "alice")
     assert alerts.routes("line-1") == {"default_sinks": ["ops-mail"]}
+    alerts.delete_sink("ops-mail", "alice")
+    with pytest.raises(SinkNotFoundError, match="no sink 'ops-mail'"):
+        alerts.delete_sink("ops-mail", "alice")
+    assert [e.action for e in alerts.registry.audit_log() if "sink" in e.action] == [
+        "alert.sink.delete",
+        "alert.sink",
+        "alert.sink",
+    ]
     assert not alerts.delivered("k1", "ops-mail")
     alerts.record_delivery("k1", "ops-mail", "line-1", False, 3, "connection refused")
     assert not alerts.delivered("k1", "ops-mail")
@@ -133,3 +152,19 @@ def test_long_notification_keys_fit_and_stay_distinct(alerts: AlertRegistry) -> 
         (b.key, "ops-mail"),
         (repeat.key, "ops-mail"),
     }
+
+
+def test_concurrent_first_saves_leave_one_row(alerts: AlertRegistry) -> None:
+    """First saves of one rule, sink or routing table at the same moment all succeed, one
+    row each (a rule's losers find the winner's row unchanged: one audit entry)."""
+    spec = {"name": "hot", "kind": "threshold", "channel": "temp", "op": ">", "value": 80}
+    at_once(6, lambda i: alerts.save_rule("line-1", "hot", spec, f"user{i}"))
+    assert alerts.rules("line-1") == [spec]
+    assert [e.action for e in alerts.registry.audit_log("line-1", action="alert.create")] == [
+        "alert.create"
+    ]
+    assert alerts.registry.audit_log("line-1", action="alert.update") == []
+    at_once(6, lambda i: alerts.save_sink("ops", "log", {"n": i}, f"user{i}"))
+    assert list(alerts.sinks()) == ["ops"]
+    at_once(6, lambda i: alerts.set_routes("line-1", {"default_sinks": ["ops"]}, f"user{i}"))
+    assert alerts.routes("line-1") == {"default_sinks": ["ops"]}

@@ -13,7 +13,7 @@ import pytest
 from stream0d_nb.alerts.notify import RetryPolicy
 from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.alerts.service import AlertService, Silence
-from stream0d_nb.errors import ConfirmationRequiredError, ValidationError
+from stream0d_nb.errors import ConfirmationRequiredError, RuleNotFoundError, ValidationError
 from stream0d_nb.formulas import FormulaError
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
@@ -70,8 +70,10 @@ def test_rules_are_validated_saved_and_deleted(store: Store) -> None:
     with pytest.raises(ConfirmationRequiredError):
         svc.delete_rule("line-1", "hot", confirm=None)
     svc.delete_rule("line-1", "hot", confirm="hot")
-    with pytest.raises(ValidationError, match="no alert rule 'hot'"):
+    with pytest.raises(RuleNotFoundError, match="no alert rule 'hot'"):
         svc.rule("line-1", "hot")
+    with pytest.raises(RuleNotFoundError, match="no alert rule 'hot'"):
+        svc.delete_rule("line-1", "hot", confirm="hot")
 
 
 def test_live_evaluation_across_writes_and_restarts_notifies_once(store: Store) -> None:
@@ -140,6 +142,9 @@ def test_silences_mute_notifications_not_events(store: Store) -> None:
     assert not weekly.covers(datetime(2024, 3, 2, 6, 0, tzinfo=UTC))  # Sat 07:00 Madrid
     with pytest.raises(ValueError):
         Silence(days=[4])
+    # a silence naming no rule of the dataset is a bad value (not a missing thing asked for)
+    with pytest.raises(ValidationError, match=r"no alert rule 'nope' \(rules: hot\)"):
+        svc.silence("line-1", weekly, rule="nope")
 
 
 def test_webhook_sink_routed_by_severity_with_signature(store: Store) -> None:

@@ -30,6 +30,7 @@ from stream0d_nb.specs import FormulaSpec
 from stream0d_nb.store import Store
 from stream0d_nb.views import ViewSpec, check_time_expr, resolve_range
 from tests.api_servers import ApiOverHttp, partner_spec, seed_partner_datasets
+from tests.races import at_once
 
 WRITE = frozenset({"custom:stream0d:write"})
 USERS = {
@@ -399,3 +400,28 @@ def test_view_table_on_each_backend(reg: Registry) -> None:
 
         assert conn.execute(text("SELECT count(*) FROM views")).scalar_one() == 0
     assert reg.count_audit("fersa-a") == 6
+
+
+def test_view_table_concurrent_first_saves(reg: Registry) -> None:
+    """First saves of one view at the same moment: every replace succeeds (one row, one
+    creation); of several creates exactly one wins and the others are 409s, never 500s."""
+    reg.create_dataset(partner_spec("fersa-a", "fersa"), "/data/a", actor="alice")
+    views = ViewRegistry(reg)
+    spec = ViewSpec.model_validate(SHIFT)
+    saved = at_once(6, lambda i: views.save("fersa-a", spec, f"user{i}"))
+    assert sorted(created for _, created in saved) == [False] * 5 + [True]
+    assert views.list("fersa-a") == [spec]
+    assert [e.action for e in reg.audit_log("fersa-a") if e.action.startswith("view")] == [
+        "view.create"
+    ]
+    other = spec.model_copy(update={"name": "other"})
+
+    def create(i: int) -> str:
+        try:
+            views.save("fersa-a", other, f"user{i}", create_only=True)
+        except ViewExistsError:
+            return "exists"
+        return "created"
+
+    assert sorted(at_once(6, create)) == ["created"] + ["exists"] * 5
+    assert [v.name for v in views.list("fersa-a")] == ["shift", "other"]

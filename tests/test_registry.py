@@ -29,6 +29,7 @@ from stream0d_nb.errors import (
 )
 from stream0d_nb.records import AuditEntry
 from stream0d_nb.specs import ChannelSpec, DatasetSpec
+from tests.races import at_once
 
 HEADS = set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
@@ -555,3 +556,61 @@ def test_formulas_saved_updated_deleted_and_audited(reg: Registry) -> None:
     assert count(reg, "formulas") == 0
     with pytest.raises(DatasetNotFoundError):
         reg.list_formulas("line-1")
+
+
+def test_concurrent_first_saves_of_a_formula_leave_one_row(reg: Registry) -> None:
+    """Several first saves of one name at the same moment all succeed: the losers of the
+    unique-key race run again and find the winner's row (was a 500 on PostgreSQL)."""
+    from stream0d_nb.specs import FormulaSpec
+
+    reg.create_dataset(make_spec(), "/tmp/x", "alice")
+    ratio = FormulaSpec(name="ratio", formula="{a} / {b}", units="1")
+    assert at_once(6, lambda i: reg.save_formula("line-1", ratio, f"user{i}")) == [ratio] * 6
+    assert count(reg, "formulas") == 1
+    assert len(reg.audit_log("line-1", action="formula.create")) == 1
+    assert reg.audit_log("line-1", action="formula.update") == []  # the others: unchanged
+
+
+def test_save_by_name_modes_and_race(reg: Registry) -> None:
+    """The one upsert helper: a create refuses a taken key, an update a missing one, and a
+    unique-key race beyond its attempts surfaces as the IntegrityError it is."""
+    from stream0d_nb.db import upsert
+    from stream0d_nb.db.dataset_tables import FormulaRow
+
+    reg.create_dataset(make_spec(), "/tmp/x", "alice")
+    key = {"dataset_id": "line-1", "name": "f"}
+
+    def fill(row: FormulaRow, created: bool) -> dict[str, Any] | None:
+        if not created and row.formula == "{a}":
+            return None
+        row.formula, row.units, row.description, row.materialize = "{a}", "", "", False
+        return {"name": "f"}
+
+    def save(**kw: Any) -> upsert.Saved[FormulaRow]:
+        return upsert.save_by_name(
+            reg, FormulaRow, key, fill, actor="alice", actions=("f.new", "f.set"), **kw
+        )
+
+    with pytest.raises(ChannelNotFoundError, match="missing"):
+        save(missing=lambda: ChannelNotFoundError("missing"))
+    first = save(dataset_id="line-1", exists=lambda: DatasetExistsError("taken"))
+    assert (first.created, first.changed) == (True, True) and first.row.created_by == "alice"
+    with pytest.raises(DatasetExistsError, match="taken"):
+        save(exists=lambda: DatasetExistsError("taken"))
+    again = save()
+    assert (again.created, again.changed) == (False, False)
+    with pytest.raises(DatasetNotFoundError):
+        upsert.save_by_name(
+            reg, FormulaRow, key, fill, actor="a", actions=("x", "y"), dataset_id="nope"
+        )
+    assert [e.action for e in reg.audit_log("line-1") if e.action.startswith("f.")] == ["f.new"]
+    # a writer that keeps losing the race: retried, then the error
+    calls: list[int] = []
+
+    def always_taken(row: FormulaRow, created: bool) -> dict[str, Any]:
+        calls.append(1)
+        raise IntegrityError("INSERT", {}, Exception("unique"))
+
+    with pytest.raises(IntegrityError):
+        upsert.save_by_name(reg, FormulaRow, key, always_taken, actor="a", actions=("x", "y"))
+    assert len(calls) == upsert.ATTEMPTS

@@ -28,7 +28,7 @@ from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.alerts.sinks import LogSink, LogSinkConfig, Notification, sink_from_config
 from stream0d_nb.db.alert_tables import AlertRegistry
 from stream0d_nb.db.sealed import Sealer
-from stream0d_nb.errors import ConfirmationRequiredError, ValidationError
+from stream0d_nb.errors import ConfirmationRequiredError, RuleNotFoundError, ValidationError
 from stream0d_nb.records import EventRecord, Silence
 from stream0d_nb.specs import IngestReport, parse_duration
 from stream0d_nb.store import Store
@@ -90,14 +90,8 @@ class AlertService:
         return [AlertRule.model_validate(spec) for spec in self.table.rules(dataset_id)]
 
     def rule(self, dataset_id: str, name: str) -> AlertRule:
-        """One saved rule (ValidationError naming the rules there are)."""
-        rules = {r.name: r for r in self.rules(dataset_id)}
-        if name not in rules:
-            raise ValidationError(
-                f"dataset {dataset_id!r} has no alert rule {name!r}; rules: "
-                + (", ".join(rules) or "none")
-            )
-        return rules[name]
+        """One saved rule (``RuleNotFoundError`` naming the rules there are)."""
+        return AlertRule.model_validate(self.table.rule(dataset_id, name))
 
     def delete_rule(
         self, dataset_id: str, name: str, confirm: str | None, actor: str | None = None
@@ -325,7 +319,10 @@ class AlertService:
     ) -> int:
         """Mute notifications of a dataset (or one rule) in a window; returns its id."""
         if rule is not None:
-            self.rule(dataset_id, rule)
+            try:
+                self.rule(dataset_id, rule)
+            except RuleNotFoundError as exc:  # a value given, not the thing asked for
+                raise ValidationError(str(exc)) from None
         return self.table.add_silence(
             dataset_id, rule, silence.model_dump(mode="json"), self.store.actor(actor)
         )

@@ -26,12 +26,18 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
 from stream0d_nb.db.dataset_tables import dataset_row
 from stream0d_nb.db.sealed import Sealer
-from stream0d_nb.errors import ValidationError
+from stream0d_nb.db.upsert import save_by_name
+from stream0d_nb.errors import (
+    RuleNotFoundError,
+    SilenceNotFoundError,
+    SinkNotFoundError,
+    ValidationError,
+)
 from stream0d_nb.records import EventRecord
 
 if TYPE_CHECKING:
@@ -163,27 +169,48 @@ class AlertRegistry:
     # -- rules ---------------------------------------------------------------------
     def save_rule(self, dataset_id: str, name: str, spec: dict[str, Any], actor: str) -> None:
         """Insert or replace a rule (audited ``alert.create``/``alert.update``)."""
-        with self.registry.write_session() as s:
+
+        def fill(row: AlertRuleRow, created: bool) -> dict[str, Any] | None:
+            if not created and row.spec == spec:
+                return None
+            row.spec = spec
+            return {"rule": name, "spec": spec}
+
+        save_by_name(
+            self.registry,
+            AlertRuleRow,
+            {"dataset_id": dataset_id, "name": name},
+            fill,
+            actor=actor,
+            actions=("alert.create", "alert.update"),
+            dataset_id=dataset_id,
+        )
+
+    def rule(self, dataset_id: str, name: str) -> dict[str, Any]:
+        """The spec of one rule (``RuleNotFoundError`` naming the dataset's rules)."""
+        with self.registry.read_session() as s:
             dataset_row(s, dataset_id)
             row = s.scalars(
                 select(AlertRuleRow).where(
                     AlertRuleRow.dataset_id == dataset_id, AlertRuleRow.name == name
                 )
             ).one_or_none()
-            now = utcnow()
-            action = "alert.update" if row is not None else "alert.create"
             if row is None:
-                row = AlertRuleRow(
-                    dataset_id=dataset_id, name=name, created_at=now, created_by=actor
-                )
-                s.add(row)
-            elif row.spec == spec:
-                return
-            row.spec, row.updated_at, row.updated_by = spec, now, actor
-            s.flush()
-            self.registry.add_audit(
-                s, actor, action, dataset_id, {"rule": name, "spec": spec}, None, now
-            )
+                raise self._no_rule(s, dataset_id, name)
+            return dict(row.spec)
+
+    @staticmethod
+    def _no_rule(s: Session, dataset_id: str, name: str) -> RuleNotFoundError:
+        known = s.scalars(
+            select(AlertRuleRow.name)
+            .where(AlertRuleRow.dataset_id == dataset_id)
+            .order_by(AlertRuleRow.id)
+        ).all()
+        return RuleNotFoundError(
+            f"dataset {dataset_id!r} has no alert rule {name!r} (rules: "
+            + (", ".join(known) or "none")
+            + ")"
+        )
 
     def rules(self, dataset_id: str) -> list[dict[str, Any]]:
         """Specs of a dataset's rules, oldest first."""
@@ -197,7 +224,7 @@ class AlertRegistry:
             return [dict(r.spec) for r in rows]
 
     def delete_rule(self, dataset_id: str, name: str, actor: str) -> None:
-        """Delete a rule with its live state (events stay as history)."""
+        """Delete a rule with its live state (events stay as history); ``RuleNotFoundError``."""
         with self.registry.write_session() as s:
             n = s.execute(
                 delete(AlertRuleRow).where(
@@ -205,7 +232,8 @@ class AlertRegistry:
                 )
             ).rowcount  # type: ignore[attr-defined]
             if not n:
-                raise ValidationError(f"dataset {dataset_id!r} has no alert rule {name!r}")
+                dataset_row(s, dataset_id)
+                raise self._no_rule(s, dataset_id, name)
             s.execute(
                 delete(AlertStateRow).where(
                     AlertStateRow.dataset_id == dataset_id, AlertStateRow.rule == name
@@ -352,7 +380,7 @@ class AlertRegistry:
             return [(r.id, r.rule, dict(r.spec)) for r in rows]
 
     def delete_silence(self, dataset_id: str, silence_id: int, actor: str) -> None:
-        """Remove a silence."""
+        """Remove a silence (``SilenceNotFoundError`` if the dataset has none with that id)."""
         with self.registry.write_session() as s:
             n = s.execute(
                 delete(SilenceRow).where(
@@ -360,32 +388,30 @@ class AlertRegistry:
                 )
             ).rowcount  # type: ignore[attr-defined]
             if not n:
-                raise ValidationError(f"dataset {dataset_id!r} has no silence {silence_id}")
+                raise SilenceNotFoundError(f"dataset {dataset_id!r} has no silence {silence_id}")
             self.registry.add_audit(
                 s, actor, "alert.unsilence", dataset_id, {"silence": silence_id}, None
             )
 
     # -- sinks and routes ----------------------------------------------------------
     def save_sink(self, name: str, kind: str, config: dict[str, Any], actor: str) -> None:
-        """Insert or replace a sink's configuration."""
-        with self.registry.write_session() as s:
-            row = s.get(SinkRow, name)
-            if row is None:
-                row = SinkRow(name=name)
-                s.add(row)
-            stored = self.sealer.seal(config) if self.sealer is not None else config
-            row.kind, row.config, row.updated_at, row.updated_by = kind, stored, utcnow(), actor
-            s.flush()
-            self.registry.add_audit(
-                s, actor, "alert.sink", None, {"sink": name, "kind": kind}, None
-            )
+        """Insert or replace a sink's configuration (sealed when a sealer is set; audited
+        ``alert.sink`` each time: a sealed configuration cannot be compared)."""
+
+        def fill(row: SinkRow, created: bool) -> dict[str, Any]:
+            row.kind = kind
+            row.config = self.sealer.seal(config) if self.sealer is not None else config
+            return {"sink": name, "kind": kind}
+
+        actions = ("alert.sink", "alert.sink")
+        save_by_name(self.registry, SinkRow, {"name": name}, fill, actor=actor, actions=actions)
 
     def delete_sink(self, name: str, actor: str) -> None:
-        """Remove a sink's configuration (audited); an unknown name changes nothing."""
+        """Remove a sink's configuration (audited); ``SinkNotFoundError`` if there is none."""
         with self.registry.write_session() as s:
             row = s.get(SinkRow, name)
             if row is None:
-                return
+                raise SinkNotFoundError(f"no sink {name!r}")
             kind = row.kind
             s.delete(row)
             s.flush()
@@ -405,16 +431,21 @@ class AlertRegistry:
         }
 
     def set_routes(self, dataset_id: str, routes: dict[str, Any], actor: str) -> None:
-        """Replace a dataset's routing table."""
-        with self.registry.write_session() as s:
-            dataset_row(s, dataset_id)
-            row = s.get(RoutesRow, dataset_id)
-            if row is None:
-                row = RoutesRow(dataset_id=dataset_id)
-                s.add(row)
-            row.routes, row.updated_at, row.updated_by = routes, utcnow(), actor
-            s.flush()
-            self.registry.add_audit(s, actor, "alert.routes", dataset_id, {"routes": routes}, None)
+        """Replace a dataset's routing table (audited ``alert.routes``)."""
+
+        def fill(row: RoutesRow, created: bool) -> dict[str, Any]:
+            row.routes = routes
+            return {"routes": routes}
+
+        save_by_name(
+            self.registry,
+            RoutesRow,
+            {"dataset_id": dataset_id},
+            fill,
+            actor=actor,
+            actions=("alert.routes", "alert.routes"),
+            dataset_id=dataset_id,
+        )
 
     def routes_using(self, sink: str) -> list[str]:
         """Datasets whose routing table names ``sink`` (which then must not disappear)."""

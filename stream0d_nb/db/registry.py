@@ -42,6 +42,7 @@ from stream0d_nb.db.dataset_tables import (
     dataset_record,
     dataset_row,
 )
+from stream0d_nb.db.upsert import save_by_name
 from stream0d_nb.errors import (
     ChannelNotFoundError,
     DatasetExistsError,
@@ -527,40 +528,34 @@ class Registry:
     ) -> FormulaSpec:
         """Insert or replace a derived channel (audited as ``formula.create``/``formula.update``)."""
 
-        def run() -> FormulaSpec:
-            with self.write_session() as s:
-                dataset_row(s, dataset_id)
-                row = s.scalars(
-                    select(FormulaRow).where(
-                        FormulaRow.dataset_id == dataset_id, FormulaRow.name == spec.name
-                    )
-                ).one_or_none()
-                now = utcnow()
-                if row is None:
-                    row = FormulaRow(
-                        dataset_id=dataset_id, name=spec.name, created_at=now, created_by=actor
-                    )
-                    s.add(row)
-                    action, before = "formula.create", None
-                else:
-                    action, before = "formula.update", row.to_spec().model_dump()
-                    if row.to_spec() == spec:
-                        return spec
-                row.formula, row.units, row.description = spec.formula, spec.units, spec.description
-                row.materialize = spec.materialize
-                row.updated_at, row.updated_by = now, actor
-                s.flush()
-                detail: dict[str, Any] = {
-                    "name": spec.name,
-                    "formula": spec.formula,
-                    "units": spec.units,
-                }
-                if before is not None:
-                    detail["from"] = before
-                self.add_audit(s, actor, action, dataset_id, detail, via, now)
-                return row.to_spec()
+        def fill(row: FormulaRow, created: bool) -> dict[str, Any] | None:
+            before = None if created else row.to_spec()
+            if before == spec:
+                return None
+            row.formula, row.units, row.description = spec.formula, spec.units, spec.description
+            row.materialize = spec.materialize
+            detail: dict[str, Any] = {
+                "name": spec.name,
+                "formula": spec.formula,
+                "units": spec.units,
+            }
+            if before is not None:
+                detail["from"] = before.model_dump()
+            return detail
 
-        return retry_on_unique(run)
+        key = {"dataset_id": dataset_id, "name": spec.name}
+        actions = ("formula.create", "formula.update")
+        saved = save_by_name(
+            self,
+            FormulaRow,
+            key,
+            fill,
+            actor=actor,
+            actions=actions,
+            dataset_id=dataset_id,
+            via=via,
+        )
+        return saved.row.to_spec()
 
     def delete_formula(
         self, dataset_id: str, name: str, actor: str, via: str | None = None

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
+from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime
 from stream0d_nb.db.dataset_tables import dataset_row
+from stream0d_nb.db.upsert import save_by_name
 from stream0d_nb.errors import DatasetExistsError, Stream0dError
 from stream0d_nb.views import ViewSpec
 
@@ -91,45 +91,32 @@ class ViewRegistry:
         (nothing written when it is unchanged); ``create_only`` refuses an existing name."""
         body = spec.model_dump(mode="json")
 
-        def run() -> tuple[ViewSpec, bool]:
-            with self.registry.write_session() as s:
-                dataset_row(s, dataset_id)
-                row = self._row(s, dataset_id, spec.name)
-                now = utcnow()
-                if row is not None and create_only:
-                    raise ViewExistsError(
-                        f"dataset {dataset_id!r} has a view {spec.name!r} already "
-                        "(PUT .../views/{name} replaces it)"
-                    )
-                if row is None:
-                    row = ViewRow(
-                        dataset_id=dataset_id, name=spec.name, created_at=now, created_by=actor
-                    )
-                    s.add(row)
-                    action, before = "view.create", None
-                else:
-                    if row.spec == body:
-                        return spec, False
-                    action, before = "view.update", dict(row.spec)
-                row.spec, row.updated_at, row.updated_by = body, now, actor
-                s.flush()
-                detail: dict[str, Any] = {"name": spec.name, "view": body}
-                if before is not None:
-                    detail["from"] = before
-                self.registry.add_audit(s, actor, action, dataset_id, detail, None, now)
-                return row.to_spec(), before is None
+        def fill(row: ViewRow, created: bool) -> dict[str, Any] | None:
+            if not created and row.spec == body:
+                return None
+            detail: dict[str, Any] = {"name": spec.name, "view": body}
+            if not created:
+                detail["from"] = dict(row.spec)
+            row.spec = body
+            return detail
 
-        for attempt in range(3):  # a concurrent writer may insert the same name first
-            try:
-                return run()
-            except IntegrityError:
-                if attempt == 2 or create_only:
-                    if create_only:
-                        raise ViewExistsError(
-                            f"dataset {dataset_id!r} has a view {spec.name!r} already"
-                        ) from None
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        def taken() -> ViewExistsError:
+            return ViewExistsError(
+                f"dataset {dataset_id!r} has a view {spec.name!r} already "
+                "(PUT .../views/{name} replaces it)"
+            )
+
+        saved = save_by_name(
+            self.registry,
+            ViewRow,
+            {"dataset_id": dataset_id, "name": spec.name},
+            fill,
+            actor=actor,
+            actions=("view.create", "view.update"),
+            dataset_id=dataset_id,
+            exists=taken if create_only else None,
+        )
+        return saved.row.to_spec(), saved.created
 
     def delete(self, dataset_id: str, name: str, actor: str) -> None:
         """Delete a view (audited ``view.delete`` with what it was)."""

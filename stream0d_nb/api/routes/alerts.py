@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from stream0d_nb.access import Action
 from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.api.deps import AlertsDep, DatasetContext, StoreDep, get_settings, require
-from stream0d_nb.api.errors import NotFoundError
 from stream0d_nb.api.routes.data import check_limits
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.records import AlertPreview, AttrView, EventRecord, Silence, SilenceRecord
@@ -145,18 +144,13 @@ def create_silence(body: SilenceRequest, ctx: Edit, alerts: AlertsDep) -> Silenc
 @router.delete("/datasets/{dataset_id}/alerts/silences/{silence_id}", status_code=204)
 def end_silence(silence_id: int, ctx: Edit, alerts: AlertsDep) -> None:
     """End (remove) a silence (editor; audited)."""
-    if silence_id not in {s.id for s in _silences(alerts, ctx.id)}:
-        raise NotFoundError(f"dataset {ctx.id!r} has no silence {silence_id}")
     alerts.table.delete_silence(ctx.id, silence_id, alerts.store.actor(ctx.identity.user))
 
 
 @router.get("/datasets/{dataset_id}/alerts/{name}")
 def show_rule(name: str, ctx: View, alerts: AlertsDep) -> dict[str, Any]:
     """One alert rule."""
-    for r in alerts.rules(ctx.id):
-        if r.name == name:
-            return _rule_json(r)
-    raise NotFoundError(f"dataset {ctx.id!r} has no alert rule {name!r}")
+    return _rule_json(alerts.rule(ctx.id, name))
 
 
 @router.post("/datasets/{dataset_id}/alerts", status_code=201)
@@ -168,6 +162,4 @@ def save_rule(rule: AlertRule, ctx: Edit, alerts: AlertsDep) -> dict[str, Any]:
 @router.delete("/datasets/{dataset_id}/alerts/{name}", status_code=204)
 def delete_rule(name: str, ctx: Edit, alerts: AlertsDep) -> None:
     """Delete a rule and its live state (its events stay)."""
-    if name not in {r.name for r in alerts.rules(ctx.id)}:
-        raise NotFoundError(f"dataset {ctx.id!r} has no alert rule {name!r}")
     alerts.delete_rule(ctx.id, name, confirm=name, actor=ctx.identity.user)
