@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
@@ -11,7 +11,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selecti
 
 from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime
 from stream0d_nb.errors import DatasetNotFoundError
-from stream0d_nb.specs import ChannelSpec, Compression, DatasetSpec, FormulaSpec
+from stream0d_nb.records import AttrView
+from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
 
 
 class DatasetRow(Base):
@@ -63,13 +64,7 @@ class ChannelRow(Base):
 
     def to_spec(self) -> ChannelSpec:
         """The channel as the shared pydantic model."""
-        return ChannelSpec(
-            name=self.name,
-            units=self.units,
-            long_name=self.long_name,
-            description=self.description,
-            tags=list(self.tags or []),
-        )
+        return ChannelSpec.model_validate(self, from_attributes=True)
 
 
 class FormulaRow(Base):
@@ -94,13 +89,7 @@ class FormulaRow(Base):
 
     def to_spec(self) -> FormulaSpec:
         """The derived channel as the shared pydantic model."""
-        return FormulaSpec(
-            name=self.name,
-            formula=self.formula,
-            units=self.units,
-            description=self.description,
-            materialize=self.materialize,
-        )
+        return FormulaSpec.model_validate(self, from_attributes=True)
 
 
 class AuditRow(Base):
@@ -139,23 +128,10 @@ class DatasetRecord(BaseModel):
 
 
 def dataset_record(row: DatasetRow) -> DatasetRecord:
-    spec = DatasetSpec(
-        id=row.id,
-        interval=row.interval,
-        title=row.title,
-        partner=row.partner,
-        description=row.description,
-        tz=row.tz,
-        compression=cast(Compression, row.compression),
-        channels=[c.to_spec() for c in sorted(row.channels, key=lambda c: c.position)],
-    )
-    return DatasetRecord(
-        spec=spec,
-        storage_uri=row.storage_uri,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        updated_at=row.updated_at,
-    )
+    """The row read by attribute: its spec (with its channels in order) and bookkeeping."""
+    channels = [c.to_spec() for c in sorted(row.channels, key=lambda c: c.position)]
+    spec = DatasetSpec.model_validate(AttrView(row, channels=channels), from_attributes=True)
+    return DatasetRecord.model_validate(AttrView(row, spec=spec), from_attributes=True)
 
 
 def not_found(dataset_id: str) -> DatasetNotFoundError:

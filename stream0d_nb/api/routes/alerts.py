@@ -24,14 +24,10 @@ View = Annotated[DatasetContext, Depends(require(Action.VIEW_ALERTS))]
 Edit = Annotated[DatasetContext, Depends(require(Action.EDIT_ALERT_RULES))]
 
 
-def _rule_json(rule: AlertRule) -> dict[str, Any]:
-    return rule.model_dump(mode="json", by_alias=False)
-
-
 @router.get("/datasets/{dataset_id}/alerts")
-def list_rules(ctx: View, alerts: AlertsDep) -> list[dict[str, Any]]:
+def list_rules(ctx: View, alerts: AlertsDep) -> list[AlertRule]:
     """The dataset's alert rules."""
-    return [_rule_json(r) for r in alerts.rules(ctx.id)]
+    return alerts.rules(ctx.id)
 
 
 NEXT_CURSOR = "X-Next-Cursor"
@@ -148,15 +144,15 @@ def end_silence(silence_id: int, ctx: Edit, alerts: AlertsDep) -> None:
 
 
 @router.get("/datasets/{dataset_id}/alerts/{name}")
-def show_rule(name: str, ctx: View, alerts: AlertsDep) -> dict[str, Any]:
+def show_rule(name: str, ctx: View, alerts: AlertsDep) -> AlertRule:
     """One alert rule."""
-    return _rule_json(alerts.rule(ctx.id, name))
+    return alerts.rule(ctx.id, name)
 
 
 @router.post("/datasets/{dataset_id}/alerts", status_code=201)
-def save_rule(rule: AlertRule, ctx: Edit, alerts: AlertsDep) -> dict[str, Any]:
+def save_rule(rule: AlertRule, ctx: Edit, alerts: AlertsDep) -> AlertRule:
     """Check a rule against the dataset and save it (editor)."""
-    return _rule_json(alerts.add_rule(ctx.id, rule, actor=ctx.identity.user))
+    return alerts.add_rule(ctx.id, rule, actor=ctx.identity.user)
 
 
 @router.delete("/datasets/{dataset_id}/alerts/{name}", status_code=204)
