@@ -68,6 +68,7 @@ from stream0d_nb.records import (
     WhoAmI,
 )
 from stream0d_nb.specs import (
+    AppendReport,
     ChannelSpec,
     CommitInfo,
     DatasetSpec,
@@ -980,6 +981,53 @@ class Client:
     def revoke_token(self, token_id: str) -> TokenRecord:
         """Revoke one of the caller's tokens (this one too: later calls get 401)."""
         return TokenRecord.model_validate(self._json("DELETE", f"tokens/{_segment(token_id)}"))
+
+    # --------------------------------------------------------------------- appends
+
+    def append(
+        self,
+        dataset_id: str,
+        rows: pd.DataFrame | list[Mapping[str, Any]],
+        off_grid: str = "error",
+        off_grid_tolerance: str | None = None,
+    ) -> AppendReport:
+        """Append a few rows to existing channels (a gateway's last seconds).
+
+        ``rows``: a DataFrame with a time index (naive times in the dataset's zone, as
+        ingest) and one column per channel, sent as Arrow; or a list of objects with
+        ``time`` (ISO text) and channel values, sent as JSON. Answered once the rows are
+        durable and readable; sending the same rows again changes nothing.
+        """
+        url = self._ds(dataset_id) + "/append"
+        if isinstance(rows, pd.DataFrame):
+            if not isinstance(rows.index, pd.DatetimeIndex):
+                raise ValidationError("appended rows need a DatetimeIndex")
+            frame = rows.reset_index(names="time").astype({c: "float64" for c in rows.columns})
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            sink = io.BytesIO()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            params = {"off_grid": off_grid}
+            if off_grid_tolerance is not None:
+                params["off_grid_tolerance"] = off_grid_tolerance
+            r = self._request(
+                "POST",
+                url,
+                content=sink.getvalue(),
+                params=params,
+                headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+            )
+        else:
+            body = {
+                "rows": [
+                    {k: (_time_text(v) if k == "time" else v) for k, v in row.items()}
+                    for row in rows
+                ],
+                "off_grid": off_grid,
+                "off_grid_tolerance": off_grid_tolerance,
+            }
+            r = self._request("POST", url, json=body)
+        return AppendReport.model_validate(r.json())
 
 
 class EventPage(list[EventRecord]):

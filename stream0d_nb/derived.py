@@ -111,7 +111,7 @@ class DerivedContext:
                 raw,
                 np.datetime64(lo, "ns"),
                 np.datetime64(hi, "ns"),
-                as_of=self.snap.id,
+                as_of=self.snap,
             )
             inputs.update({r: ds[r] for r in raw})
         for r in compiled.refs:
@@ -149,19 +149,35 @@ class DerivedContext:
         return total
 
     def stored_or_evaluated(self, name: str, start_ns: int, end_ns: int) -> xr.DataArray:
-        """A derived channel's values: stored ones when materialised and fresh, else computed."""
-        if is_fresh(self, name):
+        """A derived channel's values: stored ones when materialised and fresh (and none of
+        its inputs has buffered appends in the range), else computed."""
+        if is_fresh(self, name) and not self._buffered(name, start_ns, end_ns):
             ds = self.store.read(
                 self.dataset_id,
                 [name],
                 np.datetime64(start_ns, "ns"),
                 np.datetime64(end_ns, "ns"),
-                as_of=self.snap.id,
+                as_of=self.snap,
             )
             arr = ds[name]
             arr.attrs["formula"] = self.formulas[name].formula
             return arr
         return self.evaluate(self.compile(name), start_ns, end_ns)
+
+
+    def _buffered(self, name: str, start_ns: int, end_ns: int) -> bool:
+        """Whether an input of ``name`` has appended rows not folded yet near the range
+        (its stored values, computed from commits, cannot include them)."""
+        view = getattr(self.snap, "buffer", None)
+        if view is None or view.empty:
+            return False
+        before, after = self.compile(name).margin_ns
+        step = self.snap.grid.interval_ns
+        lo, hi = (start_ns - before) // step, -(-(end_ns + after) // step)
+        return any(
+            (span := view.extent.get(ref)) is not None and span[0] < hi and span[1] > lo
+            for ref in _raw_inputs(self, name)
+        )
 
 
 def _unknown(name: str, known: Iterable[str], dataset_id: str) -> ChannelNotFoundError:
@@ -331,7 +347,7 @@ def read(
         if n not in ctx.formulas:
             raise _unknown(n, [*ctx.raw_units, *ctx.formulas], dataset_id)
     if not derived:
-        return store.read(dataset_id, names, start, end, every, how, as_of=ctx.snap.id)
+        return store.read(dataset_id, names, start, end, every, how, as_of=ctx.snap)
     step = ctx.snap.grid.interval_ns
     target = step * bin_steps(ctx.snap.grid, every, how) if every is not None else None
     lo, hi = _range(ctx, start, end)
@@ -346,7 +362,7 @@ def read(
             np.datetime64(hi, "ns"),
             every,
             how,
-            as_of=ctx.snap.id,
+            as_of=ctx.snap,
         )
         variables.update({n: base[n] for n in raw})
         attrs = dict(base.attrs)
@@ -421,7 +437,8 @@ def is_fresh(ctx: DerivedContext, name: str) -> bool:
         if md.get("action") == "materialize":
             continue
         touched = _names(md.get("channels")) | _names(md.get("new_channels"))
-        if md.get("action") != "ingest" or touched & inputs:  # deletes, channel changes: be safe
+        # deletes, channel changes: be safe (a fold is an ingest of appended rows)
+        if md.get("action") not in ("ingest", "fold") or touched & inputs:
             return False
     return False
 
@@ -509,8 +526,12 @@ def materialize(
 
 
 def materialize_after_write(store: Store, dataset_id: str, report: IngestReport) -> None:
-    """Write hook: recompute materialised channels whose inputs a write changed."""
-    if report.source.startswith("materialize:") or report.start is None or report.end is None:
+    """Write hook: recompute materialised channels whose inputs a write changed (not after
+    an append: its rows are in no commit yet; reads compute over them, the fold's
+    commit re-materialises)."""
+    if report.commit is None or report.source.startswith("materialize:"):
+        return
+    if report.start is None or report.end is None:
         return
     ctx = DerivedContext(store, dataset_id)
     targets = [f.name for f in ctx.formulas.values() if f.materialize]

@@ -30,6 +30,8 @@ class _ModelChannels:
         self.service: Recalibration | None = None
 
     def after_write(self, store: Store, dataset_id: str, report: IngestReport) -> None:
+        if report.commit is None:  # an append, buffered: the fold's commit refreshes them
+            return
         models = self.table.models(dataset_id)
         if not models:
             return

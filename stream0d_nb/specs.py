@@ -472,3 +472,27 @@ class CommitInfo(BaseModel):
     written_at: datetime
     message: str
     metadata: dict[str, object] = Field(default_factory=dict)
+
+
+class AppendReport(BaseModel):
+    """What one append did (``POST .../append``, ``Store.append``): the rows are durable in
+    the dataset's append buffer, visible to every read, and folded into a commit later."""
+
+    dataset: str
+    rows: int = 0
+    """Rows received (after de-duplicating equal rows within the append)."""
+    values: int = 0
+    """Values received (missing ones not counted: a missing value never erases)."""
+    values_new: int = 0
+    """Values buffered: new, or different from what was buffered (last write wins)."""
+    values_unchanged: int = 0
+    """Values equal to what was buffered already (a re-sent row changes nothing)."""
+    values_snapped: int = 0
+    """Values whose time was moved to the grid (``off_grid='nearest'`` or tolerance)."""
+    channels: list[str] = Field(default_factory=list)
+    start: datetime | None = None
+    end: datetime | None = None
+    """Last time appended (inclusive), as ``IngestReport.end``."""
+    sequence: int | None = None
+    """Buffer sequence number of the newest segment this append added (None: nothing new)."""
+    seconds: float = 0.0

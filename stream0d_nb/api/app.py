@@ -22,6 +22,7 @@ from stream0d_nb.api import errors
 from stream0d_nb.api.deps import GroupResolver, TtlCache, bind_audit_via, unconfigured_resolver
 from stream0d_nb.api.routes import access as access_routes
 from stream0d_nb.api.routes import alerts as alert_routes
+from stream0d_nb.api.routes import append as append_routes
 from stream0d_nb.api.routes import data as data_routes
 from stream0d_nb.api.routes import datasets as dataset_routes
 from stream0d_nb.api.routes import export as export_routes
@@ -126,6 +127,7 @@ def create_app(
         dataset_routes,
         data_routes,
         ingest_routes,
+        append_routes,
         formula_routes,
         sink_routes,  # before alert_routes: /alerts/routes is no rule's name
         alert_routes,

@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 # every table module, so that ``Base.metadata`` knows them all when migrations compare
-from stream0d_nb.db import access_tables, alert_tables, recal_tables, view_tables  # noqa: F401
+from stream0d_nb.db import (  # noqa: F401
+    access_tables,
+    alert_tables,
+    buffer_tables,
+    recal_tables,
+    view_tables,
+)
 from stream0d_nb.db.base import retry_on_unique, utcnow
 from stream0d_nb.db.dataset_tables import (
     AuditRow,

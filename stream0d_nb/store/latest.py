@@ -131,7 +131,11 @@ async def _read(snap: Snapshot, name: str, lo: int, hi: int) -> np.ndarray:
 async def _channel(
     snap: Snapshot, name: str, attrs: dict[str, Any], w0: int, w1: int, now_ns: int
 ) -> ChannelSummary:
-    """One channel's summary: its newest stored chunk, then the window up to its last value."""
+    """One channel's summary: its newest stored chunk, then the window up to its last value;
+    on a live view, appended rows not folded yet count too (``_buffered``)."""
+    view = getattr(snap, "buffer", None)
+    if view is not None and name in view.extent:
+        return await _buffered(snap, view, name, attrs, w0, w1, now_ns)
     g = snap.grid
     length = g.chunk_len
     size = snap.array(name).shape[0]
@@ -159,6 +163,48 @@ async def _channel(
             if lo < first:  # the window reaches into earlier chunks: read those only
                 earlier = await _read(snap, name, lo, first)
                 good += int(np.count_nonzero(~np.isnan(earlier)))
+    return _summary(name, attrs, g, last_i, last_value, good, w0, w1, now_ns)
+
+
+async def _buffered(
+    snap: Snapshot, view: Any, name: str, attrs: dict[str, Any], w0: int, w1: int, now_ns: int
+) -> ChannelSummary:
+    """A channel with buffered rows: the committed summary, then the buffer over it (its
+    last value is the later of the two; the window is counted on both merged)."""
+    base: Snapshot = snap.base  # type: ignore[attr-defined]
+    g = snap.grid
+    last_i = view.extent[name][1] - 1
+    last_value: float | None = float(view.values(name, np.array([last_i]))[0])
+    if name in base.channels:
+        committed = await _channel(base, name, attrs, w0, w1, now_ns)
+        if committed.last_time is not None:
+            at = int(pd.Timestamp(committed.last_time).value) // g.interval_ns
+            if at > last_i:
+                last_i, last_value = at, committed.last_value
+    lo, hi = max(w0, snap.start or 0), min(w1, last_i + 1)
+    good = 0
+    if lo < hi:
+        block = np.full(hi - lo, np.nan)
+        if name in base.channels:
+            top = min(hi, base.array(name).shape[0])
+            if top > lo:
+                block[: top - lo] = await _read(base, name, lo, top)
+        view.apply(name, lo, block)
+        good = int(np.count_nonzero(~np.isnan(block)))
+    return _summary(name, attrs, g, last_i, last_value, good, w0, w1, now_ns)
+
+
+def _summary(
+    name: str,
+    attrs: dict[str, Any],
+    g: Any,
+    last_i: int | None,
+    last_value: float | None,
+    good: int,
+    w0: int,
+    w1: int,
+    now_ns: int,
+) -> ChannelSummary:
     return ChannelSummary(
         name=name,
         units=str(attrs.get("units", "")),

@@ -50,7 +50,6 @@ ZSTD_LEVEL = 1
 # Repositories made before the choice existed have no "compression" in their metadata.
 LEGACY_COMPRESSION = "zstd"
 T = TypeVar("T")
-AsOf = str | datetime | pd.Timestamp | None
 _ENCODE_POOL: ThreadPoolExecutor | None = None
 _ENCODE_POOL_LOCK = threading.Lock()
 
@@ -158,14 +157,20 @@ class Snapshot:
             name: dict(self._arrays[name].attrs) for name in channel_order(meta, self._arrays)
         }
 
-    def array(self, name: str) -> zarr.Array[Any]:
-        """The channel's array; ChannelNotFoundError names the channels there are."""
+    def array(self, name: str) -> Any:
+        """The channel's array (a ``zarr.Array``; sliced only, as a live view's arrays are);
+        ChannelNotFoundError names the channels there are."""
         try:
             return self._arrays[name]
         except KeyError:
             raise ChannelNotFoundError(
                 f"no channel {name!r}; channels: {', '.join(sorted(self._arrays)) or '(none)'}"
             ) from None
+
+
+AsOf = str | datetime | pd.Timestamp | Snapshot | None
+"""What a read is of: the head (None), a snapshot id or a time, or an opened ``Snapshot``
+(read again exactly: a live view at the head keeps the buffered rows it held)."""
 
 
 class WriteView:
@@ -313,6 +318,8 @@ class DatasetData:
         self._thread_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self.live: Callable[[Callable[[], Snapshot]], Snapshot] | None = None
+        """Set by the store: makes head reads overlay the append buffer (``store.buffer``)."""
 
     @classmethod
     def create(
@@ -364,7 +371,18 @@ class DatasetData:
         return self.repo.lookup_branch(BRANCH)
 
     def snapshot(self, as_of: AsOf = None) -> Snapshot:
-        """A cached read-only view at the head, a snapshot id, or a time."""
+        """A cached read-only view at the head (with the append buffer over it when the store
+        set ``live``), a snapshot id, or a time; an opened ``Snapshot`` is returned as is."""
+        if isinstance(as_of, Snapshot):
+            return as_of
+        if as_of is None and self.live is not None:
+            return self.live(self.committed)
+        return self.committed(as_of)
+
+    def committed(self, as_of: AsOf = None) -> Snapshot:
+        """A cached read-only view of a commit: the head, a snapshot id, or a time."""
+        if isinstance(as_of, Snapshot):
+            return as_of
         snap_id = self._resolve(as_of)
         with self._thread_lock:
             snap = self._snapshots.get(snap_id)
@@ -378,7 +396,7 @@ class DatasetData:
                 self._snapshots.popitem(last=False)
         return snap
 
-    def _resolve(self, as_of: AsOf) -> str:
+    def _resolve(self, as_of: str | datetime | pd.Timestamp | None) -> str:
         if as_of is None:
             return self.head()
         if isinstance(as_of, str):

@@ -37,6 +37,7 @@ from stream0d_nb.ingest.frames import frame_source
 from stream0d_nb.ingest.types import Source, SourceInfo
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import (
+    AppendReport,
     ChannelSpec,
     CommitInfo,
     DatasetSpec,
@@ -45,6 +46,7 @@ from stream0d_nb.specs import (
     format_duration,
 )
 from stream0d_nb.store import reader
+from stream0d_nb.store.buffer import AppendBuffer, Target, prepare
 from stream0d_nb.store.grid import Grid
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
 from stream0d_nb.store.storage import StorageLocation, dataset_location, delete_location, parse_root
@@ -69,6 +71,7 @@ class Store:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.registry = Registry(self.settings.resolved_database_url())
         self.root = parse_root(self.settings.resolved_storage_url())
+        self.appends = AppendBuffer(self.registry)
         self._data: dict[str, DatasetData] = {}
         self._tzs: dict[str, str] = {}
         self._write_hooks: list[WriteHook] = []
@@ -164,13 +167,14 @@ class Store:
         """The opened repository of a dataset (cached)."""
         with self._lock:
             d = self._data.get(dataset_id)
-        if d is not None:
-            return d
-        rec = self.registry.get_dataset(dataset_id)
-        d = DatasetData.open(dataset_id, parse_root(rec.storage_uri), self.settings)
-        with self._lock:
-            self._data.setdefault(dataset_id, d)
-            return self._data[dataset_id]
+        if d is None:
+            rec = self.registry.get_dataset(dataset_id)
+            opened = DatasetData.open(dataset_id, parse_root(rec.storage_uri), self.settings)
+            with self._lock:
+                d = self._data.setdefault(dataset_id, opened)
+        if d.live is None:  # head reads overlay the append buffer
+            d.live = self.appends.live(dataset_id)
+        return d
 
     def delete_dataset(self, dataset_id: str, confirm: str | None, actor: str | None = None) -> int:
         """Delete a dataset and all its data; ``confirm`` must repeat the dataset id."""
@@ -185,6 +189,7 @@ class Store:
         with self._lock:
             self._data.pop(dataset_id, None)
             self._tzs.pop(dataset_id, None)
+        self.appends.forget(dataset_id)
         n = delete_location(data.loc, self.settings)
         self.registry.delete_dataset(
             dataset_id,
@@ -447,6 +452,56 @@ class Store:
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
 
+    def append(
+        self,
+        dataset_id: str,
+        frame: pd.DataFrame | xr.Dataset,
+        actor: str | None = None,
+        off_grid: str = "error",
+        off_grid_tolerance: str | None = None,
+        run_hooks: bool = True,
+    ) -> AppendReport:
+        """Append rows to existing channels through the durable buffer (no commit).
+
+        ``frame``: a time index (naive times in the dataset's zone, as ``write``; xarray
+        times are UTC) and one column per channel. Returns once the rows survive any
+        crash; reads see them at once, a fold commits them later (docs/storage.md,
+        "Appends"). Write hooks then run with ``report.commit`` None (``run_hooks=False``:
+        the caller runs them, e.g. after answering; ``run_write_hooks``).
+        """
+        t0 = time.perf_counter()
+
+        def load() -> Target:
+            rec = self.registry.get_dataset(dataset_id)
+            grid = self.data(dataset_id).committed().grid
+            return Target(grid, rec.spec.tz, frozenset(c.name for c in rec.spec.channels))
+
+        target = self.appends.target(dataset_id, load)
+        if not target.channels.issuperset(map(str, frame_columns(frame))):
+            target = self.appends.target(dataset_id, load, fresh=True)
+        grid = target.grid
+        df = _utc_frame(frame, target.tz)
+        rows = prepare(grid, df, target.channels, off_grid, off_grid_tolerance)
+        report = self.appends.append(dataset_id, grid, rows, self.actor(actor))
+        if rows.idx.size:
+            report.start = grid.time_of(int(rows.idx[0])).to_pydatetime()
+            report.end = grid.time_of(int(rows.idx[-1])).to_pydatetime()
+        report.channels = rows.names
+        report.seconds = round(time.perf_counter() - t0, 4)
+        if run_hooks and report.values_new:
+            self.run_write_hooks(dataset_id, append_ingest_report(report))
+        return report
+
+    def run_write_hooks(self, dataset_id: str, report: IngestReport) -> list[str]:
+        """Run the write hooks for ``report``; returns the warnings of those that failed."""
+        failed = []
+        for hook in list(self._write_hooks):
+            try:
+                hook(self, dataset_id, report)
+            except Stream0dError as exc:  # the data is stored; say what failed after it
+                failed.append(f"after-write step failed: {exc}")
+        return failed
+
     # ---- reading -------------------------------------------------------------------
     def read(
         self,
@@ -500,6 +555,100 @@ class Store:
             "channels": [_spec_from_attrs(n, a) for n, a in snap.channels.items()],
             "commits": len(data.history()),
         }
+
+
+def frame_columns(frame: pd.DataFrame | xr.Dataset) -> list[str]:
+    """The channel names of an appended frame."""
+    return [str(c) for c in (frame.data_vars if isinstance(frame, xr.Dataset) else frame.columns)]
+
+
+def _utc_frame(frame: pd.DataFrame | xr.Dataset, tz: str) -> pd.DataFrame:
+    """A frame with a UTC index: naive pandas times are in ``tz``, naive xarray ones UTC."""
+    if isinstance(frame, xr.Dataset):
+        df = frame.to_dataframe()
+        tz = "UTC"
+    else:
+        df = frame
+    index = df.index
+    if not isinstance(index, pd.DatetimeIndex):
+        try:
+            index = pd.DatetimeIndex(index)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"appended rows need a time index: {exc}") from None
+    if index.tz is None:
+        try:
+            index = index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+        except (ValueError, TypeError) as exc:  # pytz/zoneinfo ambiguity errors
+            raise ValidationError(f"times in zone {tz}: {exc}") from None
+    return df.set_axis(index, axis=0)
+
+
+def append_ingest_report(report: AppendReport) -> IngestReport:
+    """The ``IngestReport`` write hooks get for an append: ``commit`` None (buffered)."""
+    return IngestReport(
+        dataset=report.dataset,
+        source="append",
+        format="append",
+        channels=list(report.channels),
+        rows_read=report.rows,
+        values_read=report.values,
+        values_written=report.values_new,
+        values_new=report.values_new,
+        values_unchanged=report.values_unchanged,
+        values_snapped=report.values_snapped,
+        start=report.start,
+        end=report.end,
+        commit=None,
+    )
+
+
+def _storage_failed(
+    dataset_id: str, loc: StorageLocation, exc: Exception, created: bool = False
+) -> Stream0dError:
+    """What a storage failure while creating a dataset is: ``DatasetExistsError`` only when
+    a repository was at its place before (Icechunk's "not a clean prefix"), anything else
+    ``StorageUnavailableError`` naming the storage and the cause."""
+    if not created and "clean prefix" in str(exc):
+        return DatasetExistsError(
+            f"dataset {dataset_id!r}: storage at {loc.uri} is not empty; "
+            "delete it or choose another id"
+        )
+    cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StorageUnavailableError(
+        f"dataset {dataset_id!r}: the storage at {loc.uri} failed: {cause}"
+    )
+
+
+def _set_channels(
+    data: DatasetData, specs: list[ChannelSpec], who: str
+) -> tuple[list[str], str | None]:
+    """Create channels or update their metadata in one commit (units of a channel with
+    data are fixed); ``(["+new", "~changed"...], snapshot or None)``."""
+
+    def work(view: WriteView) -> list[str]:
+        changed = []
+        for s in specs:
+            if s.name not in view.arrays:
+                view.create_channel(s)
+                changed.append(f"+{s.name}")
+                continue
+            old = _spec_from_attrs(s.name, dict(view.arrays[s.name].attrs))
+            if old == s:
+                continue
+            if old.units != s.units and view.meta.get("start") is not None:
+                raise ValidationError(
+                    f"channel {s.name!r} holds data in {old.units!r}; its units cannot change "
+                    f"to {s.units!r} (create a derived channel to convert)"
+                )
+            view.update_channel_attrs(s)
+            changed.append(f"~{s.name}")
+        return changed
+
+    return data.transact(
+        work,
+        lambda ch: f"set channels {', '.join(ch)} by {who}" if ch else None,
+        lambda ch: {"actor": who, "action": "channels", "changed": ch},
+    )
 
 
 def _spec_from_attrs(name: str, attrs: dict[str, Any]) -> ChannelSpec:

@@ -171,7 +171,7 @@ def check_limits(
             np.datetime64(i0 * step, "ns"),
             np.datetime64(i1 * step, "ns"),
             settings.max_values,
-            as_of=snap.id,
+            as_of=snap,
         )
         if held > settings.max_values:
             raise PayloadTooLargeError(
@@ -272,7 +272,7 @@ def read_snapshot(
     """
     if names is None or all(n in snap.channels for n in names):
         return reader.read(snap, dataset_id, names, start, end, every, how, tz)
-    return derived.read(store, dataset_id, names, start, end, every, how, as_of=snap.id)
+    return derived.read(store, dataset_id, names, start, end, every, how, as_of=snap)
 
 
 def read_points(
@@ -289,7 +289,7 @@ def read_points(
     from the snapshot; derived ones evaluated as a regular read, then reduced."""
     if names is None or all(n in snap.channels for n in names):
         return reader.read_points(snap, dataset_id, names, start, end, points, tz)
-    ds = derived.read(store, dataset_id, names, start, end, as_of=snap.id)
+    ds = derived.read(store, dataset_id, names, start, end, as_of=snap)
     return reader.to_points(ds, points, snap.grid.chunk_len)
 
 

@@ -67,7 +67,7 @@ def eval_formula(
     # ... and, as for saved derived channels, the values held to evaluate it (margins of
     # its windows and shifts, nested derived channels), counted before anything is read
     held = derived.values_held(
-        store, ctx.id, name, *args, settings.max_values, as_of=snap.id, unsaved=body.formula
+        store, ctx.id, name, *args, settings.max_values, as_of=snap, unsaved=body.formula
     )
     if held > settings.max_values:
         raise PayloadTooLargeError(
@@ -81,7 +81,7 @@ def eval_formula(
             f"of {settings.max_scan_values:,}: narrow the range"
         )
     ds = derived.read(
-        store, ctx.id, name, *args, body.every, body.how, as_of=snap.id, unsaved=body.formula
+        store, ctx.id, name, *args, body.every, body.how, as_of=snap, unsaved=body.formula
     ).rename({derived.UNSAVED: EVAL_CHANNEL})
     if body.format == "json":
         return Response(json_bytes(ds), media_type="application/json")

@@ -1,0 +1,219 @@
+"""Appends: a few rows pushed often (a gateway's last seconds), buffered durably.
+
+``POST /datasets/{id}/append`` takes JSON (``rows`` as objects, or columns ``time`` plus
+``channels``) or an Arrow IPC stream (``Content-Type: application/vnd.apache.arrow.stream``,
+a ``time`` column and one numeric column per channel). It needs the right to ingest; a
+dataset the caller may not see is answered like a missing one. The answer (an
+``AppendReport``) comes once the rows are durable and readable; the write hooks (alert
+rules...) run right after it is sent, one run at a time per dataset (appends arriving
+meanwhile are evaluated together by the next run), so alerts follow within a second.
+Appends are not audited one by one: each fold's audit entry counts them per caller
+(``db.buffer_tables``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from stream0d_nb.access import Action
+from stream0d_nb.api.deps import DatasetContext, StoreDep, require
+from stream0d_nb.errors import ValidationError
+from stream0d_nb.specs import AppendReport, IngestReport
+from stream0d_nb.store import Store
+from stream0d_nb.store.store import append_ingest_report
+
+router = APIRouter(tags=["ingest"])
+
+ARROW = "application/vnd.apache.arrow.stream"
+MAX_ROWS = 100_000
+OffGrid = Literal["error", "nearest"]
+
+
+class AppendRows(BaseModel):
+    """JSON body of an append: ``rows`` (objects with ``time`` and channel values) or the
+    columns ``time`` and ``channels`` (channel -> values); null is a missing value.
+
+    Times are ISO 8601; naive ones are in the dataset's zone.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[dict[str, float | str | None]] | None = Field(None, max_length=MAX_ROWS)
+    time: list[str] | None = Field(None, max_length=MAX_ROWS)
+    channels: dict[str, list[float | None]] | None = None
+    off_grid: OffGrid = "error"
+    off_grid_tolerance: str | None = Field(
+        None, description="Distance to the grid accepted under off_grid='error'."
+    )
+
+
+def _times(texts: list[Any]) -> pd.DatetimeIndex:
+    """ISO texts as times (aware, or naive for the dataset's zone)."""
+    if not all(isinstance(t, str) for t in texts):
+        raise ValidationError("every row needs a 'time' as ISO 8601 text")
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(texts, format="ISO8601"))
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"times must be ISO 8601: {exc}") from None
+
+
+def frame_from_json(body: AppendRows) -> pd.DataFrame:
+    """The rows of a JSON append as a frame (time index, one float column per channel)."""
+    if (body.rows is None) == (body.time is None):
+        raise ValidationError("send either 'rows' or 'time' with 'channels'")
+    if body.rows is not None:
+        rows = body.rows
+        times = _times([r.get("time") for r in rows])
+        names = list(dict.fromkeys(k for r in rows for k in r if k != "time"))
+        cols: dict[str, Any] = {}
+        for name in names:
+            cells = [r.get(name) for r in rows]
+            if any(isinstance(c, str) for c in cells):
+                raise ValidationError(f"values of {name!r} must be numbers or null")
+            cols[name] = np.array([np.nan if c is None else c for c in cells], dtype=np.float64)
+        return pd.DataFrame(cols, index=times)
+    times = _times(list(body.time or []))
+    cols = {}
+    for name, values in (body.channels or {}).items():
+        if len(values) != len(times):
+            raise ValidationError(
+                f"channel {name!r} has {len(values)} values for {len(times)} times"
+            )
+        cols[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return pd.DataFrame(cols, index=times)
+
+
+def frame_from_arrow(data: bytes) -> pd.DataFrame:
+    """The rows of an Arrow IPC stream: column ``time`` (timestamps or ISO text), numbers."""
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"not an Arrow IPC stream: {exc}") from None
+    if "time" not in table.column_names:
+        raise ValidationError("the Arrow table needs a 'time' column")
+    if table.num_rows > MAX_ROWS:
+        raise ValidationError(f"at most {MAX_ROWS:,} rows per append")
+    t = table.column("time")
+    if pa.types.is_timestamp(t.type):
+        times = pd.DatetimeIndex(t.to_pandas())
+    elif pa.types.is_string(t.type) or pa.types.is_large_string(t.type):
+        times = _times(t.to_pylist())
+    else:
+        raise ValidationError(f"column 'time' must hold timestamps or ISO text, not {t.type}")
+    cols: dict[str, Any] = {}
+    for name in table.column_names:
+        if name == "time":
+            continue
+        col = table.column(name)
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+            raise ValidationError(f"column {name!r} must hold numbers, not {col.type}")
+        cols[name] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+    return pd.DataFrame(cols, index=times)
+
+
+class HookRunner:
+    """Runs the write hooks after appends: one run at a time per dataset; appends that
+    arrive during a run are merged into the next one (so rules never fall behind)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._pending: dict[str, IngestReport] = {}
+
+    def submit(self, store: Store, dataset_id: str, report: IngestReport) -> None:
+        """Run the hooks for ``report`` now, or leave it to the run in progress."""
+        with self._lock:
+            if dataset_id in self._running:
+                prev = self._pending.get(dataset_id)
+                self._pending[dataset_id] = report if prev is None else _merge(prev, report)
+                return
+            self._running.add(dataset_id)
+        current: IngestReport | None = report
+        try:
+            while current is not None:
+                store.run_write_hooks(dataset_id, current)
+                with self._lock:
+                    current = self._pending.pop(dataset_id, None)
+                    if current is None:
+                        self._running.discard(dataset_id)
+        except BaseException:
+            with self._lock:
+                self._running.discard(dataset_id)
+            raise
+
+
+def _merge(a: IngestReport, b: IngestReport) -> IngestReport:
+    """One report covering two appends (channels and time span of both)."""
+    starts = [t for t in (a.start, b.start) if t is not None]
+    ends = [t for t in (a.end, b.end) if t is not None]
+    return a.model_copy(
+        update={
+            "channels": list(dict.fromkeys([*a.channels, *b.channels])),
+            "start": min(starts) if starts else None,
+            "end": max(ends) if ends else None,
+            "values_new": a.values_new + b.values_new,
+            "values_written": a.values_written + b.values_written,
+        }
+    )
+
+
+_RUNNERS_LOCK = threading.Lock()
+
+
+def _runner(request: Request) -> HookRunner:
+    with _RUNNERS_LOCK:
+        runner: HookRunner | None = getattr(request.app.state, "append_hooks", None)
+        if runner is None:
+            runner = request.app.state.append_hooks = HookRunner()
+        return runner
+
+
+@router.post("/datasets/{dataset_id}/append")
+async def append(
+    request: Request,
+    background: BackgroundTasks,
+    ctx: Annotated[DatasetContext, Depends(require(Action.INGEST))],
+    store: StoreDep,
+    off_grid: Annotated[OffGrid | None, Query(description="For Arrow bodies.")] = None,
+    off_grid_tolerance: Annotated[str | None, Query(description="For Arrow bodies.")] = None,
+) -> AppendReport:
+    """Append rows to existing channels; answered once they are durable and readable."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    data = await request.body()
+    if kind == ARROW:
+        frame = frame_from_arrow(data)
+        grid_policy, tolerance = off_grid or "error", off_grid_tolerance
+    elif kind in ("application/json", ""):
+        body = AppendRows.model_validate_json(data or b"{}")
+        frame = frame_from_json(body)
+        grid_policy = off_grid or body.off_grid
+        tolerance = off_grid_tolerance or body.off_grid_tolerance
+    else:
+        raise ValidationError(f"appends are JSON or {ARROW}, not {kind!r}")
+    report = await run_in_threadpool(
+        store.append,
+        ctx.id,
+        frame,
+        ctx.identity.user,
+        grid_policy,
+        tolerance,
+        False,
+    )
+    if report.values_new:
+        background.add_task(
+            run_in_threadpool,
+            _runner(request).submit,
+            store,
+            ctx.id,
+            append_ingest_report(report),
+        )
+    return report

@@ -1,0 +1,463 @@
+"""SQL tables of the append buffer: rows acknowledged but not yet folded into Zarr chunks.
+
+A dataset's appended rows wait here, in the registry every platform process already
+shares (SQLite WAL locally, PostgreSQL in production), until a fold moves them into the
+dataset's Icechunk repository as one commit (docs/storage.md, "Appends").
+
+- ``append_state``: one row per dataset that was ever appended to. ``last_seq`` numbers
+  the segments (taken under this row's lock, so a dataset's segments are numbered in
+  commit order); ``fold_gen`` grows with every fold, which tells processes caching the
+  buffer to reload it; a lease lets one process at a time fold or compact a dataset.
+- ``append_segments``: what one append added (or several, merged by compaction), within
+  one chunk of the dataset's grid, as an opaque payload the store encodes (grid indices
+  and float64 values per channel). Later segments win over earlier ones for the same
+  channel and time (last write wins, in acknowledgement order).
+
+An append commits with ``synchronous = FULL`` on SQLite (the WAL is on disk before the
+acknowledgement, so it survives ``kill -9`` and a power cut); PostgreSQL commits durably
+by default. Appends are not audited one by one (at 20 appends a second that would be
+1.7 M audit rows a day): each segment keeps who appended (``actors``: actor and channel
+-> number of appends) and each fold writes one ``append.fold`` audit entry with those
+counts, next to the commit that holds the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from stream0d_nb.db.base import Base, JSONType, UTCDateTime, retry_on_unique, utcnow
+
+if TYPE_CHECKING:
+    from stream0d_nb.db.registry import Registry
+
+__all__ = [
+    "AppendSegmentRow",
+    "AppendStateRow",
+    "BufferTables",
+    "ChunkPlan",
+    "LockedBuffer",
+    "Segment",
+]
+
+
+class AppendStateRow(Base):
+    """Per dataset: segment numbering, fold generation, fold lease, totals."""
+
+    __tablename__ = "append_state"
+
+    dataset_id: Mapped[str] = mapped_column(
+        String(63), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    fold_gen: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    appended_values: Mapped[int] = mapped_column(BigInteger, default=0)
+    folded_values: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_fold_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_fold_snapshot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AppendSegmentRow(Base):
+    """Rows of one chunk added by one append (or by several, merged)."""
+
+    __tablename__ = "append_segments"
+    __table_args__ = (Index("ix_append_segments_dataset_id_chunk", "dataset_id", "chunk"),)
+
+    dataset_id: Mapped[str] = mapped_column(
+        String(63), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chunk: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    first_idx: Mapped[int] = mapped_column(BigInteger)
+    stop_idx: Mapped[int] = mapped_column(BigInteger)
+    n_values: Mapped[int] = mapped_column(Integer)
+    appends: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actors: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment as read (``received_at``: its oldest append)."""
+
+    seq: int
+    chunk: int
+    level: int
+    first_idx: int
+    stop_idx: int
+    n_values: int
+    appends: int
+    received_at: datetime
+    actors: dict[str, int]
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What one chunk has buffered: for deciding whether to fold or compact it."""
+
+    chunk: int
+    segments: int
+    values: int
+    oldest: datetime
+    first_idx: int
+    stop_idx: int
+    levels: dict[int, int]
+
+
+def _segment(r: AppendSegmentRow) -> Segment:
+    return Segment(
+        r.seq,
+        r.chunk,
+        r.level,
+        r.first_idx,
+        r.stop_idx,
+        r.n_values,
+        r.appends,
+        r.received_at,
+        dict(r.actors or {}),
+        bytes(r.payload),
+    )
+
+
+class LockedBuffer:
+    """A dataset's buffer inside a write transaction that holds its state row."""
+
+    def __init__(self, session: Session, state: AppendStateRow) -> None:
+        self.session = session
+        self.state = state
+
+    def segments_after(self, seq: int) -> list[Segment]:
+        """Segments numbered above ``seq``, oldest first."""
+        rows = self.session.scalars(
+            select(AppendSegmentRow)
+            .where(AppendSegmentRow.dataset_id == self.state.dataset_id, AppendSegmentRow.seq > seq)
+            .order_by(AppendSegmentRow.seq)
+        )
+        return [_segment(r) for r in rows]
+
+    def add(
+        self,
+        chunk: int,
+        first_idx: int,
+        stop_idx: int,
+        n_values: int,
+        payload: bytes,
+        actor: str,
+        at: datetime,
+    ) -> int:
+        """Insert a segment and return its number (``actor`` counted with the channel the
+        caller came in by, as the audit log records it)."""
+        from stream0d_nb.db.registry import AUDIT_VIA
+
+        via = (AUDIT_VIA.get() or {}).get("via")
+        key = f"{actor} via {via}" if via else actor
+        self.state.last_seq += 1
+        self.state.appended_values += n_values
+        self.session.add(
+            AppendSegmentRow(
+                dataset_id=self.state.dataset_id,
+                seq=self.state.last_seq,
+                chunk=chunk,
+                level=0,
+                first_idx=first_idx,
+                stop_idx=stop_idx,
+                n_values=n_values,
+                appends=1,
+                received_at=at,
+                actors={key: 1},
+                payload=payload,
+            )
+        )
+        return self.state.last_seq
+
+
+class BufferTables:
+    """The append buffer in the registry database (thread-safe; one per store)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._sqlite = registry.engine.dialect.name == "sqlite"
+        self._known: set[str] = set()  # datasets whose state row exists
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def _durable(self) -> Iterator[Session]:
+        """A write transaction whose commit is on disk when it returns.
+
+        SQLite's registry connections run ``synchronous = NORMAL`` (safe against a killed
+        process, not a power cut); an acknowledged append must survive both, so this
+        transaction runs with ``FULL`` (set outside the transaction, as SQLite requires).
+        """
+        if not self._sqlite:
+            with self.registry.write_session() as s:
+                yield s
+            return
+        with self.registry.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            raw.execute("PRAGMA synchronous = FULL")
+            try:
+                conn.execution_options(stream0d_begin="IMMEDIATE")
+                with Session(bind=conn, expire_on_commit=False) as s, s.begin():
+                    yield s
+            finally:
+                raw.execute("PRAGMA synchronous = NORMAL")
+
+    @contextmanager
+    def locked(self, dataset_id: str) -> Iterator[LockedBuffer]:
+        """A durable write transaction holding the dataset's state row (made if missing)."""
+        if dataset_id not in self._known:
+            retry_on_unique(lambda: self._ensure_state(dataset_id))
+            self._known.add(dataset_id)
+        with self._durable() as s:
+            state = s.scalars(
+                select(AppendStateRow)
+                .where(AppendStateRow.dataset_id == dataset_id)
+                .with_for_update()
+            ).one()
+            yield LockedBuffer(s, state)
+
+    def _ensure_state(self, dataset_id: str) -> None:
+        with self.registry.read_session() as s:
+            if s.get(AppendStateRow, dataset_id) is not None:
+                return
+        with self.registry.write_session() as s:
+            if s.get(AppendStateRow, dataset_id) is None:
+                s.add(AppendStateRow(dataset_id=dataset_id, last_seq=0, fold_gen=0))
+
+    @contextmanager
+    def _consistent(self) -> Iterator[Session]:
+        """A read transaction whose statements all see one state (repeatable read)."""
+        with self.registry.read_session() as s:
+            if not self._sqlite:  # SQLite's read transactions are snapshots already
+                s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield s
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(
+        self, dataset_id: str, after_seq: int, fold_gen: int
+    ) -> tuple[int, int, list[Segment]]:
+        """``(last_seq, fold_gen, segments)``: the segments above ``after_seq``, or all of
+        them when the fold generation is not ``fold_gen`` any more (a fold removed some)."""
+        with self._consistent() as s:
+            row = s.execute(
+                select(AppendStateRow.last_seq, AppendStateRow.fold_gen).where(
+                    AppendStateRow.dataset_id == dataset_id
+                )
+            ).one_or_none()
+            if row is None:
+                return 0, 0, []
+            last, gen = int(row[0]), int(row[1])
+            since = after_seq if gen == fold_gen else 0
+            if last <= since:
+                return last, gen, []
+            rows = s.scalars(
+                select(AppendSegmentRow)
+                .where(AppendSegmentRow.dataset_id == dataset_id, AppendSegmentRow.seq > since)
+                .order_by(AppendSegmentRow.seq)
+            )
+            return last, gen, [_segment(r) for r in rows]
+
+    def plan(self, dataset_id: str) -> tuple[int, int, list[ChunkPlan]]:
+        """``(last_seq, fold_gen, chunks)``: per buffered chunk, its segments and values."""
+        with self._consistent() as s:
+            row = s.execute(
+                select(AppendStateRow.last_seq, AppendStateRow.fold_gen).where(
+                    AppendStateRow.dataset_id == dataset_id
+                )
+            ).one_or_none()
+            if row is None:
+                return 0, 0, []
+            stats = s.execute(
+                select(
+                    AppendSegmentRow.chunk,
+                    AppendSegmentRow.level,
+                    func.count(),
+                    func.sum(AppendSegmentRow.n_values),
+                    func.min(AppendSegmentRow.received_at),
+                    func.min(AppendSegmentRow.first_idx),
+                    func.max(AppendSegmentRow.stop_idx),
+                )
+                .where(AppendSegmentRow.dataset_id == dataset_id)
+                .group_by(AppendSegmentRow.chunk, AppendSegmentRow.level)
+            ).all()
+        chunks: dict[int, ChunkPlan] = {}
+        for chunk, level, n, values, oldest, first, stop in stats:
+            prev = chunks.get(int(chunk))
+            levels = dict(prev.levels) if prev else {}
+            levels[int(level)] = int(n)
+            chunks[int(chunk)] = ChunkPlan(
+                int(chunk),
+                (prev.segments if prev else 0) + int(n),
+                (prev.values if prev else 0) + int(values or 0),
+                min(prev.oldest, oldest) if prev else oldest,
+                min(prev.first_idx, int(first)) if prev else int(first),
+                max(prev.stop_idx, int(stop)) if prev else int(stop),
+                levels,
+            )
+        return int(row[0]), int(row[1]), sorted(chunks.values(), key=lambda c: c.chunk)
+
+    def segments(self, dataset_id: str, chunks: list[int], upto_seq: int) -> list[Segment]:
+        """The segments of ``chunks`` numbered up to ``upto_seq``, oldest first."""
+        with self._consistent() as s:
+            rows = s.scalars(
+                select(AppendSegmentRow)
+                .where(
+                    AppendSegmentRow.dataset_id == dataset_id,
+                    AppendSegmentRow.chunk.in_(chunks),
+                    AppendSegmentRow.seq <= upto_seq,
+                )
+                .order_by(AppendSegmentRow.seq)
+            )
+            return [_segment(r) for r in rows]
+
+    def datasets(self) -> list[str]:
+        """Datasets that have buffered segments."""
+        with self.registry.read_session() as s:
+            return sorted(s.scalars(select(AppendSegmentRow.dataset_id).distinct()))
+
+    def buffered_values(self, dataset_id: str) -> int:
+        """How many values the dataset has buffered (merged segments counted once)."""
+        with self.registry.read_session() as s:
+            return int(
+                s.scalar(
+                    select(func.coalesce(func.sum(AppendSegmentRow.n_values), 0)).where(
+                        AppendSegmentRow.dataset_id == dataset_id
+                    )
+                )
+                or 0
+            )
+
+    def state(self, dataset_id: str) -> AppendStateRow | None:
+        """The dataset's state row (a detached copy), None before its first append."""
+        with self.registry.read_session() as s:
+            row = s.get(AppendStateRow, dataset_id)
+            if row is not None:
+                s.expunge(row)
+            return row
+
+    # -- folding and compacting ------------------------------------------------------------
+    def take_lease(self, dataset_id: str, owner: str, seconds: float) -> bool:
+        """Claim the dataset for folding/compaction for ``seconds`` unless another owner
+        holds an unexpired lease (a crashed holder's lease simply runs out)."""
+        now = utcnow()
+        with self.registry.write_session() as s:
+            n = s.execute(
+                update(AppendStateRow)
+                .where(
+                    AppendStateRow.dataset_id == dataset_id,
+                    (AppendStateRow.lease_owner.is_(None))
+                    | (AppendStateRow.lease_owner == owner)
+                    | (AppendStateRow.lease_until < now),
+                )
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+            ).rowcount  # type: ignore[attr-defined]
+            return bool(n)
+
+    def release_lease(self, dataset_id: str, owner: str) -> None:
+        """Give the lease back (no-op when another owner took it meanwhile)."""
+        with self.registry.write_session() as s:
+            s.execute(
+                update(AppendStateRow)
+                .where(AppendStateRow.dataset_id == dataset_id, AppendStateRow.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def finish_fold(
+        self,
+        dataset_id: str,
+        chunks: list[int],
+        upto_seq: int,
+        snapshot: str | None,
+        values: int,
+        actor: str,
+        detail: dict[str, Any],
+    ) -> int:
+        """After the fold's commit: delete the folded segments (those of ``chunks`` up to
+        ``upto_seq``, exactly what the fold read), record the fold, audit it; one
+        transaction, so a crash before it leaves the segments for the next fold, which
+        writes the same values again (no change, no duplicate)."""
+        with self._durable() as s:
+            state = s.scalars(
+                select(AppendStateRow)
+                .where(AppendStateRow.dataset_id == dataset_id)
+                .with_for_update()
+            ).one()
+            n = s.execute(
+                delete(AppendSegmentRow).where(
+                    AppendSegmentRow.dataset_id == dataset_id,
+                    AppendSegmentRow.chunk.in_(chunks),
+                    AppendSegmentRow.seq <= upto_seq,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            state.fold_gen += 1
+            state.folded_values += values
+            state.last_fold_at = utcnow()
+            if snapshot is not None:
+                state.last_fold_snapshot = snapshot
+            if n:
+                self.registry.add_audit(s, actor, "append.fold", dataset_id, detail, None)
+            return int(n or 0)
+
+    def replace(self, dataset_id: str, seqs: list[int], merged: Segment) -> bool:
+        """Compaction: swap segments ``seqs`` (one chunk, consecutive there) for one merged
+        segment numbered like the newest of them; False when any of them is gone (a fold
+        or another compaction came first). Readers' caches need no reload: applying the
+        merged segment over any prefix of the ones it replaces gives the same result."""
+        try:
+            with self._durable() as s:
+                s.scalars(
+                    select(AppendStateRow)
+                    .where(AppendStateRow.dataset_id == dataset_id)
+                    .with_for_update()
+                ).one()
+                n = s.execute(
+                    delete(AppendSegmentRow).where(
+                        AppendSegmentRow.dataset_id == dataset_id, AppendSegmentRow.seq.in_(seqs)
+                    )
+                ).rowcount  # type: ignore[attr-defined]
+                if n != len(seqs):
+                    raise _Gone
+                s.add(
+                    AppendSegmentRow(
+                        dataset_id=dataset_id,
+                        seq=merged.seq,
+                        chunk=merged.chunk,
+                        level=merged.level,
+                        first_idx=merged.first_idx,
+                        stop_idx=merged.stop_idx,
+                        n_values=merged.n_values,
+                        appends=merged.appends,
+                        received_at=merged.received_at,
+                        actors=merged.actors,
+                        payload=merged.payload,
+                    )
+                )
+        except _Gone:
+            return False
+        return True
+
+
+class _Gone(Exception):
+    """A segment to compact was deleted meanwhile (rolls the compaction back)."""
