@@ -113,8 +113,10 @@ def test_models_create_update_show_versions(srv: Server) -> None:
     assert srv.call("alice-ro", "GET", f"/datasets/{DS}/models/zone/versions").json() == []
     assert error(srv.call("alice", "GET", f"/datasets/{DS}/models/nope")) == (
         404,
-        f"dataset {DS!r} has no model 'nope'",
+        f"dataset {DS!r} has no model 'nope' (models: zone)",
     )
+    r = srv.call("alice", "GET", f"/datasets/{DS}/models/nope/versions")
+    assert r.status_code == 404 and "no model 'nope'" in r.text
     # client
     c = srv.client("alice")
     assert [m.name for m in c.models(DS)] == ["zone"]

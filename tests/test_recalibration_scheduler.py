@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from stream0d_nb.db.recal_tables import RecalRegistry
-from stream0d_nb.errors import ValidationError
+from stream0d_nb.errors import ScheduleExistsError, ValidationError, WriteConflictError
 from stream0d_nb.recalibration.scheduler import (
     ScheduleBusyError,
     Scheduler,
@@ -80,7 +80,7 @@ def test_slots_and_plans_of_each_catch_up_policy(tmp_path: Path) -> None:
         add_schedule(st, "bad", HOURLY, PROBE, {})
     with pytest.raises(ValidationError, match="catch-up policy"):
         add_schedule(st, "bad", HOURLY, PROBE, {"dataset": "probe-line"}, catch_up="some")  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="exists already"):
+    with pytest.raises(ScheduleExistsError, match="a schedule named 'once' exists already"):
         _add(st, "once")
     st.close()
 
@@ -132,8 +132,9 @@ def test_same_schedule_never_runs_twice_at_once(tmp_path: Path) -> None:
         t.join()
     assert sorted(len(s) for s in started) == [0, 1]
     # while it runs, a manual trigger of the same schedule is refused by the claim
-    with pytest.raises(ScheduleBusyError, match="running already"):
+    with pytest.raises(ScheduleBusyError, match="running already") as busy:
         scheds[1].trigger("busy", wait=False)
+    assert isinstance(busy.value, WriteConflictError)  # a conflict (409), not a bad value
     for s in scheds:
         s.wait()
         s.close()

@@ -12,6 +12,7 @@ period is considered abandoned (a crashed process) and can be taken over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,7 +38,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stream0d_nb.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
 from stream0d_nb.db.dataset_tables import dataset_row
-from stream0d_nb.errors import ValidationError, WriteConflictError
+from stream0d_nb.db.upsert import save_by_name
+from stream0d_nb.errors import (
+    ModelNotFoundError,
+    ModelVersionNotFoundError,
+    RunNotFoundError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
+    ValidationError,
+    WriteConflictError,
+)
 from stream0d_nb.records import DATASET_ID, AttrView, ModelRecord, VersionRecord
 
 if TYPE_CHECKING:
@@ -254,7 +264,7 @@ class RecalRegistry:
             known = s.scalars(
                 select(RecalModelRow.name).where(RecalModelRow.dataset_id == dataset_id)
             ).all()
-            raise ValidationError(
+            raise ModelNotFoundError(
                 f"dataset {dataset_id!r} has no model {name!r} (models: "
                 + (", ".join(known) or "none")
                 + ")"
@@ -271,31 +281,27 @@ class RecalRegistry:
         actor: str,
     ) -> ModelRecord:
         """Insert or replace a model definition (audited ``recal.model.create|update``)."""
-        with self.registry.write_session() as s:
-            dataset_row(s, dataset_id)
-            row = s.scalars(
-                select(RecalModelRow).where(
-                    RecalModelRow.dataset_id == dataset_id, RecalModelRow.name == name
-                )
-            ).one_or_none()
-            now = utcnow()
-            action = "recal.model.update" if row is not None else "recal.model.create"
-            if row is None:
-                row = RecalModelRow(
-                    dataset_id=dataset_id, name=name, created_at=now, created_by=actor
-                )
-                s.add(row)
-            elif row.kind == kind and row.spec == spec and row.activation == activation:
-                return ModelRecord.model_validate(row)
+
+        def fill(row: RecalModelRow, created: bool) -> dict[str, Any] | None:
+            same = (row.kind, row.spec, row.activation) == (kind, spec, activation)
+            if not created and same:
+                return None
             row.kind, row.spec, row.activation = kind, spec, activation
-            row.updated_at, row.updated_by = now, actor
-            s.flush()
-            detail = {"model": name, "kind": kind, "spec": spec, "activation": activation}
-            self.registry.add_audit(s, actor, action, dataset_id, detail, None, now)
-            return ModelRecord.model_validate(row)
+            return {"model": name, "kind": kind, "spec": spec, "activation": activation}
+
+        saved = save_by_name(
+            self.registry,
+            RecalModelRow,
+            {"dataset_id": dataset_id, "name": name},
+            fill,
+            actor=actor,
+            actions=("recal.model.create", "recal.model.update"),
+            dataset_id=dataset_id,
+        )
+        return ModelRecord.model_validate(saved.row)
 
     def model(self, dataset_id: str, name: str) -> ModelRecord:
-        """One model (ValidationError naming the dataset's models)."""
+        """One model (``ModelNotFoundError`` naming the dataset's models)."""
         with self.registry.read_session() as s:
             dataset_row(s, dataset_id)
             return ModelRecord.model_validate(self._model_row(s, dataset_id, name))
@@ -431,7 +437,7 @@ class RecalRegistry:
         with self.registry.read_session() as s:
             row = s.get(RecalVersionRow, version_id)
             if row is None:
-                raise ValidationError(f"no model version with id {version_id}")
+                raise ModelVersionNotFoundError(f"no model version with id {version_id}")
             m = s.get(RecalModelRow, row.model_id)
             assert m is not None
             return _version_of(row, m)
@@ -452,62 +458,66 @@ class RecalRegistry:
         enabled: bool = True,
         start_after: datetime | None = None,
     ) -> ScheduleRecord:
-        """Create a schedule; it fires for cron times after ``start_after`` (default: now)."""
-        now = utcnow()
-        with self.registry.write_session() as s:
-            if dataset_id is not None:
-                dataset_row(s, dataset_id)
-            if s.scalars(select(RecalScheduleRow).where(RecalScheduleRow.name == name)).first():
-                raise ValidationError(f"a schedule named {name!r} exists already")
-            row = RecalScheduleRow(
-                name=name,
-                dataset_id=dataset_id,
-                cron=cron,
-                notebook=notebook,
-                parameters=parameters,
-                catch_up=catch_up,
-                max_catch_up=max_catch_up,
-                timeout_s=timeout_s,
-                enabled=enabled,
-                last_fired_for=start_after or now,
-                created_at=now,
-                created_by=actor,
-            )
-            s.add(row)
-            s.flush()
-            detail = {
+        """Create a schedule; it fires for cron times after ``start_after`` (default: now).
+        ``ScheduleExistsError`` if the name is taken (names are unique across datasets)."""
+
+        def fill(row: RecalScheduleRow, created: bool) -> dict[str, Any]:
+            row.dataset_id, row.cron, row.notebook = dataset_id, cron, notebook
+            row.parameters, row.catch_up = parameters, catch_up
+            row.max_catch_up, row.timeout_s, row.enabled = max_catch_up, timeout_s, enabled
+            row.last_fired_for = start_after or row.created_at
+            return {
                 "schedule": name,
                 "cron": cron,
                 "notebook": notebook,
                 "parameters": parameters,
                 "catch_up": catch_up,
             }
-            self.registry.add_audit(
-                s, actor, "recal.schedule.create", dataset_id, detail, None, now
-            )
-            return ScheduleRecord.model_validate(row)
+
+        def taken() -> ScheduleExistsError:
+            return ScheduleExistsError(f"a schedule named {name!r} exists already")
+
+        saved = save_by_name(
+            self.registry,
+            RecalScheduleRow,
+            {"name": name},
+            fill,
+            actor=actor,
+            actions=("recal.schedule.create", "recal.schedule.create"),
+            dataset_id=dataset_id,
+            exists=taken,
+        )
+        return ScheduleRecord.model_validate(saved.row)
 
     @staticmethod
-    def _schedule_row(s: Session, name: str) -> RecalScheduleRow:
-        row = s.scalars(select(RecalScheduleRow).where(RecalScheduleRow.name == name)).first()
+    def _key(name: str, dataset_id: str | None) -> dict[str, Any]:
+        """A schedule's key: its name, and its dataset when the caller acts on one."""
+        return {"name": name} if dataset_id is None else {"name": name, "dataset_id": dataset_id}
+
+    @staticmethod
+    def _missing(name: str, dataset_id: str | None) -> ScheduleNotFoundError:
+        """No such schedule; never lists the others (other datasets' names are private)."""
+        if dataset_id is None:
+            return ScheduleNotFoundError(f"no schedule named {name!r}")
+        return ScheduleNotFoundError(f"dataset {dataset_id!r} has no schedule {name!r}")
+
+    def _schedule_row(
+        self, s: Session, name: str, dataset_id: str | None = None
+    ) -> RecalScheduleRow:
+        key = self._key(name, dataset_id)
+        q = select(RecalScheduleRow).where(
+            *(getattr(RecalScheduleRow, k) == v for k, v in key.items())
+        )
+        row = s.scalars(q).first()
         if row is None:
-            known = s.scalars(select(RecalScheduleRow.name).order_by(RecalScheduleRow.name)).all()
-            raise ValidationError(
-                f"no schedule named {name!r} (schedules: {', '.join(known) or 'none'})"
-            )
+            raise self._missing(name, dataset_id)
         return row
 
-    def schedule(self, name: str) -> ScheduleRecord:
-        """One schedule by name."""
+    def schedule(self, name: str, dataset_id: str | None = None) -> ScheduleRecord:
+        """One schedule by name (of ``dataset_id`` if given: another's looks missing);
+        ``ScheduleNotFoundError``."""
         with self.registry.read_session() as s:
-            return ScheduleRecord.model_validate(self._schedule_row(s, name))
-
-    def find_schedule(self, name: str) -> ScheduleRecord | None:
-        """One schedule by name, or None (no listing of the others in an error)."""
-        with self.registry.read_session() as s:
-            q = select(RecalScheduleRow).where(RecalScheduleRow.name == name)
-            row = s.scalars(q).first()
-            return None if row is None else ScheduleRecord.model_validate(row)
+            return ScheduleRecord.model_validate(self._schedule_row(s, name, dataset_id))
 
     def schedules(self, enabled_only: bool = False) -> list[ScheduleRecord]:
         """All schedules by name."""
@@ -530,37 +540,60 @@ class RecalRegistry:
                 f"schedule {row.name!r} is running{run}: {doing} it once the run has ended"
             )
 
-    def update_schedule(self, name: str, changes: dict[str, Any], actor: str) -> ScheduleRecord:
+    def update_schedule(
+        self, name: str, changes: dict[str, Any], actor: str, dataset_id: str | None = None
+    ) -> ScheduleRecord:
         """Change a schedule's cron, notebook, parameters, catch-up or time limit (checked by
-        the layer above; audited ``recal.schedule.update``); refused while it runs."""
+        the layer above; audited ``recal.schedule.update``); refused while it runs
+        (``ScheduleClaimedError``); ``ScheduleNotFoundError`` (of ``dataset_id`` if given)."""
         allowed = {"cron", "notebook", "parameters", "catch_up", "max_catch_up", "timeout_s"}
         bad = set(changes) - allowed
         if bad:
             raise ValidationError(f"schedule fields {sorted(bad)} cannot be changed")
-        with self.registry.write_session() as s:
-            row = self._schedule_row(s, name)
+
+        def fill(row: RecalScheduleRow, created: bool) -> dict[str, Any] | None:
             self._refuse_claimed(row, "change")
             changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
             if not changed:
-                return ScheduleRecord.model_validate(row)
+                return None
             for k, v in changed.items():
                 setattr(row, k, v)
-            s.flush()
-            self.registry.add_audit(
-                s,
-                actor,
-                "recal.schedule.update",
-                row.dataset_id,
-                {"schedule": name, **changed},
-                None,
-            )
-            return ScheduleRecord.model_validate(row)
+            return {"schedule": name, **changed}
 
-    def remove_schedule(self, name: str, actor: str, refuse_claimed: bool = False) -> None:
+        return self._change(name, dataset_id, fill, actor, "recal.schedule.update")
+
+    def _change(
+        self,
+        name: str,
+        dataset_id: str | None,
+        fill: Callable[[RecalScheduleRow, bool], dict[str, Any] | None],
+        actor: str,
+        action: str,
+    ) -> ScheduleRecord:
+        """Change an existing schedule through the registry's one save-by-name."""
+        saved = save_by_name(
+            self.registry,
+            RecalScheduleRow,
+            self._key(name, dataset_id),
+            fill,
+            actor=actor,
+            actions=(action, action),
+            missing=lambda: self._missing(name, dataset_id),
+        )
+        return ScheduleRecord.model_validate(saved.row)
+
+    def remove_schedule(
+        self,
+        name: str,
+        actor: str,
+        refuse_claimed: bool = False,
+        dataset_id: str | None = None,
+    ) -> None:
         """Delete a schedule (its runs stay, unlinked); with ``refuse_claimed``, not while
-        one of its runs holds the claim (ScheduleClaimedError)."""
+        one of its runs holds the claim (ScheduleClaimedError); ``ScheduleNotFoundError``
+        (of ``dataset_id`` if given)."""
         with self.registry.write_session() as s:
-            row = self._schedule_row(s, name)
+            row = self._schedule_row(s, name, dataset_id)
             if refuse_claimed:
                 self._refuse_claimed(row, "remove")
             ds = row.dataset_id
@@ -568,22 +601,20 @@ class RecalRegistry:
             s.flush()
             self.registry.add_audit(s, actor, "recal.schedule.delete", ds, {"schedule": name}, None)
 
-    def set_enabled(self, name: str, enabled: bool, actor: str) -> None:
-        """Pause or resume a schedule."""
-        with self.registry.write_session() as s:
-            row = self._schedule_row(s, name)
+    def set_enabled(
+        self, name: str, enabled: bool, actor: str, dataset_id: str | None = None
+    ) -> ScheduleRecord:
+        """Pause or resume a schedule (audited when it changes); ``ScheduleNotFoundError``
+        (of ``dataset_id`` if given)."""
+
+        def fill(row: RecalScheduleRow, created: bool) -> dict[str, Any] | None:
             if row.enabled == enabled:
-                return
+                return None
             row.enabled = enabled
-            s.flush()
-            self.registry.add_audit(
-                s,
-                actor,
-                "recal.schedule.enable" if enabled else "recal.schedule.disable",
-                row.dataset_id,
-                {"schedule": name},
-                None,
-            )
+            return {"schedule": name}
+
+        action = "recal.schedule.enable" if enabled else "recal.schedule.disable"
+        return self._change(name, dataset_id, fill, actor, action)
 
     def claim(
         self,
@@ -741,7 +772,7 @@ class RecalRegistry:
         with self.registry.write_session() as s:
             row = s.get(RecalRunRow, run_id)
             if row is None:
-                raise ValidationError(f"no run with id {run_id}")
+                raise RunNotFoundError(f"no run with id {run_id}")
             for k, v in fields.items():
                 setattr(row, k, v)
             s.flush()
@@ -791,13 +822,18 @@ class RecalRegistry:
             )
             return int(res.rowcount)  # type: ignore[attr-defined]
 
-    def run(self, run_id: int) -> RunRecord:
-        """A run by id."""
+    def run(self, run_id: int, dataset_id: str | None = None) -> RunRecord:
+        """A run by id (of ``dataset_id`` if given: another's looks missing);
+        ``RunNotFoundError``."""
         self.end_abandoned()
         with self.registry.read_session() as s:
             row = s.get(RecalRunRow, run_id)
-            if row is None:
-                raise ValidationError(f"no run with id {run_id}")
+            if row is None or (dataset_id is not None and row.dataset_id != dataset_id):
+                raise RunNotFoundError(
+                    f"no run with id {run_id}"
+                    if dataset_id is None
+                    else f"dataset {dataset_id!r} has no run {run_id}"
+                )
             return RunRecord.model_validate(row)
 
     def runs(

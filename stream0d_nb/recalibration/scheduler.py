@@ -38,7 +38,7 @@ from croniter import croniter
 
 from stream0d_nb.db.base import utcnow
 from stream0d_nb.db.recal_tables import CatchUp, RecalRegistry, RunRecord, ScheduleRecord
-from stream0d_nb.errors import ValidationError
+from stream0d_nb.errors import ValidationError, WriteConflictError
 from stream0d_nb.recalibration.runner import (
     DEFAULT_TIMEOUT_S,
     RunResult,
@@ -54,8 +54,8 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "recalibration_runs"
 CATCH_UP = ("skip", "once", "all")
 
 
-class ScheduleBusyError(ValidationError):
-    """The schedule is running already (its claim is held)."""
+class ScheduleBusyError(WriteConflictError):
+    """The schedule is running already (its claim is held): HTTP 409."""
 
 
 def resolve_notebook(name: str | Path) -> Path:
@@ -142,13 +142,18 @@ def add_schedule(
 
 
 def update_schedule(
-    store: Store, name: str, changes: dict[str, Any], actor: str | None = None
+    store: Store,
+    name: str,
+    changes: dict[str, Any],
+    actor: str | None = None,
+    dataset_id: str | None = None,
 ) -> ScheduleRecord:
     """Check and apply changes to a schedule (cron, notebook, parameters, catch_up,
     max_catch_up, timeout_s) as ``add_schedule`` checks them; parameters are checked
-    against the (new) notebook. Refused while the schedule runs (``ScheduleClaimedError``)."""
+    against the (new) notebook. Refused while the schedule runs (``ScheduleClaimedError``);
+    ``ScheduleNotFoundError`` when there is none of that name (of ``dataset_id`` if given)."""
     table = RecalRegistry(store.registry)
-    cur = table.schedule(name)
+    cur = table.schedule(name, dataset_id)
     out = dict(changes)
     if "cron" in out:
         check_cron(out["cron"])
@@ -167,7 +172,7 @@ def update_schedule(
     check_parameters(path, params)
     if params.get("dataset") != cur.parameters.get("dataset"):
         raise ValidationError("a schedule stays on its dataset: parameter 'dataset' cannot change")
-    return table.update_schedule(name, out, store.actor(actor))
+    return table.update_schedule(name, out, store.actor(actor), dataset_id)
 
 
 class Scheduler:

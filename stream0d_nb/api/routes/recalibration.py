@@ -78,10 +78,6 @@ class RunsBusyError(WriteConflictError):
     """Too many API runs are waiting or executing (HTTP 409)."""
 
 
-class ScheduleExistsError(WriteConflictError):
-    """A schedule with that name exists (schedule names are unique; HTTP 409)."""
-
-
 # ---- models -----------------------------------------------------------------------------
 class ActivationIn(BaseModel):
     """When a candidate version replaces the active one (docs/recalibration.md)."""
@@ -113,14 +109,6 @@ def _model_out(table: RecalRegistry, rec: ModelRecord) -> ModelInfo:
     return ModelInfo.model_validate(AttrView(rec, active=active))
 
 
-def _find_model(table: RecalRegistry, dataset_id: str, name: str) -> ModelRecord:
-    """The dataset's model ``name``, or 404."""
-    for m in table.models(dataset_id):
-        if m.name == name:
-            return m
-    raise NotFoundError(f"dataset {dataset_id!r} has no model {name!r}")
-
-
 @router.get("/datasets/{dataset_id}/models")
 def list_models(ctx: Read, store: StoreDep) -> list[ModelInfo]:
     """The dataset's models with their active version (viewer)."""
@@ -132,7 +120,7 @@ def list_models(ctx: Read, store: StoreDep) -> list[ModelInfo]:
 def show_model(name: str, ctx: Read, store: StoreDep) -> ModelInfo:
     """One model with its active version (viewer)."""
     table = RecalRegistry(store.registry)
-    return _model_out(table, _find_model(table, ctx.id, name))
+    return _model_out(table, table.model(ctx.id, name))
 
 
 @router.put("/datasets/{dataset_id}/models/{name}", status_code=200)
@@ -176,9 +164,7 @@ def model_versions(
 ) -> list[VersionRecord]:
     """A model's versions, newest first: status (active, rejected, retired), metrics on the
     train and hold-out windows, windows, snapshot, trigger and the reason of the decision."""
-    table = RecalRegistry(store.registry)
-    _find_model(table, ctx.id, name)
-    return table.versions(ctx.id, name, limit)
+    return RecalRegistry(store.registry).versions(ctx.id, name, limit)
 
 
 # ---- runs -------------------------------------------------------------------------------
@@ -190,14 +176,8 @@ MEDIA_TYPES = {
 
 
 def _find_run(store: Store, dataset_id: str, run_id: int) -> RunRecord:
-    """The dataset's run ``run_id``, or 404 (runs of other datasets look missing)."""
-    try:
-        rec = RecalRegistry(store.registry).run(run_id)
-    except ValidationError:
-        rec = None
-    if rec is None or rec.dataset != dataset_id:
-        raise NotFoundError(f"dataset {dataset_id!r} has no run {run_id}")
-    return rec
+    """The dataset's run ``run_id`` (runs of other datasets look missing: 404)."""
+    return RecalRegistry(store.registry).run(run_id, dataset_id)
 
 
 class RunIn(BaseModel):
@@ -387,15 +367,8 @@ def _schedule_out(rec: ScheduleRecord) -> ScheduleInfo:
 
 
 def _find_schedule(store: Store, dataset_id: str, name: str) -> ScheduleRecord:
-    """The dataset's schedule ``name``, or 404 (others' schedules look missing)."""
-    rec = RecalRegistry(store.registry).find_schedule(name)
-    if rec is None or rec.dataset != dataset_id:
-        raise NotFoundError(f"dataset {dataset_id!r} has no schedule {name!r}")
-    return rec
-
-
-def _name_taken(store: Store, name: str) -> bool:
-    return RecalRegistry(store.registry).find_schedule(name) is not None
+    """The dataset's schedule ``name`` (others' schedules look missing: 404)."""
+    return RecalRegistry(store.registry).schedule(name, dataset_id)
 
 
 @router.get("/datasets/{dataset_id}/recalibration/schedules")
@@ -424,26 +397,18 @@ def create_schedule(body: ScheduleIn, ctx: Edit, store: StoreDep) -> ScheduleInf
             f"'{ctx.id}-<name>' (e.g. '{ctx.id}-nightly')"
         )
     params = _dataset_parameters(ctx, body.parameters)
-    conflict = ScheduleExistsError(f"a schedule named {body.name!r} exists already")
-    if _name_taken(store, body.name):
-        raise conflict
     assert body.catch_up in CATCH_UP
-    try:
-        rec = add_schedule(
-            store,
-            body.name,
-            body.cron,
-            body.notebook,
-            params,
-            catch_up=body.catch_up,
-            max_catch_up=body.max_catch_up,
-            timeout_s=body.timeout_s,
-            actor=ctx.identity.user,
-        )
-    except ValidationError:
-        if _name_taken(store, body.name):  # created meanwhile by another request
-            raise conflict from None
-        raise
+    rec = add_schedule(  # a name in use: ScheduleExistsError (409)
+        store,
+        body.name,
+        body.cron,
+        body.notebook,
+        params,
+        catch_up=body.catch_up,
+        max_catch_up=body.max_catch_up,
+        timeout_s=body.timeout_s,
+        actor=ctx.identity.user,
+    )
     if not body.enabled:
         RecalRegistry(store.registry).set_enabled(body.name, False, ctx.identity.user)
         rec = RecalRegistry(store.registry).schedule(body.name)
@@ -454,7 +419,6 @@ def create_schedule(body: ScheduleIn, ctx: Edit, store: StoreDep) -> ScheduleInf
 def change_schedule(name: str, body: ScheduleChange, ctx: Edit, store: StoreDep) -> ScheduleInfo:
     """Change a schedule, pause (``enabled: false``) or resume it (editor); audited.
     Changing anything but ``enabled`` while one of its runs executes is 409."""
-    _find_schedule(store, ctx.id, name)
     changes = body.model_dump(exclude_unset=True, exclude={"enabled"})
     if any(v is None for v in changes.values()):
         nulls = ", ".join(k for k, v in changes.items() if v is None)
@@ -462,14 +426,14 @@ def change_schedule(name: str, body: ScheduleChange, ctx: Edit, store: StoreDep)
     if "parameters" in changes:
         changes["parameters"] = _dataset_parameters(ctx, changes["parameters"])
     if changes:
-        update_schedule(store, name, changes, actor=ctx.identity.user)
+        update_schedule(store, name, changes, actor=ctx.identity.user, dataset_id=ctx.id)
     if body.enabled is not None:
-        RecalRegistry(store.registry).set_enabled(name, body.enabled, ctx.identity.user)
+        RecalRegistry(store.registry).set_enabled(name, body.enabled, ctx.identity.user, ctx.id)
     return _schedule_out(_find_schedule(store, ctx.id, name))
 
 
 @router.delete("/datasets/{dataset_id}/recalibration/schedules/{name}", status_code=204)
 def delete_schedule(name: str, ctx: Edit, store: StoreDep) -> None:
     """Delete a schedule (editor; its runs stay); 409 while one of its runs executes."""
-    _find_schedule(store, ctx.id, name)
-    RecalRegistry(store.registry).remove_schedule(name, ctx.identity.user, refuse_claimed=True)
+    table = RecalRegistry(store.registry)
+    table.remove_schedule(name, ctx.identity.user, refuse_claimed=True, dataset_id=ctx.id)
