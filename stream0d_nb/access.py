@@ -88,7 +88,7 @@ class TokenNotFoundError(Stream0dError, LookupError):
 
 def not_found_message(dataset_id: str) -> str:
     """The one message for a missing and a hidden dataset (same as the registry's)."""
-    return f"no dataset {dataset_id!r} in the registry (see `stream0d dataset list`)"
+    return f"no dataset {dataset_id!r} in the registry"
 
 
 # ----------------------------------------------------------------------------- roles

@@ -40,6 +40,7 @@ from stream0d_nb.access import AccessDeniedError, InvalidTokenError
 from stream0d_nb.errors import (
     DatasetExistsError,
     DatasetNotFoundError,
+    Fix,
     IngestError,
     Location,
     Stream0dError,
@@ -126,7 +127,8 @@ class RequestValidationError(ApiError, ValidationError):
 
 
 class RemoteIngestError(ApiError, IngestError):
-    """422 from an ingest, with the server's ``locations`` (file, line, column, value)."""
+    """422 from an ingest, with the server's ``locations`` (file, line, column, value) and
+    ``fixes`` (``Fix``: an ingest option and a value that would get past it)."""
 
 
 class ServerError(ApiError, RuntimeError):
@@ -171,10 +173,15 @@ def error_from_response(response: httpx.Response) -> ApiError:
         message = str(err["message"])
         kind = str(err.get("type", ""))
         locs = err.get("locations")
+        fixes = [
+            Fix(str(d["option"]), d.get("value"), d.get("example"))
+            for d in err.get("fixes") or []
+            if isinstance(d, dict) and "option" in d
+        ]
     except (ValueError, KeyError, TypeError):
         text = response.text.strip()[:500]
         message = f"HTTP {status} from {response.request.url.copy_with(query=None)}: {text}"
-        kind, locs = "", None
+        kind, locs, fixes = "", None, []
     cls = _error_class(status, locs)
     exc: ApiError
     if cls is RemoteIngestError:
@@ -183,9 +190,9 @@ def error_from_response(response: httpx.Response) -> ApiError:
             for d in locs or []
             if isinstance(d, dict)
         ]
-        exc = RemoteIngestError(message, locations)
+        exc = RemoteIngestError(message, locations, fixes)
     else:
-        exc = cls(message)
+        exc = cls(message).with_fixes(fixes)
     exc.status, exc.type = status, kind
     return exc
 

@@ -1,15 +1,65 @@
 """Errors of the platform: one base class, each also a builtin so callers can catch either.
 
-Only the CLI (and later the API) turns these into exit codes or HTTP statuses.
+Only the CLI and the API turn these into exit codes or HTTP statuses. A message names
+the problem (file, line, column, channel), never how a caller spells an option: an
+error may carry ``fixes`` (``Fix``: a parameter and a value that would get past it), and
+each edge says them in its caller's terms: ``--skip-column 'X'`` on the command line,
+``skip_columns: ["X"]`` in the API's JSON, ``skip_columns=['X']`` to Python callers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Self
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A parameter (named as in Python and the API's JSON) and a value that would get past
+    an error; ``value`` None: the caller must choose one (``example`` shows one)."""
+
+    option: str
+    value: Any = None
+    example: Any = None
+
+    def python(self) -> str:
+        """The fix as a Python keyword argument: ``skip_columns=['X']``."""
+        if self.value is not None:
+            return f"{self.option}={self.value!r}"
+        return f"{self.option}=" + ("..." if self.example is None else f"{self.example!r}")
+
+
+def python_fixes(fixes: Iterable[Fix]) -> str:
+    """``fix: pass a=1`` or ``fix: pass one of a=1, a=2`` (empty without fixes)."""
+    texts = [f.python() for f in fixes]
+    if not texts:
+        return ""
+    return "fix: pass " + (texts[0] if len(texts) == 1 else "one of " + ", ".join(texts))
 
 
 class Stream0dError(Exception):
-    """Base of every error the platform raises on purpose."""
+    """Base of every error the platform raises on purpose.
+
+    ``fixes`` are alternatives, each enough on its own; ``problem`` is the message without
+    them, for edges that say the fixes in their own terms; ``str()`` says them to Python.
+    """
+
+    fixes: tuple[Fix, ...] = ()
+
+    def with_fixes(self, fixes: Iterable[Fix]) -> Self:
+        """This error, carrying ``fixes``."""
+        self.fixes = tuple(fixes)
+        return self
+
+    @property
+    def problem(self) -> str:
+        """The message alone, naming no option syntax."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} ({python_fixes(self.fixes)})" if self.fixes else text
 
 
 class ValidationError(Stream0dError, ValueError):
@@ -106,19 +156,36 @@ class IngestError(Stream0dError, ValueError):
     """Input data cannot be ingested as asked; nothing was stored.
 
     ``locations`` lists the first offending places (file, line, column, value) so that
-    callers can show them or the API can return them as structured detail.
+    callers can show them or the API can return them as structured detail; ``fixes``
+    name ``IngestOptions`` fields and values that would get past the problem.
     """
 
-    def __init__(self, message: str, locations: list[Location] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        locations: list[Location] | None = None,
+        fixes: Iterable[Fix] | None = None,
+    ) -> None:
         self.locations = list(locations or [])
         self.message = message
-        super().__init__(self._render())
+        self.fixes = tuple(fixes or ())
+        super().__init__(self.render(python_fixes(self.fixes)))
 
-    def _render(self) -> str:
-        if not self.locations:
-            return self.message
+    @property
+    def problem(self) -> str:
+        """The message alone (no locations, no fixes)."""
+        return self.message
+
+    def render(self, how_to_fix: str = "") -> str:
+        """The message, the first locations, then ``how_to_fix`` (the fixes in the
+        caller's terms) on a line of its own."""
         lines = [self.message]
         lines += [f"  {loc}" for loc in self.locations[:10]]
         if len(self.locations) > 10:
             lines.append(f"  ... and {len(self.locations) - 10} more")
+        if how_to_fix:
+            lines.append(f"  {how_to_fix}")
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)

@@ -53,7 +53,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import xarray as xr
 
-from stream0d_nb.errors import ValidationError
+from stream0d_nb.errors import Fix, ValidationError
 from stream0d_nb.safetext import spreadsheet_safe
 from stream0d_nb.specs import check_timezone
 from stream0d_nb.store import Store
@@ -264,9 +264,7 @@ def _check_target(path: Path, fmt: str, overwrite: bool) -> None:
     if not (path.exists() or path.is_symlink()):
         return
     if not overwrite:
-        raise ValidationError(
-            f"{path} exists already; pass overwrite=True (--overwrite) to replace it"
-        )
+        raise ValidationError(f"{path} exists already").with_fixes([Fix("overwrite", True)])
     if fmt == "zarr":
         if not (path.is_dir() and (path / "zarr.json").is_file()):
             raise ValidationError(f"{path} exists and is not a Zarr store; refusing to replace it")
@@ -586,8 +584,8 @@ def _nonempty_or_template(plan: _Plan, store: Store) -> Iterator[xr.Dataset]:
 def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     """Rename the finished temporary output to its final name (atomic for files)."""
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise ValidationError(
-            f"{path} appeared during the export; pass overwrite=True (--overwrite)"
+        raise ValidationError(f"{path} appeared during the export").with_fixes(
+            [Fix("overwrite", True)]
         )
     if tmp.is_dir() and path.exists():
         trash = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")

@@ -198,15 +198,15 @@ def test_messy_csv(srv: Server, unchanged: None) -> None:
     got = problems(p)
     assert got == [
         (
-            "units 'kPa_x' of column 'Druck' are unknown; declare them with units (pint names "
+            "units 'kPa_x' of column 'Druck' are unknown; declare known ones (pint names "
             "such as degC, bar, percent)",
             [("messy.csv", None, "Druck", "kPa_x")],
             [],
             None,
         ),
         (
-            "no units for new channel 'Leer': declare them with units (1 for dimensionless) "
-            "or pass allow_missing_units",
+            "no units for new channel 'Leer': declare them (1 for dimensionless) or allow "
+            "channels without units",
             [("messy.csv", None, "Leer", None)],
             [{"units": {"Leer": "1"}}, {"allow_missing_units": True}],
             None,
@@ -227,8 +227,7 @@ def test_us_dates_day_month_ambiguity(srv: Server, unchanged: None) -> None:
     p = srv.ok("us.csv", US.encode())
     assert problems(p) == [
         (
-            "times such as '05/01/2024 00:00:00' could be day-first or month-first; pass "
-            "time_format (e.g. '%d/%m/%Y %H:%M:%S')",
+            "times such as '05/01/2024 00:00:00' could be day-first or month-first",
             [("us.csv", None, "Date Time", "05/01/2024 00:00:00")],
             [{"time_format": "%m/%d/%Y %H:%M:%S"}, {"time_format": "%d/%m/%Y %H:%M:%S"}],
             {"time_format": "%m/%d/%Y %H:%M:%S"},
@@ -259,8 +258,7 @@ def test_text_column(srv: Server, unchanged: None) -> None:
     p = srv.ok("status.csv", TEXT.encode(), rows="2")
     assert problems(p) == [
         (
-            "column 'status' holds text such as 'OK', not numbers; pass "
-            "skip_columns=['status'] (or columns=[...]) to leave it out",
+            "column 'status' holds text such as 'OK', not numbers",
             [("status.csv", None, "status", "OK")],
             [{"skip_columns": ["status"]}],
             {"skip_columns": ["status"]},
@@ -289,8 +287,8 @@ def test_nab_duplicate_hour(srv: Server, unchanged: None) -> None:
     assert msg == (
         "machine_temperature_system_failure.csv: duplicate timestamps with different values "
         "in channel 'value' (first: 2014-01-07T02:00:00+00:00: line 10139 has 94.42340604, "
-        "line 10151 has 94.13972336). Nothing was stored. Choose how to resolve them with "
-        "--duplicates first|last|mean."
+        "line 10151 has 94.13972336). Nothing was stored; choose which value to keep (the "
+        "last, the first) or their mean."
     )
     assert locs[:2] == [
         (NAB_FILE.name, 10151, "value", "94.13972336"),
@@ -300,8 +298,8 @@ def test_nab_duplicate_hour(srv: Server, unchanged: None) -> None:
     assert fixes == [{"duplicates": "last"}, {"duplicates": "first"}, {"duplicates": "mean"}]
     assert applied == {"duplicates": "last"}
     assert units == (
-        "no units for new channel 'value': declare them with units (1 for dimensionless) "
-        "or pass allow_missing_units",
+        "no units for new channel 'value': declare them (1 for dimensionless) or allow "
+        "channels without units",
         [(NAB_FILE.name, None, "value", None)],
         [{"units": {"value": "1"}}, {"allow_missing_units": True}],
         None,

@@ -275,9 +275,10 @@ def test_ingest_time_format_too_long_or_unusable_is_422(srv: Server) -> None:
     r = srv.ingest(CSV, time_format="%Y%Y")  # short, but the parser cannot use it
     assert r.status_code == 422
     assert r.json()["error"]["message"] == (
-        "time_format '%Y%Y' is not usable: redefinition of group name 'Y' as group 2; "
+        "the time format '%Y%Y' is not usable: redefinition of group name 'Y' as group 2; "
         "was group 1 at position 19"
     )
+    assert r.json()["error"]["hint"] == 'set time_format (e.g. "%d.%m.%Y %H:%M:%S")'
 
 
 @pytest.mark.usefixtures("unchanged")

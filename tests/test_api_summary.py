@@ -215,9 +215,7 @@ def test_summary_seats(srv: Server) -> None:
     hidden = srv.call("bob", f"/datasets/{DS}/summary")
     missing = srv.call("bob", "/datasets/fersa-nothing/summary")
     assert hidden.status_code == missing.status_code == 404
-    assert hidden.json()["error"]["message"] == (
-        "no dataset 'fersa-line' in the registry (see `stream0d dataset list`)"
-    )
+    assert hidden.json()["error"]["message"] == "no dataset 'fersa-line' in the registry"
     assert missing.json()["error"]["message"] == hidden.json()["error"]["message"].replace(
         "fersa-line", "fersa-nothing"
     )

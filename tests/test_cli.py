@@ -84,7 +84,8 @@ def test_dataset_lifecycle_and_errors(capsys: pytest.CaptureFixture[str], tmp_pa
     code, out, _ = run(capsys, tmp_path, "dataset", "delete", "line-1", "--confirm", "line-1")
     assert code == 0 and "deleted dataset line-1" in out
     code, _, err = run(capsys, tmp_path, "read", "line-1")
-    assert code == 1 and "line-1" in err and "Traceback" not in err
+    assert code == 1 and "Traceback" not in err
+    assert "no dataset 'line-1' in the registry (see `stream0d dataset list`)" in err
 
 
 @needs_data
@@ -99,7 +100,8 @@ def test_ingest_nab_refused_then_accepted_read_and_history(
     assert (
         "2014-01-07T02:00:00+00:00: line 10139 has 94.42340604, line 10151 has 94.13972336" in err
     )
-    assert "--duplicates first|last|mean" in err and "Traceback" not in err
+    assert "Nothing was stored; choose which value to keep" in err and "Traceback" not in err
+    assert err.rstrip().endswith("fix: --duplicates last|first|mean")  # flags, not JSON fields
     code, out, _ = run(capsys, tmp_path, "history", "nab", "--json")
     assert all(h["metadata"].get("action") != "ingest" for h in json.loads(out))  # nothing stored
     code, out, _ = run(

@@ -222,8 +222,8 @@ def test_concurrent_create_same_id_one_wins(reg: Registry) -> None:
 
 
 def test_not_found_errors(reg: Registry) -> None:
-    with pytest.raises(DatasetNotFoundError, match="stream0d dataset list") as info:
-        reg.get_dataset("nope")
+    with pytest.raises(DatasetNotFoundError, match=r"^no dataset 'nope' in the registry$") as info:
+        reg.get_dataset("nope")  # no command of an edge named down here (issue 12, point 6)
     assert isinstance(info.value, LookupError) and isinstance(info.value, Stream0dError)
     with pytest.raises(DatasetNotFoundError):
         reg.update_dataset("nope", "alice", title="x")

@@ -1,15 +1,18 @@
 """Exception handlers: the one place where errors become HTTP statuses (DESIGN §1).
 
-Bodies are ``{"error": {"type", "message", "locations"?}}`` (``locations``: file, line,
-column of an ingest error; line, column of a formula error). ``type`` names the status
+Bodies are ``{"error": {"type", "message", "locations"?, "fixes"?, "hint"?}}``
+(``locations``: file, line, column of an ingest error; line, column of a formula error;
+``fixes``: ``{"option", "value"}`` alternatives, each enough on its own, named as the
+request's JSON fields, with ``hint`` saying them in words). ``type`` names the status
 class only (never the exception class), so a hidden dataset and a missing one look the
 same; unexpected errors become a bare 500 without stack trace.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic
@@ -23,6 +26,7 @@ from stream0d_nb.api.deps import AuthUnavailableError
 from stream0d_nb.errors import (
     ConfirmationRequiredError,
     DatasetExistsError,
+    Fix,
     IngestError,
     StorageUnavailableError,
     Stream0dError,
@@ -60,12 +64,42 @@ def error_response(
     message: str,
     locations: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
+    fixes: Iterable[Fix] = (),
 ) -> JSONResponse:
-    """The JSON error body every failure uses."""
+    """The JSON error body every failure uses (with ``fixes`` and their ``hint``, if any)."""
     body: dict[str, Any] = {"type": TYPES.get(status, "error"), "message": message}
     if locations is not None:
         body["locations"] = locations
+    fixes = list(fixes)
+    if fixes:
+        body["fixes"] = [fix_json(f) for f in fixes]
+        body["hint"] = fix_hint(fixes)
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def fix_json(fix: Fix) -> dict[str, Any]:
+    """A fix as the API says it: the JSON field and its value (null: one to choose, see
+    ``example``)."""
+    out: dict[str, Any] = {"option": fix.option, "value": fix.value}
+    if fix.value is None and fix.example is not None:
+        out["example"] = fix.example
+    return out
+
+
+def fix_hint(fixes: Iterable[Fix]) -> str:
+    """The fixes in words with JSON field names: ``set duplicates to "last" or "first"``."""
+    by_option: dict[str, list[Fix]] = {}
+    for f in fixes:
+        by_option.setdefault(f.option, []).append(f)
+    parts = []
+    for option, alts in by_option.items():
+        values = [json.dumps(f.value) for f in alts if f.value is not None]
+        examples = [json.dumps(f.example) for f in alts if f.value is None and f.example]
+        if values:
+            parts.append(f"{option} to {' or '.join(values)}")
+        else:
+            parts.append(option + (f" (e.g. {examples[0]})" if examples else ""))
+    return "set " + ", or ".join(parts)
 
 
 def status_of(exc: Exception) -> int:
@@ -104,13 +138,15 @@ async def _ours(request: Request, exc: Exception) -> JSONResponse:
         return error_response(500, "internal error")
     headers = {"WWW-Authenticate": "token"} if status == 401 else None
     if isinstance(exc, IngestError):
-        return error_response(status, exc.message, _locations(exc))
+        return error_response(status, exc.message, _locations(exc), fixes=exc.fixes)
     if isinstance(exc, FormulaError) and exc.line is not None and exc.column is not None:
         # where in the formula text (1-based), for an editor to place its annotation
         where: dict[str, Any] = {"line": exc.line, "column": exc.column}
         if isinstance(exc, FormulaSyntaxError) and exc.expected:
             where["expected"] = list(exc.expected)
         return error_response(status, str(exc), [where], headers=headers)
+    if exc.fixes:
+        return error_response(status, exc.problem, headers=headers, fixes=exc.fixes)
     return error_response(status, str(exc), headers=headers)
 
 

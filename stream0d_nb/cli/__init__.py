@@ -28,6 +28,7 @@ from stream0d_nb.cli import (
     views,
 )
 from stream0d_nb.cli.common import STATE, err
+from stream0d_nb.cli.errors import error_text
 from stream0d_nb.errors import Stream0dError
 from stream0d_nb.settings import Settings
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, pydantic.ValidationError):
             msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         else:
-            msg = str(exc)
+            msg = error_text(exc)  # its fixes said as flags
         err.print(f"[bold red]error:[/] {escape(msg)}", markup=True)
         return 1
     except Exception as exc:

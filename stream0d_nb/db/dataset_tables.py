@@ -135,9 +135,8 @@ def dataset_record(row: DatasetRow) -> DatasetRecord:
 
 
 def not_found(dataset_id: str) -> DatasetNotFoundError:
-    return DatasetNotFoundError(
-        f"no dataset {dataset_id!r} in the registry (see `stream0d dataset list`)"
-    )
+    """The error for a missing dataset; edges add where to look (the CLI its list command)."""
+    return DatasetNotFoundError(f"no dataset {dataset_id!r} in the registry")
 
 
 def dataset_row(session: Session, dataset_id: str) -> DatasetRow:

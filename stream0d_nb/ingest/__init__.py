@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest.types import Counters, RawBatch, Source, SourceInfo
 from stream0d_nb.specs import IngestOptions
 
@@ -48,9 +48,9 @@ def detect_format(path: str | Path, options: IngestOptions | None = None) -> str
         if s in _EXTENSIONS:
             return _EXTENSIONS[s]
     raise IngestError(
-        f"cannot tell the format of {p.name!r} from its extension; pass format "
-        "('csv', 'excel', 'parquet' or 'json')",
+        f"cannot tell the format of {p.name!r} from its extension",
         [Location(str(p))],
+        [Fix("format", f) for f in ("csv", "excel", "parquet", "json")],
     )
 
 

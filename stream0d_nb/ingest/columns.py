@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest import timeparse
 from stream0d_nb.ingest.sniff import DEFAULT_NULLS, is_number, split_units
 from stream0d_nb.ingest.timeparse import TimeParser
@@ -87,9 +87,9 @@ def plan_columns(
     detected: dict[str, object] = {}
     date_index: int | None = None
     if options.time_column:
-        time_index = _find(headers, options.time_column, "time_column", file)
+        time_index = _find(headers, options.time_column, "the time column", file)
         if options.date_column:
-            date_index = _find(headers, options.date_column, "date_column", file)
+            date_index = _find(headers, options.date_column, "the date column", file)
     else:
         time_index, date_index = _detect_time(file, headers, samples, typed_time)
         detected["time_column"] = headers[time_index]
@@ -97,14 +97,14 @@ def plan_columns(
             detected["date_column"] = headers[date_index]
     time_set = {time_index} | ({date_index} if date_index is not None else set())
     if options.columns is not None:
-        value_indices = [_find(headers, c, "columns entry", file) for c in options.columns]
+        value_indices = [_find(headers, c, "the column to read", file) for c in options.columns]
         value_indices = [i for i in value_indices if i not in time_set]
     else:
-        skip = {_find(headers, c, "skip_columns entry", file) for c in options.skip_columns}
+        skip = {_find(headers, c, "the column to skip", file) for c in options.skip_columns}
         value_indices = [i for i in range(len(headers)) if i not in time_set and i not in skip]
     rename: dict[int, str] = {}
     for old, new in options.rename.items():
-        rename[_find(headers, old, "rename key", file)] = new
+        rename[_find(headers, old, "the column to rename", file)] = new
     channels: list[str] = []
     units: dict[str, str | None] = {}
     for i in value_indices:
@@ -114,8 +114,9 @@ def plan_columns(
         name = rename.get(i, base)
         if name in units:
             raise IngestError(
-                f"two columns become channel {name!r}; use rename to give them distinct names",
+                f"two columns become channel {name!r}; give them distinct names",
                 [Location(file, None, headers[i])],
+                [Fix("rename", example={headers[i]: f"{name}_2"})],
             )
         channels.append(name)
         units[name] = options.units.get(name, unit)
@@ -156,9 +157,9 @@ def _detect_time(
         return cands[0], None
     found = ", ".join(repr(headers[i]) for i in cands) if cands else "none"
     raise IngestError(
-        f"cannot tell which column holds the time (candidates: {found}); pass time_column "
-        "(and date_column when date and time of day are separate)",
+        f"cannot tell which column holds the time (candidates: {found})",
         [Location(file, None, None)],
+        [Fix("time_column", headers[i]) for i in cands],
     )
 
 
@@ -176,9 +177,9 @@ def _check_numeric_column(
     others = [v for v in sample if v is not None and not isinstance(v, str)]
     if texts and not others and not any(is_number(t, decimal) for t in texts):
         raise IngestError(
-            f"column {header!r} holds text such as {texts[0]!r}, not numbers; pass "
-            f"skip_columns=[{header!r}] (or columns=[...]) to leave it out",
+            f"column {header!r} holds text such as {texts[0]!r}, not numbers",
             [Location(file, None, header, texts[0])],
+            [Fix("skip_columns", [header])],
         )
 
 
@@ -282,10 +283,11 @@ class BatchBuilder:
                             )
             values[name] = vals
         if bad_total and self.options.bad_values == "error":
+            found = sorted({x.value for x in bad_locs if x.value is not None})
             raise IngestError(
-                f"{bad_total} value(s) are not numbers; fix them, add the text to "
-                "missing_values, or pass bad_values='missing' to read them as missing",
+                f"{bad_total} value(s) are not numbers",
                 bad_locs,
+                [Fix("bad_values", "missing")] + ([Fix("missing_values", found)] if found else []),
             )
         if date_arr is not None:
             times, missing, drop = self.parser.convert_date_time(date_arr, time_arr, lines)
@@ -304,8 +306,9 @@ class BatchBuilder:
                 ]
                 raise IngestError(
                     f"{int(orphan.sum())} row(s) have values but no time; fix the file or "
-                    "check time_column",
+                    "check which column holds the time",
                     locs,
+                    [Fix("time_column")],
                 )
             self.counters.rows_skipped += int(empty.sum())
             keep &= ~empty

@@ -4,13 +4,12 @@
 collects the first rows, counts and the time range, and passes every batch to ``check``
 (the caller's grid staging, so duplicates and off-grid times are found as ingest finds
 them). Each ``IngestError`` becomes a problem with its locations and the option sets that
-would fix it; the first fix is applied and reading starts again, so one preview lists
-several problems and still shows rows.
+would fix it (the error's own ``fixes``, those with a value); the first fix is applied and
+reading starts again, so one preview lists several problems and still shows rows.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from stream0d_nb.errors import IngestError, ValidationError
+from stream0d_nb.errors import Fix, IngestError, ValidationError
 from stream0d_nb.ingest import detect_format, open_source
-from stream0d_nb.ingest.timeparse import CANDIDATE_FORMATS
 from stream0d_nb.ingest.types import RawBatch, Source
 from stream0d_nb.specs import (
     IngestOptions,
@@ -39,7 +37,6 @@ Check = Callable[[list[str], IngestOptions], Callable[[RawBatch], None]]
 
 MAX_ATTEMPTS = 8
 INTERVAL_SAMPLE = 100_000
-_EXAMPLE = re.compile(r"times such as '([^']*)'")
 
 
 def cut_at_last_line(path: Path) -> bool:
@@ -53,43 +50,9 @@ def cut_at_last_line(path: Path) -> bool:
 
 
 def fixes_for(exc: IngestError) -> list[dict[str, object]]:
-    """Option sets that would each get past ``exc`` (empty when only the file can be fixed)."""
-    msg = exc.message
-    loc = exc.locations[0] if exc.locations else None
-    if "holds text such as" in msg and loc is not None and loc.column:
-        return [{"skip_columns": [loc.column]}]
-    if "duplicate timestamps with different values" in msg:
-        return [{"duplicates": p} for p in ("last", "first", "mean")]
-    if "off the dataset's" in msg or "off-grid" in msg:
-        return [{"off_grid": "nearest"}, {"off_grid": "mean"}]
-    if "value(s) are not numbers" in msg:
-        found = sorted({x.value for x in exc.locations if x.value is not None})
-        fixes: list[dict[str, object]] = [{"bad_values": "missing"}]
-        return fixes + ([{"missing_values": found}] if found else [])
-    if "day-first or month-first" in msg:
-        m = _EXAMPLE.search(msg)
-        if m is None:
-            return []
-        fits = [f for f in CANDIDATE_FORMATS if _parses(m.group(1), f)]
-        first = [f for f in fits if "%m/%d" in f or "%m-%d" in f][:1]
-        second = [f for f in fits if "%d/%m" in f or "%d-%m" in f][:1]
-        return [{"time_format": f} for f in first + second]
-    if "cannot tell which column holds the time" in msg:
-        names = re.findall(r"'([^']*)'", msg.split("candidates:")[-1].split(")")[0])
-        return [{"time_column": n} for n in names]
-    if "ambiguous" in msg.lower() and "ambiguous=" in msg:
-        return [{"ambiguous": p} for p in ("earliest", "latest", "infer")]
-    if "nonexistent" in msg.lower() and "nonexistent=" in msg:
-        return [{"nonexistent": p} for p in ("shift_forward", "drop")]
-    return []
-
-
-def _parses(text: str, fmt: str) -> bool:
-    try:
-        pd.to_datetime(text, format=fmt)
-    except (ValueError, TypeError):
-        return False
-    return True
+    """Option sets that would each get past ``exc``: its fixes that come with a value
+    (empty when only the file, or a value the user must choose, can fix it)."""
+    return [{f.option: f.value} for f in exc.fixes if f.value is not None]
 
 
 def _merge(options: IngestOptions, fix: dict[str, object]) -> IngestOptions:
@@ -258,12 +221,13 @@ def preview(
             known: bool | None = None
             new = stored_channels is not None and ch not in stored_channels
             if units is None and new and not opts.allow_missing_units:
+                fixes = [Fix("units", {ch: "1"}), Fix("allow_missing_units", True)]
                 problems.append(
                     PreviewProblem(
-                        message=f"no units for new channel {ch!r}: declare them with units "
-                        "(1 for dimensionless) or pass allow_missing_units",
+                        message=f"no units for new channel {ch!r}: declare them (1 for "
+                        "dimensionless) or allow channels without units",
                         locations=[PreviewLocation(file=label, column=info.columns[ch])],
-                        fixes=[{"units": {ch: "1"}}, {"allow_missing_units": True}],
+                        fixes=[{f.option: f.value} for f in fixes],
                     )
                 )
             if units is not None:
@@ -275,7 +239,7 @@ def preview(
                     problems.append(
                         PreviewProblem(
                             message=f"units {units!r} of column {info.columns[ch]!r} are unknown; "
-                            "declare them with units (pint names such as degC, bar, percent)",
+                            "declare known ones (pint names such as degC, bar, percent)",
                             locations=[
                                 PreviewLocation(file=label, column=info.columns[ch], value=units)
                             ],

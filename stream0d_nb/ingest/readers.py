@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest import sniff, timeparse
 from stream0d_nb.ingest.columns import BatchBuilder, ColumnPlan, plan_columns
 from stream0d_nb.ingest.timeparse import TimeParser
@@ -92,6 +92,7 @@ def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
         raise IngestError(
             f"{file}: {exc.message}",
             [Location(file, loc.line, loc.column, loc.value) for loc in exc.locations],
+            exc.fixes,
         ) from None
     ncols = len(layout.headers)
     samples: list[list[object]] = [
@@ -151,15 +152,17 @@ def _time_type(
         unit = timeparse.guess_epoch_unit([float(t) for t in texts])
         if unit is None:
             raise IngestError(
-                f"time column {plan.time_header!r} holds numbers such as {texts[0]!r}; pass "
-                "epoch_unit ('s', 'ms', 'us' or 'ns') or time_format",
+                f"time column {plan.time_header!r} holds numbers such as {texts[0]!r}, which "
+                "are no epoch times of a plausible unit",
                 [Location(file, None, plan.time_header, texts[0])],
+                timeparse.EPOCH_OR_FORMAT,
             )
         return (pa.float64() if unit in ("s", "ms") else pa.int64()), f"epoch {unit}"
     try:
         fmt = timeparse.detect_format(texts) if texts else None
     except IngestError as exc:
-        raise IngestError(exc.message, [Location(file, None, plan.time_header, texts[0])]) from None
+        where = [Location(file, None, plan.time_header, texts[0])]
+        raise IngestError(exc.message, where, exc.fixes) from None
     return pa.string(), f"format {fmt}" if fmt else "text"
 
 
@@ -386,8 +389,10 @@ class _CsvReader:
         if locs:
             raise IngestError(
                 f"{len(locs)}+ line(s) do not have the {want} fields of the header (delimiter "
-                f"{self.layout.delimiter!r}); fix them or check delimiter and skip_rows",
+                f"{self.layout.delimiter!r}); fix them, or say which delimiter and header line "
+                "the file has",
                 locs,
+                [Fix("delimiter"), Fix("skip_rows")],
             ) from None
         raise IngestError(
             f"cannot read lines {first_line}.. of the file: {exc}",

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 
 HEAD_BYTES = 256 * 1024
 """How much of a text file the sniffer looks at."""
@@ -50,7 +50,10 @@ def detect_encoding(head: bytes, option: str | None) -> tuple[str, int]:
         try:
             codecs.lookup(option)
         except LookupError as exc:
-            raise IngestError(f"unknown encoding {option!r} (try 'utf-8' or 'cp1252')") from exc
+            raise IngestError(
+                f"unknown encoding {option!r}",
+                fixes=[Fix("encoding", "utf-8"), Fix("encoding", "cp1252")],
+            ) from exc
         return option, 0
     try:
         head.decode("utf-8")
@@ -120,8 +123,9 @@ def detect_delimiter(lines: list[str], option: str | None) -> str:
             best, chosen = score, d
     if best is None and lines:
         raise IngestError(
-            "could not detect the field delimiter (tried , ; tab |); pass delimiter=",
+            "could not detect the field delimiter (tried , ; tab |)",
             [Location("?", 1, None, lines[0][:80])],
+            [Fix("delimiter", example=";")],
         )
     return chosen
 
@@ -214,7 +218,9 @@ def sniff_text(
     h = detect_header_line(lines, delim, skip_rows)
     if h >= len(lines):
         raise IngestError(
-            f"skip_rows={skip_rows} skips past the first {len(lines)} lines of the file"
+            f"skipping {skip_rows} lines before the header goes past the first {len(lines)} "
+            "lines of the file",
+            fixes=[Fix("skip_rows")],
         )
     headers = [c.strip() for c in split_line(lines[h], delim)]
     rest = [(i, split_line(ln, delim)) for i, ln in enumerate(lines[h + 1 :], start=h + 1)]

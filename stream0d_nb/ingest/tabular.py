@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest import sniff, timeparse
 from stream0d_nb.ingest.columns import BatchBuilder, ColumnPlan, plan_columns
 from stream0d_nb.ingest.readers import make_time_parser, zone_detected
@@ -131,6 +131,7 @@ def open_excel(path: Path, options: IngestOptions, default_tz: str) -> Source:
     except (KeyError, IndexError):
         raise IngestError(
             f"{file}: no sheet {sheet!r}; sheets are: " + ", ".join(map(repr, wb.sheetnames)),
+            fixes=[Fix("sheet", name) for name in wb.sheetnames],
         ) from None
     all_rows = (
         (n, tuple(_excel_cell(c) for c in row))
@@ -381,8 +382,9 @@ def _open_json_lines(path: Path, options: IngestOptions, default_tz: str) -> Sou
             if extra:
                 raise IngestError(
                     f"field {extra[0]!r} first appears after the first {HEAD_ROWS} lines; "
-                    "put it in the first records or pass columns",
+                    "put it in the first records or name the columns to read",
                     [Location(file, n, extra[0])],
+                    [Fix("columns")],
                 )
             yield n, tuple(r.get(h) for h in headers)
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest.types import Counters
 from stream0d_nb.ingest.zones import Localizer
 from stream0d_nb.specs import AmbiguousPolicy, NonexistentPolicy
@@ -78,6 +78,12 @@ def _samples(values: Sequence[str | None]) -> list[str]:
     return [v.strip() for v in values if v is not None and v.strip()]
 
 
+FORMAT_OR_EPOCH = (Fix("time_format", example="%d.%m.%Y %H:%M:%S"), Fix("epoch_unit", example="s"))
+"""How to read times that no known format parses: a strptime format, or epoch numbers."""
+EPOCH_OR_FORMAT = FORMAT_OR_EPOCH[::-1]
+"""The same for numbers that look like no epoch: the unit first."""
+
+
 def detect_format(values: Sequence[str | None]) -> str | None:
     """``'ISO8601'``, a strptime format that parses every sample, or None.
 
@@ -94,9 +100,11 @@ def detect_format(values: Sequence[str | None]) -> str | None:
         return None
     first = fits[0]
     if "%d/%m" in first and any("%m/%d" in f for f in fits):
+        month_first = [f for f in fits if "%m/%d" in f or "%m-%d" in f][:1]
+        day_first = [f for f in fits if "%d/%m" in f or "%d-%m" in f][:1]
         raise IngestError(
-            f"times such as {texts[0]!r} could be day-first or month-first; pass time_format "
-            "(e.g. '%d/%m/%Y %H:%M:%S')"
+            f"times such as {texts[0]!r} could be day-first or month-first",
+            fixes=[Fix("time_format", f) for f in month_first + day_first],
         )
     return first
 
@@ -252,8 +260,9 @@ class TimeParser:
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             return self._from_text(arr, lines)
         raise IngestError(
-            f"time column {self.column!r} has type {t} which is not a time; pass time_column",
+            f"time column {self.column!r} has type {t}, which is not a time",
             [Location(self.file, None, self.column)],
+            [Fix("time_column")],
         )
 
     def convert_date_time(
@@ -278,9 +287,10 @@ class TimeParser:
             if unit is None:
                 first = next((v for v in sample), None)
                 raise IngestError(
-                    f"time column {self.column!r} holds numbers such as {first!r}; pass "
-                    "epoch_unit ('s', 'ms', 'us' or 'ns') or time_format",
+                    f"time column {self.column!r} holds numbers such as {first!r}, which are "
+                    "no epoch times of a plausible unit",
                     [Location(self.file, int(lines[0]) if len(lines) else None, self.column)],
+                    EPOCH_OR_FORMAT,
                 )
             self.epoch_unit = unit
         factor = EPOCH_FACTORS[unit]
@@ -319,7 +329,7 @@ class TimeParser:
                 fmt = detect_format(sample) if sample else "ISO8601"
             except IngestError as exc:
                 loc = Location(self.file, int(lines[0]) if len(lines) else None, self.column)
-                raise IngestError(exc.message, [loc]) from None
+                raise IngestError(exc.message, [loc], exc.fixes) from None
             if fmt is None:
                 fmt = best_format(sample)
             if fmt is None:
@@ -362,8 +372,9 @@ class TimeParser:
             parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=aware)
         except (ValueError, TypeError, re.error) as exc:  # re.error: '%Y%Y' repeats a group
             raise IngestError(
-                f"time_format {fmt!r} is not usable: {exc}",
+                f"the time format {fmt!r} is not usable: {exc}",
                 [Location(self.file, None, self.column)],
+                [Fix("time_format", example="%d.%m.%Y %H:%M:%S")],
             ) from exc
         idx = pd.DatetimeIndex(parsed)
         if idx.tz is not None and not aware:
@@ -416,7 +427,7 @@ class TimeParser:
             first = arr.drop_null()[0].as_py() if arr.null_count < len(arr) else None
             raise IngestError(
                 f"time column {self.column!r} mixes times with and without UTC offset; "
-                "make them consistent (or pass time_format)",
+                "make them consistent",
                 [
                     Location(
                         self.file,
@@ -425,6 +436,7 @@ class TimeParser:
                         None if first is None else str(first),
                     )
                 ],
+                [Fix("time_format")],
             )
 
     def _raise_mixed(
@@ -455,11 +467,11 @@ class TimeParser:
     ) -> None:
         idx = np.flatnonzero(failed)[:10]
         locs = [Location(self.file, int(lines[i]), self.column, str(arr[i].as_py())) for i in idx]
-        fmt = f" with time_format {self.time_format!r}" if self.time_format else ""
+        fmt = f" with the format {self.time_format!r}" if self.time_format else ""
         raise IngestError(
-            f"cannot parse {int(failed.sum())} time value(s) in column {self.column!r}{fmt}; "
-            "pass time_format (strptime, e.g. '%d.%m.%Y %H:%M:%S') or epoch_unit",
+            f"cannot parse {int(failed.sum())} time value(s) in column {self.column!r}{fmt}",
             locs,
+            FORMAT_OR_EPOCH,
         )
 
 

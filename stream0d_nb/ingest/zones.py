@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest.types import Counters
 from stream0d_nb.specs import AmbiguousPolicy, NonexistentPolicy
 
@@ -83,9 +83,10 @@ class Localizer:
             locs = [Location(self.file, int(lines[i]), self.column, str(idx[i])) for i in amb[:10]]
             raise IngestError(
                 f"local time {idx[amb[0]]} (line {int(lines[amb[0]])}) occurs twice in "
-                f"{self.tz} when clocks go back; pass ambiguous='earliest', 'latest' or "
-                "'infer' (or utc_offset)",
+                f"{self.tz} when clocks go back",
                 locs,
+                [Fix("ambiguous", p) for p in ("earliest", "latest", "infer")]
+                + [Fix("utc_offset", example="+01:00")],
             )
         if self.ambiguous in ("earliest", "latest"):
             flags = np.full(len(amb), self.ambiguous == "earliest")
@@ -121,9 +122,9 @@ class Localizer:
             locs = [Location(self.file, int(lines[i]), self.column, str(idx[i])) for i in gap[:10]]
             raise IngestError(
                 f"local time {idx[gap[0]]} (line {int(lines[gap[0]])}) does not exist in "
-                f"{self.tz} (clocks go forward); pass nonexistent='shift_forward', "
-                "'shift_backward' or 'drop'",
+                f"{self.tz} (clocks go forward)",
                 locs,
+                [Fix("nonexistent", p) for p in ("shift_forward", "shift_backward", "drop")],
             )
         self.used.add(f"nonexistent={self.nonexistent}")
         if self.nonexistent == "drop":

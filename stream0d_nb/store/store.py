@@ -27,6 +27,7 @@ from stream0d_nb.errors import (
     ConfirmationRequiredError,
     DatasetExistsError,
     DatasetNotFoundError,
+    Fix,
     IngestError,
     Location,
     StorageUnavailableError,
@@ -182,8 +183,8 @@ class Store:
         if confirm != dataset_id:
             raise ConfirmationRequiredError(
                 f"deleting dataset {dataset_id!r} removes all its data and history: "
-                f"confirm by repeating its id (--confirm {dataset_id})"
-            )
+                "confirm by repeating its id"
+            ).with_fixes([Fix("confirm", dataset_id)])
         data = self.data(dataset_id)
         head = data.head()
         with self._lock:
@@ -250,8 +251,8 @@ class Store:
             raise ChannelNotFoundError(f"dataset {dataset_id!r} has no channel {name!r}")
         if confirm != name:
             raise ConfirmationRequiredError(
-                f"deleting channel {name!r} of {dataset_id!r}: confirm by repeating its name (--confirm {name!r})"
-            )
+                f"deleting channel {name!r} of {dataset_id!r}: confirm by repeating its name"
+            ).with_fixes([Fix("confirm", name)])
         _, snap = data.transact(
             lambda v: v.delete_channel(name),
             lambda _: f"delete channel {name} by {who}",
@@ -716,15 +717,19 @@ def _plan_channels(
         ]
         raise IngestError(
             f"{info.file}: the dataset has no channels {', '.join(hints)} and new channels "
-            "are not allowed here (rename, skip them, or allow new channels)",
+            "are not allowed here",
             [Location(info.file, None, info.columns.get(c, c)) for c in unknown],
+            [
+                Fix("new_channels", True),
+                Fix("skip_columns", [info.columns.get(c, c) for c in unknown]),
+            ],
         )
     if no_units:
         raise IngestError(
-            f"{info.file}: no units for new channels {', '.join(map(repr, no_units))}: declare them with "
-            f"--unit NAME=UNIT (e.g. --unit '{no_units[0]}=degC'; 1 for dimensionless) "
-            "or pass --allow-missing-units",
+            f"{info.file}: no units for new channels {', '.join(map(repr, no_units))}: "
+            "declare them (1 for dimensionless) or allow channels without units",
             [Location(info.file, None, info.columns.get(c, c)) for c in no_units],
+            [Fix("units", example={no_units[0]: "degC"}), Fix("allow_missing_units", True)],
         )
     return transforms, new
 

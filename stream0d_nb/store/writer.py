@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from stream0d_nb.errors import IngestError, Location
+from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest.types import RawBatch
 from stream0d_nb.specs import IngestOptions, parse_duration
 from stream0d_nb.store.grid import Grid
@@ -200,9 +200,14 @@ class Staging:
             ]
             raise IngestError(
                 f"{self.file}: {bad.size} times in this part of the file are off the dataset's "
-                f"{interval:g} s grid. Use --off-grid nearest (snap) or mean (average samples "
-                f"per grid point), or --off-grid-tolerance to accept small offsets.",
+                f"{interval:g} s grid; snap them to the nearest grid point, average the samples "
+                "of each grid point, or accept small offsets",
                 locs,
+                [
+                    Fix("off_grid", "nearest"),
+                    Fix("off_grid", "mean"),
+                    Fix("off_grid_tolerance", example="100ms"),
+                ],
             )
 
     def _buf(self, c: int) -> ChunkBuf:
@@ -339,9 +344,10 @@ class Staging:
             )
         raise IngestError(
             f"{self.file}: duplicate timestamps with different values in channel {name!r} "
-            f"(first: {details[0]}). Nothing was stored. Choose how to resolve them with "
-            f"--duplicates first|last|mean.",
+            f"(first: {details[0]}). Nothing was stored; choose which value to keep (the "
+            "last, the first) or their mean.",
             locs,
+            [Fix("duplicates", p) for p in ("last", "first", "mean")],
         )
 
     # ---- handing chunks on -------------------------------------------------------------
@@ -427,9 +433,10 @@ class Applier:
                 when = self.grid.time_of(base + int(ks[0])).isoformat()
                 raise IngestError(
                     f"{self.file}: {int(changed.sum())} values in channel {name!r} differ from "
-                    f"stored ones (on_existing='error'); first at {when}: stored {float(old[ks[0]])!r}, "
-                    f"file {float(new[ks[0]])!r}. Nothing was stored.",
+                    f"stored ones, and changing stored values was refused; first at {when}: "
+                    f"stored {float(old[ks[0]])!r}, file {float(new[ks[0]])!r}. Nothing was stored.",
                     [Location(self.file, int(buf.line[k]), name, repr(float(new[k]))) for k in ks],
+                    [Fix("on_existing", "overwrite"), Fix("on_existing", "keep")],
                 )
             stats.values_unchanged += int(same.sum())
             stats.values_new += int(is_new.sum())

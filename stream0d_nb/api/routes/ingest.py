@@ -235,4 +235,4 @@ def _hide_path(exc: IngestError, path: Path) -> IngestError:
         )
         for loc in exc.locations
     ]
-    return IngestError(exc.message.replace(str(path), path.name), locs)
+    return IngestError(exc.message.replace(str(path), path.name), locs, exc.fixes)
