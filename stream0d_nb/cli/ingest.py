@@ -1,4 +1,5 @@
-"""``stream0d ingest``: a file into a dataset as one commit, and the report of what it did."""
+"""``stream0d ingest``: a file into a dataset as one commit, and the report of what it did;
+``--dry-run`` shows what it would do (the ingest preview) and stores nothing."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from stream0d_nb.cli.common import out, pairs, store
-from stream0d_nb.specs import IngestOptions, IngestReport
+from stream0d_nb.cli.errors import cli_fixes
+from stream0d_nb.errors import Fix, Location
+from stream0d_nb.specs import IngestOptions, IngestPreview, IngestReport
 
 
 def print_report(r: IngestReport) -> None:
@@ -119,6 +123,14 @@ def ingest(
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show what ingest would do (layout, columns, first rows, problems and the "
+            "flags that fix them) and store nothing; exit 1 if ingest would stop.",
+        ),
+    ] = False,
 ) -> None:
     """Ingest a file as one commit. Bad input stores nothing and names file, line, column."""
     opts = IngestOptions.model_validate(
@@ -152,6 +164,9 @@ def ingest(
             "new_channels": new_channels,
         }
     )
+    if dry_run:
+        _dry_run(dataset_id, file, opts, as_json)
+        return
     bar = None
     cb = None
     if progress and not as_json and sys.stderr.isatty():
@@ -180,3 +195,66 @@ def ingest(
         out.print_json(report.model_dump_json())
     else:
         print_report(report)
+
+
+def _flags(option_sets: list[dict[str, object]]) -> str:
+    """Option sets of the preview (``{"duplicates": "last"}``) as a CLI fix line."""
+    return cli_fixes(Fix(k, v) for fix in option_sets for k, v in fix.items())
+
+
+def _dry_run(dataset_id: str, file: Path, opts: IngestOptions, as_json: bool) -> None:
+    """Print the ingest preview of ``file`` into the dataset; exit 1 when it has problems."""
+    from stream0d_nb.store.preview import preview_ingest
+
+    with store() as st:
+        spec = st.get_dataset(dataset_id).spec
+    p = preview_ingest(spec, file, opts, rows=5, file=str(file))
+    if as_json:
+        out.print_json(p.model_dump_json())
+    else:
+        print_preview(p, dataset_id)
+    if p.problems:
+        raise typer.Exit(1)
+
+
+def print_preview(p: IngestPreview, dataset_id: str) -> None:
+    """Human summary of an ingest preview: what would be read, and what would stop it."""
+    out.print(f"[bold]{escape(p.file)}[/] -> {dataset_id}: dry run, nothing stored", markup=True)
+    det = ", ".join(f"{k}={v!r}" for k, v in p.detected.items())
+    out.print(f"  detected: {det}")
+    cols = []
+    for c in p.columns:
+        units = (
+            "" if c.units is None else f", {c.units}" + (" unknown" if not c.units_known else "")
+        )
+        cols.append(f"{c.name} ({c.kind}{units})")
+    out.print(f"  columns: {', '.join(cols)}")
+    s = p.summary
+    span = f"{s.start} .. {s.end}" if s.start else "-"
+    out.print(
+        f"  rows read {s.rows_read:,} (skipped {s.rows_skipped:,}) · time span {span} · "
+        f"interval {s.interval_guess or '?'} (dataset {s.dataset_interval})"
+        + (f" · {s.off_grid_rows:,} rows off its grid" if s.off_grid_rows else "")
+    )
+    if p.rows:
+        names = list(p.rows[0].values)
+        t = Table("line", "time (UTC)", *names)
+        for r in p.rows:
+            t.add_row(
+                str(r.line),
+                r.time,
+                *("" if r.values.get(n) is None else f"{r.values[n]:g}" for n in names),
+            )
+        out.print(t)
+    for prob in p.problems:
+        out.print(f"  [yellow]problem:[/] {escape(prob.message)}", markup=True)
+        for loc in prob.locations[:10]:
+            out.print(f"    {Location(loc.file, loc.line, loc.column, loc.value)}")
+        if prob.fixes:
+            out.print(f"    {_flags(prob.fixes)}")
+        if prob.applied:
+            out.print(f"    (read on as with {_flags([prob.applied])[len('fix: ') :]})")
+    if p.problems:
+        out.print("ingest would stop at the first problem; nothing was stored")
+    else:
+        out.print("ingest would read the whole file; nothing was stored")

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,8 @@ from stream0d_nb.api.deps import DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import PayloadTooLargeError
 from stream0d_nb.errors import IngestError, Location, ValidationError
 from stream0d_nb.safetext import json_depth
-from stream0d_nb.specs import IngestOptions, IngestPreview, IngestReport, parse_duration_ns
+from stream0d_nb.specs import IngestOptions, IngestPreview, IngestReport
+from stream0d_nb.store.preview import preview_ingest
 
 router = APIRouter(tags=["ingest"])
 
@@ -162,60 +164,22 @@ async def ingest_preview(
             raise ValidationError(f"rows must be a whole number from 1 to 200, not {rows_text!r}")
         options = options_from_form(fields, settings.max_json_depth)
         async with _saved(upload, limit, store.settings.home, "preview-") as path:
-            spec = ctx.record.spec
-            interval_ns = parse_duration_ns(spec.interval, what="interval")
             try:
                 return await run_in_threadpool(
-                    _preview,
-                    path,
-                    options,
-                    int(rows_text),
-                    spec.tz,
-                    spec.interval,
-                    interval_ns,
-                    truncated,
-                    _safe_name(upload.filename),
-                    [c.name for c in spec.channels],
+                    partial(
+                        preview_ingest,
+                        ctx.record.spec,
+                        path,
+                        options,
+                        rows=int(rows_text),
+                        truncated=truncated,
+                        file=_safe_name(upload.filename),
+                    )
                 )
             except IngestError as exc:
                 raise _hide_path(exc, path) from None
     finally:
         await form.close()
-
-
-def _preview(
-    path: Path,
-    options: IngestOptions,
-    rows: int,
-    tz: str,
-    interval: str,
-    interval_ns: int,
-    truncated: bool,
-    file: str,
-    stored: list[str],
-) -> IngestPreview:
-    """The ingest preview with the dataset's grid staging as ingest's write path has it."""
-    from stream0d_nb.ingest.preview import preview
-    from stream0d_nb.store.grid import Grid
-    from stream0d_nb.store.writer import Staging
-
-    grid = Grid.for_interval(interval_ns)
-
-    def check(channels: list[str], opts: IngestOptions) -> Any:
-        return Staging(grid, channels, opts, file).add
-
-    return preview(
-        path,
-        options,
-        limit_rows=rows,
-        default_tz=tz,
-        interval=interval,
-        interval_ns=interval_ns,
-        truncated=truncated,
-        check=check,
-        file=file,
-        stored_channels=stored,
-    )
 
 
 def _upload_dir(home: Path) -> Path:
