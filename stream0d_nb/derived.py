@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from stream0d_nb.errors import ChannelNotFoundError, ConfirmationRequiredError, ValidationError
+from stream0d_nb.errors import (
+    ChannelNotFoundError,
+    ConfirmationRequiredError,
+    Fix,
+    ValidationError,
+)
 from stream0d_nb.formulas import Compiled, compile_formula
 from stream0d_nb.specs import FormulaSpec, IngestReport, format_duration
 from stream0d_nb.store import Store
@@ -230,7 +235,7 @@ def delete_formula(
     if confirm != name:
         raise ConfirmationRequiredError(
             f"deleting derived channel {name!r}: confirm by repeating its name"
-        )
+        ).with_fixes([Fix("confirm", name)])
     ctx = DerivedContext(store, dataset_id, formulas=formulas.values())
     users = [o for o in formulas if o != name and name in ctx.compile(o).refs]
     if users:

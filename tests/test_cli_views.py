@@ -69,7 +69,10 @@ def test_views_round_trip(cli: CliRun) -> None:
     assert code == 1 and "no dataset 'nope'" in err
     # deleting needs the name repeated; every change is in the audit log
     code, _, err = cli("views", "delete", "oven", "shift")
-    assert code == 1 and "--confirm shift" in err
+    assert code == 1 and err.strip() == (
+        "error: deleting view 'shift' of 'oven': confirm by repeating its name "
+        "(fix: --confirm shift)"
+    )
     code, out, _ = cli("views", "delete", "oven", "shift", "--confirm", "shift")
     assert code == 0 and "deleted view shift of oven" in out
     code, out, _ = cli("views", "list", "oven", "--json")
@@ -112,3 +115,8 @@ def test_alert_events_by_severity(tmp_path: Path, cli: CliRun) -> None:
     assert code == 0 and "critical" in out and "minor" not in out
     code, _, err = cli("alerts", "events", "oven", "--severity", "fatal")
     assert code == 1 and "unknown --severity 'fatal': use critical, major, minor" in err
+    # confirmations say the flag that gives them (the service names no option syntax)
+    code, _, err = cli("alerts", "delete", "oven", "warm")
+    assert code == 1 and err.strip().endswith("confirm by repeating its name (fix: --confirm warm)")
+    code, _, err = cli("formula", "delete", "oven", "temp_k")
+    assert code == 1 and err.strip().endswith("(fix: --confirm temp_k)")

@@ -28,7 +28,12 @@ from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.alerts.sinks import LogSink, LogSinkConfig, Notification, sink_from_config
 from stream0d_nb.db.alert_tables import AlertRegistry
 from stream0d_nb.db.sealed import Sealer
-from stream0d_nb.errors import ConfirmationRequiredError, RuleNotFoundError, ValidationError
+from stream0d_nb.errors import (
+    ConfirmationRequiredError,
+    Fix,
+    RuleNotFoundError,
+    ValidationError,
+)
 from stream0d_nb.records import EventRecord, Silence
 from stream0d_nb.specs import IngestReport, parse_duration
 from stream0d_nb.store import Store
@@ -101,7 +106,7 @@ class AlertService:
         if confirm != name:
             raise ConfirmationRequiredError(
                 f"deleting alert rule {name!r}: confirm by repeating its name"
-            )
+            ).with_fixes([Fix("confirm", name)])
         self.table.delete_rule(dataset_id, name, self.store.actor(actor))
 
     # ---- evaluation ------------------------------------------------------------------

@@ -375,13 +375,15 @@ def schedule_remove(
 ) -> None:
     """Delete a schedule (its runs stay)."""
     from stream0d_nb.db.recal_tables import RecalRegistry
-    from stream0d_nb.errors import ConfirmationRequiredError
+    from stream0d_nb.errors import ConfirmationRequiredError, Fix
 
     with store() as st:
         table = RecalRegistry(st.registry)
         table.schedule(name)
         if confirm != name:
-            raise ConfirmationRequiredError(f"removing schedule {name!r}: add --confirm {name}")
+            raise ConfirmationRequiredError(
+                f"removing schedule {name!r}: confirm by repeating its name"
+            ).with_fixes([Fix("confirm", name)])
         table.remove_schedule(name, st.actor(None))
     _print(f"removed schedule {name}")
 

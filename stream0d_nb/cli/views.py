@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from stream0d_nb.cli.common import fail, out, pairs, store
+from stream0d_nb.errors import ConfirmationRequiredError, Fix
 from stream0d_nb.views import PlotKind, ViewSpec
 
 app = typer.Typer(
@@ -128,6 +129,8 @@ def views_delete(
         views = ViewRegistry(st.registry)
         views.get(dataset_id, name)  # a missing view is said before asking to confirm
         if confirm != name:
-            fail(f"deleting view {name!r} of {dataset_id}: confirm with --confirm {name}")
+            raise ConfirmationRequiredError(
+                f"deleting view {name!r} of {dataset_id!r}: confirm by repeating its name"
+            ).with_fixes([Fix("confirm", name)])
         views.delete(dataset_id, name, st.actor(None))
     out.print(f"deleted view {name} of {dataset_id}")
