@@ -188,4 +188,4 @@ class IngestError(Stream0dError, ValueError):
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return Exception.__str__(self)
+        return self.render(python_fixes(self.fixes))  # fixes added later count too
