@@ -794,3 +794,61 @@ def test_a_failing_storage_is_not_reported_as_an_existing_dataset(tmp_path: Path
         ):
             store.create_dataset(DatasetSpec(id="line", interval="1s"))
         assert store.list_datasets() == []
+
+
+@pytest.mark.azure
+def test_azure_refusing_the_credentials_is_not_an_existing_dataset(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A wrong account key (Azure answers 403) is a failing storage naming the cause, not
+    'exists already'; no registry row is left, and the id is free with the right key."""
+    from stream0d_nb.errors import StorageUnavailableError
+
+    good = make_settings("azure", tmp_path, request)
+    bad = good.model_copy(update={"azure_key": "d3Jvbmcga2V5"})  # base64 of "wrong key"
+    with Store(bad) as store:
+        with pytest.raises(StorageUnavailableError, match=r"the storage at az://.* failed: .*403"):
+            store.create_dataset(SPEC)
+        assert store.list_datasets() == []
+    with Store(good) as store:
+        assert store.create_dataset(SPEC).spec.channels == SPEC.channels
+
+
+def test_a_failed_creation_leaves_neither_row_nor_repository(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Channels are made in the repository before the registry row (which is written with
+    them, in one transaction): a bad unit is refused before anything exists, a storage
+    failure while making them removes the repository, and the id stays free either way."""
+    from stream0d_nb.errors import StorageUnavailableError
+    from stream0d_nb.store.repo import DatasetData
+    from stream0d_nb.store.storage import dataset_location
+
+    loc = dataset_location(store.root, SPEC.id)
+
+    def repository_exists() -> bool:
+        try:
+            DatasetData.open(SPEC.id, loc, store.settings)
+        except DatasetNotFoundError:
+            return False
+        return True
+
+    bad_units = SPEC.model_copy(update={"channels": [ChannelSpec(name="t", units="bogus")]})
+    with pytest.raises(ValidationError, match="unknown units 'bogus'"):
+        store.create_dataset(bad_units)
+    assert store.list_datasets() == [] and not repository_exists()
+
+    def broken(*args: object, **kw: object) -> None:
+        raise OSError("disk gone")
+
+    with monkeypatch.context() as m:
+        m.setattr(DatasetData, "transact", broken)
+        with pytest.raises(StorageUnavailableError, match="failed: disk gone"):
+            store.create_dataset(SPEC)
+    assert store.list_datasets() == [] and not repository_exists()
+    rec = store.create_dataset(SPEC, actor="alice")
+    assert [c.name for c in rec.spec.channels] == [c.name for c in SPEC.channels]
+    assert [e.action for e in store.registry.audit_log(SPEC.id)] == ["dataset.create"]
+    assert store.registry.audit_log(SPEC.id)[0].detail["channels"] == [
+        c.name for c in SPEC.channels
+    ]

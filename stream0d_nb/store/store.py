@@ -104,8 +104,17 @@ class Store:
 
     # ---- datasets ------------------------------------------------------------------
     def create_dataset(self, spec: DatasetSpec, actor: str | None = None) -> DatasetRecord:
-        """Create a dataset: its repository (first commit) and its registry row."""
+        """Create a dataset: its repository (first commit, then its channels), then its
+        registry row with the channels (one transaction).
+
+        ``DatasetExistsError`` only for a real dataset: a registry row of that id, or a
+        repository already at its place. A storage that fails (unreachable, refused,
+        misconfigured) is ``StorageUnavailableError``; other errors are raised as they are.
+        Whatever fails, no registry row is left and the repository made here is removed.
+        """
         who = self.actor(actor)
+        for c in spec.channels:  # a bad unit is refused before anything is made
+            check_units(c.units, c.name)
         try:
             self.registry.get_dataset(spec.id)
         except DatasetNotFoundError:
@@ -113,35 +122,28 @@ class Store:
         else:
             raise DatasetExistsError(f"dataset {spec.id!r} exists already")
         loc = dataset_location(self.root, spec.id)
-        self._clear_orphan(spec.id, loc)
         try:
+            self._clear_orphan(spec.id, loc)
             data = DatasetData.create(
                 spec.id, spec.interval_ns, loc, self.settings, who, spec.compression
             )
+        except Stream0dError:
+            raise
         except Exception as exc:
-            if "clean prefix" in str(exc):  # Icechunk: something is stored there already
-                raise DatasetExistsError(
-                    f"dataset {spec.id!r}: storage at {loc.uri} is not empty; "
-                    "delete it or choose another id"
-                ) from exc
-            if isinstance(exc, Stream0dError):
-                raise
-            raise StorageUnavailableError(
-                f"dataset {spec.id!r}: the storage at {loc.uri} failed: "
-                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            ) from exc
+            raise _storage_failed(spec.id, loc, exc) from exc
         try:
-            record = self.registry.create_dataset(
-                spec.model_copy(update={"channels": []}), loc.uri, who
-            )
+            try:
+                _set_channels(data, spec.channels, who)
+            except Stream0dError:
+                raise
+            except Exception as exc:
+                raise _storage_failed(spec.id, loc, exc, created=True) from exc
+            record = self.registry.create_dataset(spec, loc.uri, who)
         except BaseException:
             delete_location(loc, self.settings)
             raise
         with self._lock:
             self._data[spec.id] = data
-        if spec.channels:
-            self.set_channels(spec.id, spec.channels, actor=who)
-            record = self.registry.get_dataset(spec.id)
         return record
 
     def _clear_orphan(self, dataset_id: str, loc: StorageLocation) -> None:
@@ -212,31 +214,7 @@ class Store:
         who = self.actor(actor)
         for s in specs:
             check_units(s.units, s.name)
-
-        def work(view: WriteView) -> list[str]:
-            changed = []
-            for s in specs:
-                if s.name not in view.arrays:
-                    view.create_channel(s)
-                    changed.append(f"+{s.name}")
-                    continue
-                old = _spec_from_attrs(s.name, dict(view.arrays[s.name].attrs))
-                if old == s:
-                    continue
-                if old.units != s.units and view.meta.get("start") is not None:
-                    raise ValidationError(
-                        f"channel {s.name!r} holds data in {old.units!r}; its units cannot change "
-                        f"to {s.units!r} (create a derived channel to convert)"
-                    )
-                view.update_channel_attrs(s)
-                changed.append(f"~{s.name}")
-            return changed
-
-        changed, snap = self.data(dataset_id).transact(
-            work,
-            lambda ch: f"set channels {', '.join(ch)} by {who}" if ch else None,
-            lambda ch: {"actor": who, "action": "channels", "changed": ch},
-        )
+        changed, snap = _set_channels(self.data(dataset_id), specs, who)
         if changed:
             self.registry.upsert_channels(dataset_id, specs, who)
         return snap
