@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -56,3 +57,6 @@ def test_servers_land_on_the_starter_without_news(tmp_path: Path) -> None:
     assert spawn["default_url"] == DEFAULT_URL
     assert "--LabApp.news_url=None" in spawn["args"]
     assert any(a.endswith("NeverCheckForUpdate") for a in spawn["args"])
+    settings = next(a for a in spawn["args"] if a.startswith("--LabApp.app_settings_dir="))
+    overrides = json.loads((Path(settings.split("=", 1)[1]) / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"

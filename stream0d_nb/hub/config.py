@@ -43,7 +43,7 @@ from stream0d_nb.hub.accounts import (
 )
 from stream0d_nb.hub.partners import AzureADLogin, OIDCLogin, Partners
 from stream0d_nb.hub.server_tokens import ServerTokens
-from stream0d_nb.hub.starter import DEFAULT_URL, seed_home
+from stream0d_nb.hub.starter import DEFAULT_URL, LAB_SETTINGS, seed_home
 
 SERVICE = "stream0d"
 SCHEDULER = "stream0d-scheduler"
@@ -363,9 +363,10 @@ def spawner(
         "cmd": [str(places.venv_bin / "jupyterhub-singleuser")],
         # a new user lands on the Studio's starter notebook (``hub.starter``)
         "default_url": DEFAULT_URL,
-        # plants may be offline: no news feed or update check from JupyterLab
+        # plants may be offline: no news feed, prompt or update check from JupyterLab
         "args": [
             "--LabApp.news_url=None",
+            f"--LabApp.app_settings_dir={LAB_SETTINGS}",
             "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
         ],
         "environment": user_env,

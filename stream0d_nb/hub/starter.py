@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 
 STARTER_NAME = "Studio.ipynb"
+LAB_SETTINGS = Path(__file__).with_name("lab_settings")
+"""JupyterLab settings of users' servers (``overrides.json``: no news prompt, no update check)."""
 DEFAULT_URL = f"/lab/tree/{STARTER_NAME}"
 
 _INTRO = """\
