@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stream0d_nb.alerts.service import AlertService
@@ -38,6 +39,7 @@ from stream0d_nb.db.access_tables import AccessRegistry
 from stream0d_nb.hooks import follow_writes
 from stream0d_nb.safetext import json_depth
 from stream0d_nb.store import Store
+from stream0d_nb.store.fold import Folder
 from stream0d_nb.store.reader import MAX_READ_VALUES
 
 
@@ -59,6 +61,12 @@ class ApiSettings(BaseSettings):
     )
     max_auth_header_bytes: int = Field(
         4096, ge=1, description="Length of the Authorization header (401 above; tokens are ~70)."
+    )
+    fold_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How often appended rows due for folding are committed to their chunks, "
+        "by a background thread (0: never here; another process folds).",
     )
     cache_seconds: float = Field(
         2.0,
@@ -100,9 +108,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            the_store.close()
+        every = app.state.settings.fold_seconds
+        folder = Folder(the_store, every).start() if every > 0 else None
+        try:
+            yield
+        finally:
+            if folder is not None:
+                await run_in_threadpool(folder.stop)
+            if owned:
+                the_store.close()
 
     app = FastAPI(
         title="stream0d API",

@@ -93,13 +93,14 @@ class AppendSegmentRow(Base):
     n_values: Mapped[int] = mapped_column(Integer)
     appends: Mapped[int] = mapped_column(Integer, default=1)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    newest_at: Mapped[datetime] = mapped_column(UTCDateTime())
     actors: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 @dataclass(frozen=True)
 class Segment:
-    """One segment as read (``received_at``: its oldest append)."""
+    """One segment as read (``received_at``: its oldest append, ``newest_at``: its newest)."""
 
     seq: int
     chunk: int
@@ -109,6 +110,7 @@ class Segment:
     n_values: int
     appends: int
     received_at: datetime
+    newest_at: datetime
     actors: dict[str, int]
     payload: bytes
 
@@ -121,6 +123,7 @@ class ChunkPlan:
     segments: int
     values: int
     oldest: datetime
+    newest: datetime
     first_idx: int
     stop_idx: int
     levels: dict[int, int]
@@ -136,6 +139,7 @@ def _segment(r: AppendSegmentRow) -> Segment:
         r.n_values,
         r.appends,
         r.received_at,
+        r.newest_at,
         dict(r.actors or {}),
         bytes(r.payload),
     )
@@ -186,6 +190,7 @@ class LockedBuffer:
                 n_values=n_values,
                 appends=1,
                 received_at=at,
+                newest_at=at,
                 actors={key: 1},
                 payload=payload,
             )
@@ -296,6 +301,7 @@ class BufferTables:
                     func.count(),
                     func.sum(AppendSegmentRow.n_values),
                     func.min(AppendSegmentRow.received_at),
+                    func.max(AppendSegmentRow.newest_at),
                     func.min(AppendSegmentRow.first_idx),
                     func.max(AppendSegmentRow.stop_idx),
                 )
@@ -303,7 +309,7 @@ class BufferTables:
                 .group_by(AppendSegmentRow.chunk, AppendSegmentRow.level)
             ).all()
         chunks: dict[int, ChunkPlan] = {}
-        for chunk, level, n, values, oldest, first, stop in stats:
+        for chunk, level, n, values, oldest, newest, first, stop in stats:
             prev = chunks.get(int(chunk))
             levels = dict(prev.levels) if prev else {}
             levels[int(level)] = int(n)
@@ -312,6 +318,7 @@ class BufferTables:
                 (prev.segments if prev else 0) + int(n),
                 (prev.values if prev else 0) + int(values or 0),
                 min(prev.oldest, oldest) if prev else oldest,
+                max(prev.newest, newest) if prev else newest,
                 min(prev.first_idx, int(first)) if prev else int(first),
                 max(prev.stop_idx, int(stop)) if prev else int(stop),
                 levels,
@@ -450,6 +457,7 @@ class BufferTables:
                         n_values=merged.n_values,
                         appends=merged.appends,
                         received_at=merged.received_at,
+                        newest_at=merged.newest_at,
                         actors=merged.actors,
                         payload=merged.payload,
                     )

@@ -458,7 +458,9 @@ class AppendBuffer:
                         n = int(np.count_nonzero(~np.isnan(part)))
                         first, stop, chunk = int(idx[0]), int(idx[-1]) + 1, int(chunks[a])
                         seq = locked.add(chunk, first, stop, n, payload, actor, now)
-                        added.append(Segment(seq, chunk, 0, first, stop, n, 1, now, {}, payload))
+                        added.append(
+                            Segment(seq, chunk, 0, first, stop, n, 1, now, now, {}, payload)
+                        )
                 last, gen = state.last_seq, state.fold_gen
             # committed: this process's view takes the new segments without asking again
             if added:

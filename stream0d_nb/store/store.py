@@ -48,6 +48,7 @@ from stream0d_nb.specs import (
 )
 from stream0d_nb.store import reader
 from stream0d_nb.store.buffer import AppendBuffer, Target, prepare
+from stream0d_nb.store.fold import FoldResult, fold
 from stream0d_nb.store.grid import Grid
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
 from stream0d_nb.store.storage import StorageLocation, dataset_location, delete_location, parse_root
@@ -231,6 +232,7 @@ class Store:
             raise ConfirmationRequiredError(
                 f"deleting channel {name!r} of {dataset_id!r}: confirm by repeating its name"
             ).with_fixes([Fix("confirm", name)])
+        self._fold_first(dataset_id)
         _, snap = data.transact(
             lambda v: v.delete_channel(name),
             lambda _: f"delete channel {name} by {who}",
@@ -333,6 +335,7 @@ class Store:
         progress: Progress | None,
     ) -> IngestReport:
         t0 = time.perf_counter()
+        self._fold_first(rec.spec.id)
         data = self.data(rec.spec.id)
         # The grid is constant for the life of a dataset: take it from the write session
         # (opening a read snapshot for it cost ~20-50 ms before and again after the write).
@@ -470,6 +473,17 @@ class Store:
         if run_hooks and report.values_new:
             self.run_write_hooks(dataset_id, append_ingest_report(report))
         return report
+
+    def fold(self, dataset_id: str, everything: bool = True, actor: str | None = None) -> FoldResult:
+        """Fold the dataset's buffered appends into its chunks now, as one commit
+        (``everything=False``: only chunks due by ``FoldPolicy``; see ``store.fold``)."""
+        return fold(self, dataset_id, everything=everything, actor=actor)
+
+    def _fold_first(self, dataset_id: str) -> None:
+        """Before a write that is not an append: commit the buffered appends first, so
+        that the write lands on them (history in order) and never under them."""
+        if not self.appends.view(dataset_id).empty:
+            self.fold(dataset_id)
 
     def run_write_hooks(self, dataset_id: str, report: IngestReport) -> list[str]:
         """Run the write hooks for ``report``; returns the warnings of those that failed."""

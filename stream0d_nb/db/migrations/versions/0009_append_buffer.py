@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("n_values", sa.Integer(), nullable=False),
         sa.Column("appends", sa.Integer(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("newest_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actors", JSONType, nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("dataset_id", "seq", name="pk_append_segments"),
