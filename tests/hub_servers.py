@@ -140,6 +140,14 @@ def start_hub(
     partners = home / "partners.toml"
     partners.write_text(partners_toml.replace("{HUB_URL}", url))
     log = home / "hub.log"
+    # the shipped configuration, with one answer per REST request however fast this
+    # machine is: a server start answers 202 (pending) at once, a stop 204 once it is done
+    config = home / "jupyterhub_config.py"
+    config.write_text(
+        f"load_subconfig({str(REPO_ROOT / 'hub_config' / 'jupyterhub_config.py')!r})\n"
+        "c.JupyterHub.tornado_settings = {**c.JupyterHub.get('tornado_settings', {}),\n"
+        "    'slow_spawn_timeout': 0, 'slow_stop_timeout': 60}\n"
+    )
     env = dict(os.environ)
     env |= {
         "STREAM0D_HOME": str(home),
@@ -157,8 +165,7 @@ def start_hub(
     env.pop("JUPYTERHUB_API_TOKEN", None)
     with open(log, "ab") as f:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("jupyterhub")), "-f",
-             str(REPO_ROOT / "hub_config" / "jupyterhub_config.py")],
+            [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(config)],
             stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=home, start_new_session=True,
         )  # fmt: skip

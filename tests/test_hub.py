@@ -536,7 +536,9 @@ def _server(page: Any, hub: Hub, user: str, xsrf: str, start: bool) -> None:
         if start
         else page.request.delete(url, headers=headers)
     )
-    assert r.status in (201, 202, 204), r.text()
+    # the test hub answers a start at once, pending (202), and a stop once it is done (204):
+    # see its spawn and stop timeouts in tests.hub_servers.start_hub
+    assert r.status == (202 if start else 204), r.text()
     deadline = time.monotonic() + 120
     while True:
         model = page.request.get(f"{hub.url}/hub/api/users/{user}", headers=headers).json()
@@ -756,8 +758,7 @@ def test_make_run_hub_demo_login(browser: Any, local_hub: tuple[str, str]) -> No
             if allowed:
                 assert r.status == 200 and r.json()["type"] == "directory"
             else:
-                assert r.status in (302, 403) or "/hub/login" in r.url
-                assert "directory" not in r.text()
+                assert r.status == 403 and "directory" not in r.text(), r.text()
         finally:
             ctx.close()
 
