@@ -272,12 +272,15 @@ def start_run_hub(
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
-def axe_violations(page: Any) -> list[tuple[str, str, int]]:
-    """axe-core's accessibility violations of the page shown: (rule, impact, nodes)."""
+def axe_violations(page: Any, within: str | None = None) -> list[tuple[str, str, int]]:
+    """axe-core's accessibility violations of the page shown (or of the elements matching
+    the CSS selector ``within``): (rule, impact, nodes)."""
     if not AXE.exists():
         raise ServerUnavailable("node_modules/axe-core missing; run `make setup`")
     page.add_script_tag(path=str(AXE))
     found: list[list[Any]] = page.evaluate(
-        "() => axe.run().then((r) => r.violations.map((v) => [v.id, v.impact, v.nodes.length]))"
+        "(within) => axe.run(within ? {include: [[within]]} : document)"
+        ".then((r) => r.violations.map((v) => [v.id, v.impact, v.nodes.length]))",
+        within,
     )
     return [(str(a), str(b), int(c)) for a, b, c in found]

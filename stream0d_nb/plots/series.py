@@ -72,7 +72,8 @@ def lane(
             top, bottom = max(top, float(v[ok].max())), min(bottom, float(v[ok].min()))
         label = name if ok.any() else f"{name} (no data)"
         curve = hv.Curve((t, v), tdim, common.value_dim(u), label=label)
-        curves.append(curve.opts(tools=["hover"], line_width=1.5))
+        # framewise: each zoom rescales the y axis to what is visible
+        curves.append(curve.opts(tools=["hover"], line_width=1.5, framewise=True))
     if start is None or end is None:
         t0 = t1 = None
         mid = t[len(t) // 2] if len(t) else pd.Timestamp(0)
@@ -99,6 +100,9 @@ def lane(
         "show_grid": True,
         "legend_position": "top_left",
         "title": title,
+        # zoom and pan along time only (the y axis follows the data shown)
+        "default_tools": ["save", "xpan", "xwheel_zoom", "xbox_zoom", "reset"],
+        "active_tools": ["xpan", "xwheel_zoom"],
     }
     if not multi_y:  # (the first layer, the spans, has no y)
         opts["ylabel"] = units[0]

@@ -1,0 +1,29 @@
+"""The GUI: panel screens over the client, acting as the person using them.
+
+``Studio()`` opens every screen in one place; each screen also works alone
+(``Explorer()``). Screens reach the platform only through ``stream0d_nb.client``.
+Names are imported on first use (panel and HoloViews take a second or two).
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream0d_nb.widgets.explorer import Explorer
+    from stream0d_nb.widgets.studio import Studio
+
+__all__ = ["Explorer", "Studio"]
+_LAZY = {"Explorer": "explorer", "Studio": "studio"}
+
+
+def __getattr__(name: str) -> Any:
+    """The screens on first access (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
