@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -41,6 +42,7 @@ from stream0d_nb.safetext import json_depth
 from stream0d_nb.store import Store
 from stream0d_nb.store.fold import Folder
 from stream0d_nb.store.reader import MAX_READ_VALUES
+from stream0d_nb.store.retention import RetentionSchedule
 
 
 class ApiSettings(BaseSettings):
@@ -67,6 +69,12 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="How often appended rows due for folding are committed to their chunks, "
         "by a background thread (0: never here; another process folds).",
+    )
+    retention_hours: float = Field(
+        1.0,
+        ge=0,
+        description="How often the background folder applies the retention policy (expire "
+        "old commits but each day's last, collect garbage) to every dataset (0: never here).",
     )
     cache_seconds: float = Field(
         2.0,
@@ -108,8 +116,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        every = app.state.settings.fold_seconds
-        folder = Folder(the_store, every).start() if every > 0 else None
+        every, hours = app.state.settings.fold_seconds, app.state.settings.retention_hours
+        retention = RetentionSchedule(every=timedelta(hours=hours)) if hours > 0 else None
+        folder = Folder(the_store, every, after_pass=retention).start() if every > 0 else None
         try:
             yield
         finally:

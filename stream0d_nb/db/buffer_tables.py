@@ -232,16 +232,28 @@ class BufferTables:
     @contextmanager
     def locked(self, dataset_id: str) -> Iterator[LockedBuffer]:
         """A durable write transaction holding the dataset's state row (made if missing)."""
-        if dataset_id not in self._known:
-            retry_on_unique(lambda: self._ensure_state(dataset_id))
-            self._known.add(dataset_id)
+        self.ensure_state(dataset_id)
         with self._durable() as s:
             state = s.scalars(
                 select(AppendStateRow)
                 .where(AppendStateRow.dataset_id == dataset_id)
                 .with_for_update()
-            ).one()
+            ).one_or_none()
+            if state is None:  # the dataset was deleted and made again since we knew it
+                state = AppendStateRow(dataset_id=dataset_id, last_seq=0, fold_gen=0)
+                s.add(state)
+                s.flush()
             yield LockedBuffer(s, state)
+
+    def ensure_state(self, dataset_id: str) -> None:
+        """Make the dataset's state row if it has none (the lease lives there too)."""
+        if dataset_id not in self._known:
+            retry_on_unique(lambda: self._ensure_state(dataset_id))
+            self._known.add(dataset_id)
+
+    def forget(self, dataset_id: str) -> None:
+        """The dataset was deleted: its state row went with it."""
+        self._known.discard(dataset_id)
 
     def _ensure_state(self, dataset_id: str) -> None:
         with self.registry.read_session() as s:

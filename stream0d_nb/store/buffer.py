@@ -399,6 +399,7 @@ class AppendBuffer:
         with self._lock:
             self._buffers.pop(dataset_id, None)
             self._targets.pop(dataset_id, None)
+        self.tables.forget(dataset_id)
 
     def view(self, dataset_id: str) -> BufferView:
         """The dataset's buffer as committed now (new segments fetched; all of them again

@@ -325,7 +325,7 @@ class Folder:
         store: Store,
         every: float = 5.0,
         policy: FoldPolicy | None = None,
-        after_pass: Callable[[Store], None] | None = None,
+        after_pass: Callable[[Store], object] | None = None,
     ) -> None:
         self.store = store
         self.every = every

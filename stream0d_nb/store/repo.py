@@ -44,6 +44,8 @@ from stream0d_nb.store.storage import StorageLocation, icechunk_storage, writer_
 
 FORMAT_VERSION = 1
 BRANCH = "main"
+DAILY_TAG = "daily-"
+"""Tags ``daily-YYYY-MM-DD`` keep each old day's last commit (``store.retention``)."""
 # zstd level 1: 1.5x faster to compress than the default (3) for ~20 % more bytes on
 # sensor data; decompression speed is the same (bench/bench_store.py).
 ZSTD_LEVEL = 1
@@ -304,6 +306,16 @@ def _encode(enc: Codec, v: np.ndarray) -> bytes:
     return bytes(enc.encode(np.ascontiguousarray(v, dtype="<f8").view(np.uint8)))
 
 
+def _commit_info(info: ic.SnapshotInfo) -> CommitInfo:
+    return CommitInfo(
+        id=info.id,
+        parent=info.parent_id,
+        written_at=info.written_at,
+        message=info.message,
+        metadata=dict(info.metadata or {}),
+    )
+
+
 class DatasetData:
     """Open handle on one dataset's repository: cached reads, serialised retried writes."""
 
@@ -416,10 +428,15 @@ class DatasetData:
         if when.tzinfo is None:
             when = when.tz_localize("UTC")
         for info in self.repo.ancestry(branch=BRANCH):
-            if info.written_at <= when:
+            if info.written_at <= when and info.parent_id is not None:
                 return info.id
+        # older than what retention keeps commit by commit: the last kept day before it
+        kept = [c for c in self._daily() if c.written_at <= when]
+        if kept:
+            return max(kept, key=lambda c: c.written_at).id
         raise SnapshotNotFoundError(
-            f"dataset {self.dataset_id!r} did not exist at {when.isoformat()}"
+            f"dataset {self.dataset_id!r} has no commit at or before {when.isoformat()}: it "
+            "did not exist yet, or retention keeps no older day"
         )
 
     def history(self, limit: int | None = None, since: str | None = None) -> list[CommitInfo]:
@@ -427,18 +444,24 @@ class DatasetData:
         out = []
         walk = self.repo.ancestry(snapshot_id=since) if since else self.repo.ancestry(branch=BRANCH)
         for info in walk:
-            out.append(
-                CommitInfo(
-                    id=info.id,
-                    parent=info.parent_id,
-                    written_at=info.written_at,
-                    message=info.message,
-                    metadata=dict(info.metadata or {}),
-                )
-            )
+            out.append(_commit_info(info))
             if limit is not None and len(out) >= limit:
                 break
+        if since is None and (limit is None or len(out) < limit or out[-1].parent is None):
+            daily = [c for c in self._daily() if c.id not in {o.id for o in out}]
+            if daily:  # retention expired the commits between: the days it kept
+                out = sorted(out + daily, key=lambda c: c.written_at, reverse=True)[:limit]
         return out
+
+    def _daily(self) -> list[CommitInfo]:
+        """The commits the daily tags of retention keep."""
+        tags = [t for t in self.repo.list_tags() if t.startswith(DAILY_TAG)]
+        return [_commit_info(self.repo.lookup_snapshot(self.repo.lookup_tag(t))) for t in tags]
+
+    def forget_snapshots(self) -> None:
+        """Drop cached snapshots (after retention: expired ones may lose their chunks)."""
+        with self._thread_lock:
+            self._snapshots.clear()
 
     # ---- writing -------------------------------------------------------------------
     @contextmanager

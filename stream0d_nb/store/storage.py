@@ -114,6 +114,19 @@ def _container_client(loc: StorageLocation, settings: Settings):  # type: ignore
     )
 
 
+def location_bytes(loc: StorageLocation, settings: Settings) -> int:
+    """Bytes stored by a dataset repository (every object: chunks, manifests, snapshots)."""
+    if loc.kind == "local":
+        path = Path(loc.path)
+        return sum(
+            (Path(root) / f).stat().st_size for root, _, files in os.walk(path) for f in files
+        )
+    cc = _container_client(loc, settings)
+    return sum(
+        int(b.size or 0) for b in cc.list_blobs(name_starts_with=loc.path.rstrip("/") + "/")
+    )
+
+
 def delete_location(loc: StorageLocation, settings: Settings) -> int:
     """Remove every object of a dataset repository; returns how many were removed."""
     if loc.kind == "local":
