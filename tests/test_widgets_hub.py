@@ -124,6 +124,8 @@ def test_a_new_user_explores_a_dataset_in_the_studio(
             page.mouse.wheel(0, -400)
             page.wait_for_timeout(200)
         _status(page, r"[2-9] plot-sized read|\d\d plot-sized read")  # zoom read again
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        page.wait_for_timeout(1000)  # the last frame drawn
         page.screenshot(path=str(shots / "studio-3-zoomed.png"))
 
         kind = page.get_by_label("Plot kind", exact=True)

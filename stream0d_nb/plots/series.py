@@ -26,6 +26,11 @@ LAYOUTS: tuple[str, ...] = ("multi_y", "units", "channels")
 WIDTH, HEIGHT = 900, 320
 
 
+TOOLS = ["save", "xpan", "xwheel_zoom", "xbox_zoom", "reset"]
+ACTIVE = ["xpan", "xwheel_zoom"]
+"""Time series zoom and pan along time only (the y axis follows the data shown)."""
+
+
 def time_dim(tz: str) -> hv.Dimension:
     """The shared time axis, labelled with the zone its wall clock is in."""
     return hv.Dimension("time", label=f"time ({tz})")
@@ -72,8 +77,14 @@ def lane(
             top, bottom = max(top, float(v[ok].max())), min(bottom, float(v[ok].min()))
         label = name if ok.any() else f"{name} (no data)"
         curve = hv.Curve((t, v), tdim, common.value_dim(u), label=label)
-        # framewise: each zoom rescales the y axis to what is visible
-        curves.append(curve.opts(tools=["hover"], line_width=1.5, framewise=True))
+        # zoom and pan along time only; framewise: each zoom rescales y to what is visible
+        curves.append(
+            curve.opts(
+                tools=["hover"],
+                line_width=1.5,
+                framewise=True,
+            )
+        )
     if start is None or end is None:
         t0 = t1 = None
         mid = t[len(t) // 2] if len(t) else pd.Timestamp(0)
@@ -90,7 +101,9 @@ def lane(
         parts = [spans, *curves, labels]
     else:
         parts = list(curves)
-    overlay = hv.Overlay([*parts, *extra, text.opts(text_font_size="13pt", text_color="#444444")])
+    layers = [*parts, *extra, text.opts(text_font_size="13pt", text_color="#444444")]
+    # every layer, since a plot's tools are the union of its layers' tools
+    overlay = hv.Overlay([x.opts(default_tools=TOOLS, active_tools=ACTIVE) for x in layers])
     multi_y = len(set(units)) > 1
     opts: dict[str, object] = {
         "multi_y": multi_y,
@@ -100,9 +113,6 @@ def lane(
         "show_grid": True,
         "legend_position": "top_left",
         "title": title,
-        # zoom and pan along time only (the y axis follows the data shown)
-        "default_tools": ["save", "xpan", "xwheel_zoom", "xbox_zoom", "reset"],
-        "active_tools": ["xpan", "xwheel_zoom"],
     }
     if not multi_y:  # (the first layer, the spans, has no y)
         opts["ylabel"] = units[0]
