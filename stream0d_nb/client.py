@@ -57,6 +57,7 @@ from stream0d_nb.records import (
     DatasetDetail,
     DatasetInfo,
     DatasetSummary,
+    DriftCheck,
     EventRecord,
     GrantRecord,
     ModelInfo,
@@ -873,6 +874,34 @@ class Client:
         """A model's versions, newest first, with metrics and the reason of each decision."""
         path = f"{self._ds(dataset_id)}/models/{_segment(name)}/versions"
         return self._many(VersionRecord, "GET", path, params={"limit": limit})
+
+    def model_drift(
+        self,
+        dataset_id: str,
+        name: str,
+        *,
+        window: str = "1h",
+        cv_threshold: float = 30.0,
+        delta: float = 0.5,
+        threshold: float = 50.0,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> DriftCheck:
+        """Check the active version's residuals for drift (``stream0d recal drift``): rolling
+        CV(RMSE) over ``window`` above ``cv_threshold`` %, Page-Hinkley (``delta``,
+        ``threshold``) on the residual mean, since its hold-out window (or ``[start, end)``).
+        To recalibrate on drift, follow with ``start_recal_run`` when ``.drifted``."""
+        params: dict[str, Any] = {
+            "window": window,
+            "cv_threshold": cv_threshold,
+            "delta": delta,
+            "threshold": threshold,
+        }
+        for key, t in (("start", start), ("end", end)):
+            if t is not None:
+                params[key] = _time_text(t)
+        path = f"{self._ds(dataset_id)}/models/{_segment(name)}/drift"
+        return self._one(DriftCheck, "GET", path, params=params)
 
     def recal_runs(
         self, dataset_id: str, status: str | None = None, limit: int = 50

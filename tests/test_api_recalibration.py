@@ -21,6 +21,7 @@ from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import ConflictError, NotFoundError, PermissionDeniedError
 from stream0d_nb.db.recal_tables import RecalRegistry
 from stream0d_nb.demo import OVEN, oven_frame
+from stream0d_nb.recalibration.service import Recalibration
 from stream0d_nb.settings import Settings
 from stream0d_nb.store import Store
 from tests.api_servers import ApiOverHttp
@@ -369,3 +370,128 @@ def test_schedules_refused(srv: Server) -> None:
     assert table.schedule("fersa-oven-mine").parameters["model"] == "zone"  # nothing changed
     srv.call("alice", "DELETE", f"{base}/fersa-oven-mine")
     srv.call("bob", "DELETE", f"/datasets/{OTHER}/recalibration/schedules/zf-oven-nightly")
+
+
+# ----------------------------------------------------------------------------- drift
+
+DAY = pd.Timedelta("1D")
+DRIFT = END - 2 * DAY  # oven_frame's insulation starts to degrade here
+
+
+def utc(t: pd.Timestamp | None) -> pd.Timestamp | None:
+    """A drift report's time (naive UTC) as an aware one, as the API answers it."""
+    return None if t is None else t.tz_localize("UTC")
+
+
+def test_model_drift(srv: Server) -> None:
+    c = srv.client("alice")
+    c.save_model(DS, "drifty", **{k: v for k, v in ZONE.items() if k != "activation"})
+    base = f"/datasets/{DS}/models/drifty/drift"
+    assert error(srv.call("alice", "GET", base)) == (
+        422,
+        f"model 'drifty' of {DS!r} has no active version yet",
+    )
+    # the first version in-process, on the days before the drift: then drift is checked
+    # from the end of its hold-out window (DRIFT) to the end of the data
+    rc = Recalibration(srv.store)
+    done = rc.recalibrate(DS, "drifty", (END - 7 * DAY, END - 5 * DAY), (END - 5 * DAY, DRIFT))
+    assert done.activated
+    # defaults, by the viewer: the same as `stream0d recal drift` in-process
+    r = srv.call("alice-ro", "GET", base)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    want = rc.check_drift(DS, "drifty")
+    assert want.drifted and want.first_alarm is not None
+    assert body["drifted"] is True and body["version"] == 1 and body["model"] == "drifty"
+    assert body["dataset"] == DS and body["window"] == "1h" and body["cv_threshold"] == 30
+    assert (body["delta"], body["threshold"]) == (0.5, 50)
+    assert pd.Timestamp(body["start"]) == DRIFT and pd.Timestamp(body["end"]) == END
+    for key in ("cv_rmse_alarm", "sequential_alarm", "first_alarm"):
+        got = body[key] and pd.Timestamp(body[key])
+        assert got == utc(getattr(want, key)), (key, body[key])
+    assert DRIFT < pd.Timestamp(body["first_alarm"]) < END
+    # the CLI's flags as query parameters, through the client
+    flags: dict[str, Any] = {"window": "2h", "cv_threshold": 1.0, "delta": 0.2, "threshold": 200}
+    got = srv.client("alice-ro").model_drift(DS, "drifty", **flags)
+    want = rc.check_drift(DS, "drifty", **flags)
+    assert (got.cv_rmse_alarm, got.sequential_alarm, got.first_alarm) == tuple(
+        map(utc, (want.cv_rmse_alarm, want.sequential_alarm, want.first_alarm))
+    )
+    assert got.drifted and got.window == "2h" and got.threshold == 200
+    # over a chosen range: the hold-out window itself shows no drift
+    held = c.model_drift(DS, "drifty", start=END - 5 * DAY, end=DRIFT)
+    assert rc.check_drift(DS, "drifty", END - 5 * DAY, DRIFT).drifted is False
+    assert held.drifted is False and held.first_alarm is None
+    assert (held.start, held.end) == (END - 5 * DAY, DRIFT)
+    # refused: another partner's dataset looks missing, an unknown model is 404, the
+    # settings are checked as query parameters
+    hidden(srv, "alice", "GET", "/datasets/{ds}/models/drifty/drift")
+    assert srv.call("bob", "GET", base).status_code == 404
+    with pytest.raises(NotFoundError):
+        srv.client("bob").model_drift(DS, "drifty")
+    status, text = error(srv.call("alice", "GET", f"/datasets/{DS}/models/nope/drift"))
+    assert status == 404 and text.startswith(f"dataset {DS!r} has no model 'nope'"), text
+    cases = {
+        "query.threshold: Input should be greater than 0": {"threshold": 0},
+        "query.delta: Input should be greater than or equal to 0": {"delta": -1},
+        "query.cv_threshold: Input should be greater than 0": {"cv_threshold": -5},
+        "query.start: Input should be a valid datetime": {"start": "yesterday"},
+        "window": {"window": "often"},
+    }
+    for message, params in cases.items():
+        status, text = error(srv.call("alice", "GET", base, params=params))
+        assert status == 422 and text.startswith(message), (message, text)
+
+
+def test_model_residual_alert_rule(srv: Server) -> None:
+    """`stream0d recal alert` is a model_residual rule saved through POST .../alerts: the
+    same AlertRule and AlertService.add_rule, so the same checks, audit and answers."""
+    if RecalRegistry(srv.store.registry).active_version(DS, "drifty") is None:
+        test_model_drift(srv)  # the residual channel the rule watches
+    rule = {
+        "name": "drifty-bias",
+        "kind": "model_residual",
+        "model": "drifty",
+        "window": "2h",
+        "bias": 1.5,
+        "for": "10min",
+        "severity": "major",
+    }
+    base = f"/datasets/{DS}/alerts"
+    hidden(srv, "alice", "POST", "/datasets/{ds}/alerts", json=rule)
+    assert srv.call("alice-ro", "POST", base, json=rule).status_code == 403
+    cases = {
+        "a model_residual rule needs 'cv_rmse' and/or 'bias'": {**rule, "bias": None},
+        "unknown channel 'nope.residual'": {**rule, "model": "nope"},
+        "model name": {**rule, "model": "Bad Model"},
+    }
+    for message, body in cases.items():
+        status, text = error(srv.call("alice", "POST", base, json=body))
+        assert status == 422 and message in text, (message, text)
+    r = srv.call("alice", "POST", base, json=rule)
+    assert r.status_code == 201, r.text
+    saved = r.json()
+    assert saved["kind"] == "model_residual" and saved["model"] == "drifty"
+    assert saved["bias"] == 1.5 and saved["for_duration"] == "10min"
+    got = srv.client("alice-ro").alert_rule(DS, "drifty-bias")
+    assert got.kind == "model_residual" and got.series_names(None) == ["drifty.residual"]
+    # the client's add_alert_rule takes it too (the CLI adds nothing to the rule)
+    c = srv.client("alice")
+    cv = c.add_alert_rule(
+        DS, {**rule, "name": "drifty-cv", "bias": None, "cv_rmse": 5, "units": "K"}
+    )
+    assert cv.cv_rmse == 5 and cv.units == "K"
+    assert [e.action for e in srv.store.registry.audit_log(DS) if e.action.startswith("alert.")][
+        :2
+    ] == ["alert.create", "alert.create"]
+    preview = srv.call(
+        "alice-ro",
+        "POST",
+        f"{base}/preview",
+        json={"rule": rule, "start": str(END - 5 * DAY), "end": str(END)},
+    )
+    assert preview.status_code == 200, preview.text
+    episodes = preview.json()["episodes"]
+    assert episodes and DRIFT < pd.Timestamp(episodes[0]["start"]) < END
+    for name in ("drifty-bias", "drifty-cv"):
+        c.delete_alert_rule(DS, name)

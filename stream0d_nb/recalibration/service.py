@@ -152,6 +152,18 @@ class Outcome:
         }
 
 
+@dataclass(frozen=True)
+class DriftSpan:
+    """What a drift check reads: the active version, the residuals' range ``[start, end)``
+    (UTC ns), and the channels read from ``read_start`` on (the model's warm-up)."""
+
+    version: VersionRecord
+    start: int
+    end: int
+    read_start: int
+    channels: list[str]
+
+
 def _residual_units(units: str) -> str:
     """Units of a difference of ``units`` (``delta_degC`` for an offset unit)."""
     if not units:
@@ -476,6 +488,24 @@ class Recalibration:
             )
 
     # ---- drift -------------------------------------------------------------------------
+    def drift_span(
+        self, dataset_id: str, name: str, start: object | None = None, end: object | None = None
+    ) -> DriftSpan:
+        """What ``check_drift`` with these bounds reads (to bound a request before reading):
+        from the end of the active version's hold-out window (default) to the data's end."""
+        ver = self.table.active_version(dataset_id, name)
+        if ver is None:
+            raise ValidationError(f"model {name!r} of {dataset_id!r} has no active version yet")
+        model = self.model(dataset_id, name)
+        snap = self.store.data(dataset_id).snapshot()
+        step = snap.grid.interval_ns
+        if snap.start is None or snap.stop is None:
+            raise ValidationError(f"dataset {dataset_id!r} has no data")
+        lo = to_ns(start if start is not None else ver.holdout_window[1])
+        hi = snap.stop * step if end is None else to_ns(end)
+        read_lo = max(lo - self._warmup_ns(model, ver.params, step), snap.start * step)
+        return DriftSpan(ver, lo, hi, read_lo // step * step, self._refs(dataset_id, model))
+
     def check_drift(
         self,
         dataset_id: str,

@@ -46,6 +46,7 @@ from stream0d_nb.records.datasets import (
 )
 from stream0d_nb.records.recalibration import (
     RUN_FILES,
+    DriftCheck,
     ModelInfo,
     ModelRecord,
     RunInfo,
@@ -72,6 +73,7 @@ __all__ = [
     "DatasetDetail",
     "DatasetInfo",
     "DatasetSummary",
+    "DriftCheck",
     "EventRecord",
     "GrantRecord",
     "ModelInfo",

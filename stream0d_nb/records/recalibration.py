@@ -3,7 +3,7 @@ API shows them (notebooks by name and runs' files by kind, never server paths)."
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -58,6 +58,35 @@ class ModelInfo(ModelRecord):
     """A model with its active version (None before the first activation)."""
 
     active: VersionRecord | None
+
+
+class DriftCheck(Record):
+    """A drift check of a model's active version (``stream0d recal drift``): the range of
+    residuals checked, the settings, and when each check first alarmed (None: never)."""
+
+    dataset: str = Field(validation_alias=DATASET_ID)
+    model: str
+    version: int = Field(description="The active version whose residuals were checked.")
+    start: datetime = Field(description="Start of the residuals checked (default: hold-out end).")
+    end: datetime = Field(description="End (exclusive) of the residuals checked.")
+    window: str
+    cv_threshold: float
+    delta: float
+    threshold: float
+    cv_rmse_alarm: datetime | None = Field(
+        description="First time the rolling CV(RMSE) was above cv_threshold."
+    )
+    sequential_alarm: datetime | None = Field(
+        description="First alarm of the Page-Hinkley test on the residual mean."
+    )
+    first_alarm: datetime | None
+    drifted: bool
+
+    @field_validator("cv_rmse_alarm", "sequential_alarm", "first_alarm", mode="after")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        """Residual times are naive UTC (xarray's): say so."""
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
 
 class RunInfo(Record):

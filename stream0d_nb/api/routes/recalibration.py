@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from stream0d_nb.access import Action
-from stream0d_nb.api.deps import DatasetContext, StoreDep, require
+from stream0d_nb.api.deps import DatasetContext, StoreDep, get_settings, require
 from stream0d_nb.api.errors import NotFoundError
+from stream0d_nb.api.routes.data import check_limits
 from stream0d_nb.db.recal_tables import RecalRegistry, RunRecord, ScheduleRecord
 from stream0d_nb.errors import ValidationError, WriteConflictError
 from stream0d_nb.recalibration.models import build_model, model_names
@@ -41,6 +44,7 @@ from stream0d_nb.recalibration.service import Activation, Recalibration
 from stream0d_nb.records import (
     RUN_FILES,
     AttrView,
+    DriftCheck,
     ModelInfo,
     ModelRecord,
     RunInfo,
@@ -165,6 +169,66 @@ def model_versions(
     """A model's versions, newest first: status (active, rejected, retired), metrics on the
     train and hold-out windows, windows, snapshot, trigger and the reason of the decision."""
     return RecalRegistry(store.registry).versions(ctx.id, name, limit)
+
+
+def _iso(ns: int) -> str:
+    return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
+
+
+@router.get("/datasets/{dataset_id}/models/{name}/drift")
+def model_drift(
+    name: str,
+    ctx: Read,
+    store: StoreDep,
+    settings: Annotated[Any, Depends(get_settings)],
+    window: Annotated[
+        str, Query(min_length=1, max_length=64, description="Rolling CV(RMSE) window.")
+    ] = "1h",
+    cv_threshold: Annotated[float, Query(gt=0, description="CV(RMSE) alarm level, %.")] = 30.0,
+    delta: Annotated[
+        float, Query(ge=0, description="Page-Hinkley tolerance (output units).")
+    ] = 0.5,
+    threshold: Annotated[float, Query(gt=0, description="Page-Hinkley alarm level.")] = 50.0,
+    start: Annotated[
+        datetime | None, Query(description="Default: end of the hold-out window; naive = UTC.")
+    ] = None,
+    end: Annotated[datetime | None, Query(description="Default: end of the data.")] = None,
+) -> DriftCheck:
+    """Check the active version's residuals for drift, as ``stream0d recal drift`` does
+    (viewer): rolling CV(RMSE) over ``window`` above ``cv_threshold`` and Page-Hinkley on
+    the residual mean, since the version's hold-out window ended (or over ``[start, end)``).
+    A model without an active version is 422; the read is bounded like ``/data`` (413)."""
+    rc = Recalibration(store)
+    span = rc.drift_span(ctx.id, name, start, end)
+    if span.end > span.start:
+        snap = store.data(ctx.id).snapshot()
+        bounds = (_iso(span.read_start), _iso(span.end))
+        check_limits(snap, span.channels, *bounds, None, "mean", settings, "arrow", store, ctx.id)
+    lo, hi = (pd.Timestamp(t, unit="ns", tz="UTC") for t in (span.start, span.end))
+    report = rc.check_drift(
+        ctx.id,
+        name,
+        lo,
+        hi,
+        window=window,
+        cv_threshold=cv_threshold,
+        delta=delta,
+        threshold=threshold,
+    )
+    return DriftCheck.model_validate(
+        AttrView(
+            report,
+            dataset=ctx.id,
+            model=name,
+            version=span.version.version,
+            start=lo,
+            end=hi,
+            window=window,
+            cv_threshold=cv_threshold,
+            delta=delta,
+            threshold=threshold,
+        )
+    )
 
 
 # ---- runs -------------------------------------------------------------------------------
