@@ -930,6 +930,13 @@ class Client:
             body["timeout_s"] = timeout_s
         return self._one(RunInfo, "POST", f"{self._ds(dataset_id)}/recalibration/runs", json=body)
 
+    def run_recal_schedule(self, dataset_id: str, name: str) -> RunInfo:
+        """Run one of the dataset's schedules now with its own notebook and parameters
+        (editor; ``ConflictError`` while it runs already); returns the queued run at once,
+        trigger ``manual:<name>`` (follow it with ``wait_recal_run``)."""
+        path = f"{self._ds(dataset_id)}/recalibration/schedules/{_segment(name)}/run"
+        return self._one(RunInfo, "POST", path)
+
     def wait_recal_run(
         self, dataset_id: str, run_id: int, timeout: float = 700, poll: float = 1.0
     ) -> RunInfo:

@@ -372,6 +372,81 @@ def test_schedules_refused(srv: Server) -> None:
     srv.call("bob", "DELETE", f"/datasets/{OTHER}/recalibration/schedules/zf-oven-nightly")
 
 
+def test_run_schedule_now(srv: Server) -> None:
+    """`stream0d recal run --schedule` over the API: the schedule's own notebook and
+    parameters, through its claim (409 while it runs), executed like POST .../runs."""
+    if not srv.client("alice").models(DS):
+        test_models_create_update_show_versions(srv)  # the model the notebook fits
+    base = f"/datasets/{DS}/recalibration/schedules"
+    now = "fersa-oven-now"
+    mine = {**NIGHTLY, "name": now, "parameters": RUN["parameters"], "timeout_s": 300}
+    assert srv.call("alice", "POST", base, json=mine).status_code == 201
+    theirs = {**NIGHTLY, "name": "zf-oven-now"}
+    r = srv.call("bob", "POST", f"/datasets/{OTHER}/recalibration/schedules", json=theirs)
+    assert r.status_code == 201, r.text
+    table = RecalRegistry(srv.store.registry)
+    runs_before = table.runs(None, None, None, 1000)
+    # refused before anything starts: viewer 403; another partner's dataset, a schedule of
+    # another dataset and an unknown one look missing; a running schedule is 409
+    assert srv.call("alice-ro", "POST", f"{base}/{now}/run").status_code == 403
+    with pytest.raises(PermissionDeniedError):
+        srv.client("alice-ro").run_recal_schedule(DS, now)
+    hidden(srv, "alice", "POST", "/datasets/{ds}/recalibration/schedules/zf-oven-now/run")
+    assert srv.call("bob", "POST", f"{base}/{now}/run").status_code == 404
+    with pytest.raises(NotFoundError):
+        srv.client("bob").run_recal_schedule(DS, now)
+    for name in ("zf-oven-now", "fersa-oven-nosuch"):
+        assert error(srv.call("alice", "POST", f"{base}/{name}/run")) == (
+            404,
+            f"dataset {DS!r} has no schedule {name!r}",
+        )
+    assert table.claim(now, "test-owner")
+    try:
+        assert error(srv.call("alice", "POST", f"{base}/{now}/run")) == (
+            409,
+            f"schedule {now!r} is running already (claimed by test-owner)",
+        )
+        with pytest.raises(ConflictError):
+            srv.client("alice").run_recal_schedule(DS, now)
+        # a queued run renews its claim when it starts, unless it was taken over
+        assert table.renew(now, "test-owner") and not table.renew(now, "someone-else")
+    finally:
+        table.release(now, "test-owner")
+    assert table.runs(None, None, None, 1000) == runs_before  # nothing recorded
+    # the editor: 202 with the queued run, which holds the schedule's claim until it ends
+    r = srv.call("alice", "POST", f"{base}/{now}/run")
+    assert r.status_code == 202, r.text
+    run = r.json()
+    sched = table.schedule(now)
+    assert run["status"] == "queued" and run["trigger"] == f"manual:{now}"
+    assert run["schedule_id"] == sched.id and run["scheduled_for"] is None
+    assert run["dataset"] == DS and run["created_by"] == "alice"
+    assert run["notebook"] == "recalibrate.ipynb"
+    assert run["parameters"] == {**RUN["parameters"], "dataset": DS} == sched.parameters
+    assert r.headers["location"].endswith(f"/api/datasets/{DS}/recalibration/runs/{run['id']}")
+    done = srv.client("alice-ro").wait_recal_run(DS, run["id"], timeout=300, poll=0.5)
+    assert done.status == "succeeded", done
+    assert done.parameters == sched.parameters and done.trigger == f"manual:{now}"
+    assert done.model_version_id is not None and "report" in done.files
+    after = table.schedule(now)
+    assert after.claimed_by is None and after.claim_run_id is None  # released
+    assert after.last_fired_for == sched.last_fired_for  # its cron slots did not move
+    (entry,) = [
+        e
+        for e in srv.store.registry.audit_log(DS)
+        if e.action.startswith("recal.run.") and e.detail.get("run") == run["id"]
+    ]
+    assert entry.action == "recal.run.succeeded" and entry.actor == "alice"
+    assert entry.detail["trigger"] == f"manual:{now}"
+    # the client: the same, once the first run has ended
+    again = srv.client("alice").run_recal_schedule(DS, now)
+    assert again.id != run["id"] and again.trigger == f"manual:{now}"
+    done = srv.client("alice").wait_recal_run(DS, again.id, timeout=300, poll=0.5)
+    assert done.status == "succeeded" and done.parameters == sched.parameters, done
+    srv.call("alice", "DELETE", f"{base}/{now}")
+    srv.call("bob", "DELETE", f"/datasets/{OTHER}/recalibration/schedules/zf-oven-now")
+
+
 # ----------------------------------------------------------------------------- drift
 
 DAY = pd.Timedelta("1D")

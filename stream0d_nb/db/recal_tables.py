@@ -705,6 +705,18 @@ class RecalRegistry:
                 .execution_options(synchronize_session=False)
             )
 
+    def renew(self, name: str, owner: str) -> bool:
+        """Restart the age of ``owner``'s claim (a run that waited in a queue starts now);
+        False if the claim was taken over meanwhile (its run was then ended as abandoned)."""
+        with self.registry.write_session() as s:
+            res = s.execute(
+                update(RecalScheduleRow)
+                .where(RecalScheduleRow.name == name, RecalScheduleRow.claimed_by == owner)
+                .values(claimed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
     def release(self, name: str, owner: str) -> None:
         """Drop ``owner``'s claim (no-op if it was taken over)."""
         with self.registry.write_session() as s:

@@ -175,6 +175,50 @@ def update_schedule(
     return table.update_schedule(name, out, store.actor(actor), dataset_id)
 
 
+def create_schedule_run(
+    table: RecalRegistry,
+    sched: ScheduleRecord,
+    owner: str,
+    actor: str,
+    slot: datetime | None,
+    trigger: str,
+) -> RunRecord:
+    """Record the queued run of a schedule whose claim ``owner`` holds (its notebook,
+    parameters and time limit) and attach it to the claim."""
+    run = table.create_run(
+        notebook=sched.notebook,
+        parameters=sched.parameters,
+        trigger=trigger,
+        actor=actor,
+        dataset_id=sched.dataset,
+        schedule_id=sched.id,
+        scheduled_for=slot,
+        timeout_s=sched.timeout_s,
+    )
+    table.attach_run(sched.name, owner, run.id)
+    return run
+
+
+def start_manual_run(
+    table: RecalRegistry, name: str, owner: str, actor: str, dataset_id: str | None = None
+) -> tuple[ScheduleRecord, RunRecord]:
+    """Claim schedule ``name`` (of ``dataset_id`` if given) for ``owner`` and record its run
+    by hand now, trigger ``manual:<name>`` (``stream0d recal run --schedule`` and
+    ``POST .../schedules/{name}/run``); its cron slots do not move. The caller executes
+    the run and then releases the claim. ``ScheduleNotFoundError``; ``ScheduleBusyError``
+    if it is running already."""
+    sched = table.schedule(name, dataset_id)
+    if not table.claim(name, owner):
+        holder = table.schedule(name).claimed_by or sched.claimed_by
+        raise ScheduleBusyError(f"schedule {name!r} is running already (claimed by {holder})")
+    try:
+        run = create_schedule_run(table, sched, owner, actor, None, f"manual:{name}")
+    except BaseException:
+        table.release(name, owner)
+        raise
+    return sched, run
+
+
 class Scheduler:
     """Fires due schedules (see the module docstring); ``tick`` is one pass, ``serve`` loops."""
 
@@ -275,17 +319,14 @@ class Scheduler:
 
     def _start(self, sched: ScheduleRecord, slot: datetime | None, trigger: str) -> RunRecord:
         """Create the run of a claimed schedule and execute it in a worker thread."""
-        run = self.table.create_run(
-            notebook=sched.notebook,
-            parameters=sched.parameters,
-            trigger=trigger,
-            actor=f"scheduler:{self.owner}",
-            dataset_id=sched.dataset,
-            schedule_id=sched.id,
-            scheduled_for=slot,
-            timeout_s=sched.timeout_s,
+        run = create_schedule_run(
+            self.table, sched, self.owner, f"scheduler:{self.owner}", slot, trigger
         )
-        self.table.attach_run(sched.name, self.owner, run.id)
+        self._execute(sched, run, slot)
+        return run
+
+    def _execute(self, sched: ScheduleRecord, run: RunRecord, slot: datetime | None) -> None:
+        """Execute a schedule's recorded run in a worker thread; its claim is released after."""
 
         def work() -> RunResult:
             try:
@@ -294,7 +335,7 @@ class Scheduler:
                     sched.notebook,
                     sched.parameters,
                     timeout_s=sched.timeout_s,
-                    trigger=trigger,
+                    trigger=run.trigger,
                     actor=f"scheduler:{self.owner}",
                     dataset_id=sched.dataset,
                     run=run,
@@ -308,19 +349,14 @@ class Scheduler:
         with self._lock:
             self._inflight[run.id] = self._pool.submit(work)
         log.info("run %s of %s started (slot %s)", run.id, sched.name, slot)
-        return run
 
     def trigger(self, name: str, wait: bool = True) -> RunRecord:
         """Run a schedule now (``stream0d recal run --schedule``), through its claim.
 
         ``ScheduleBusyError`` if it is running already. Does not move its cron slots.
         """
-        sched = self.table.schedule(name)
-        if not self.table.claim(name, self.owner):
-            raise ScheduleBusyError(
-                f"schedule {name!r} is running already (claimed by {sched.claimed_by})"
-            )
-        run = self._start(sched, None, trigger=f"manual:{name}")
+        sched, run = start_manual_run(self.table, name, self.owner, f"scheduler:{self.owner}")
+        self._execute(sched, run, None)
         if wait:
             self._inflight[run.id].result()
         return self.table.run(run.id)

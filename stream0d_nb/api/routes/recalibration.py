@@ -9,6 +9,7 @@ and schedules of other datasets look missing. Files are served only from the run
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from stream0d_nb.recalibration.scheduler import (
     add_schedule,
     next_slot,
     resolve_notebook,
+    start_manual_run,
     update_schedule,
 )
 from stream0d_nb.recalibration.service import Activation, Recalibration
@@ -281,18 +283,34 @@ class _ApiRuns:
                 self.inflight.pop(rid)
             return len(self.inflight)
 
+    def check_room(self) -> None:
+        """RunsBusyError (409) when ``MAX_QUEUED_RUNS`` runs wait or execute already."""
+        if self.pending() >= MAX_QUEUED_RUNS:
+            raise RunsBusyError(
+                f"{MAX_QUEUED_RUNS} runs are waiting or executing on this service: start this "
+                "one when they have ended"
+            )
+
     def submit(self, store: Store, path: Path, params: dict[str, Any], run: RunRecord,
-               timeout_s: float, actor: str) -> None:  # fmt: skip
+               timeout_s: float, actor: str, claim: tuple[str, str] | None = None,
+               ) -> None:  # fmt: skip
+        """Execute ``run`` off the request; ``claim`` (schedule name, owner) is the claim of
+        a schedule's run: renewed when the run leaves the queue, released when it ends."""
         table = RecalRegistry(store.registry)
 
         def work() -> RunResult:
             try:
+                if claim is not None and not table.renew(*claim):
+                    return RunResult(table.run(run.id))  # taken over: ended as abandoned
                 return run_notebook(
                     store, path, params, timeout_s=timeout_s, trigger=run.trigger,
                     actor=actor, dataset_id=run.dataset, run=run,
                 )  # fmt: skip
             except Exception as exc:  # a run must end in a final state, never stay running
                 return RunResult(table.crashed(run.id, exc))
+            finally:
+                if claim is not None:
+                    table.release(*claim)
 
         with self.lock:
             self.inflight[run.id] = self.pool.submit(work)
@@ -338,11 +356,7 @@ def start_run(
     except ValidationError as exc:
         raise ValidationError(f"parameters: {exc}") from None
     runs = _api_runs(request)
-    if runs.pending() >= MAX_QUEUED_RUNS:
-        raise RunsBusyError(
-            f"{MAX_QUEUED_RUNS} runs are waiting or executing on this service: start this "
-            "one when they have ended"
-        )
+    runs.check_room()
     run = RecalRegistry(store.registry).create_run(
         notebook=str(path),
         parameters=params,
@@ -494,6 +508,32 @@ def change_schedule(name: str, body: ScheduleChange, ctx: Edit, store: StoreDep)
     if body.enabled is not None:
         RecalRegistry(store.registry).set_enabled(name, body.enabled, ctx.identity.user, ctx.id)
     return _schedule_out(_find_schedule(store, ctx.id, name))
+
+
+@router.post("/datasets/{dataset_id}/recalibration/schedules/{name}/run", status_code=202)
+def run_schedule(
+    name: str, ctx: Edit, store: StoreDep, request: Request, response: Response
+) -> RunInfo:
+    """Run one of the dataset's schedules now with its own notebook, parameters and time
+    limit, as ``stream0d recal run --schedule`` does (editor; its cron slots do not move):
+    through the schedule's claim (409 while one of its runs executes), then like
+    ``POST .../runs``: 202 with the queued run, trigger ``manual:<name>``."""
+    runs = _api_runs(request)
+    runs.check_room()
+    owner = f"api-{uuid.uuid4().hex[:12]}"
+    table = RecalRegistry(store.registry)
+    sched, run = start_manual_run(table, name, owner, ctx.identity.user, ctx.id)
+    try:
+        runs.submit(store, Path(sched.notebook), sched.parameters, run, sched.timeout_s,
+                    ctx.identity.user, claim=(name, owner))  # fmt: skip
+    except BaseException as exc:  # not submitted (e.g. shutting down): end it, free the claim
+        table.crashed(run.id, exc)
+        table.release(name, owner)
+        raise
+    response.headers["Location"] = str(
+        request.url_for("show_run", dataset_id=ctx.id, run_id=run.id)
+    )
+    return RunInfo.model_validate(run)
 
 
 @router.delete("/datasets/{dataset_id}/recalibration/schedules/{name}", status_code=204)
