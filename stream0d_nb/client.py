@@ -47,6 +47,7 @@ from stream0d_nb.errors import (
     ValidationError,
 )
 from stream0d_nb.records import (
+    AlertDelivery,
     AlertPreview,
     AlertRoutes,
     AuditEntry,
@@ -772,6 +773,34 @@ class Client:
             if value is not None:
                 body[key] = value
         return self._one(AlertPreview, "POST", self._ds(dataset_id) + "/alerts/preview", json=body)
+
+    def backfill_alert_rules(
+        self,
+        dataset_id: str,
+        rules: list[str] | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> list[AlertPreview]:
+        """Run the dataset's saved rules (``rules``: those named; default all) over
+        ``[start, end)`` (default: the data), nothing stored or sent: per rule, its
+        ``episodes`` and ``transitions``, as ``stream0d alerts backfill``."""
+        body: dict[str, Any] = {}
+        for key, value in (("rules", rules), ("start", _aware(start)), ("end", _aware(end))):
+            if value is not None:
+                body[key] = list(value) if key == "rules" else value
+        path = self._ds(dataset_id) + "/alerts/backfill"
+        return self._many(AlertPreview, "POST", path, json=body)
+
+    def alert_deliveries(
+        self, dataset_id: str | None = None, failed: bool = False, limit: int = 50
+    ) -> list[AlertDelivery]:
+        """Notifications sent to sinks and their failures, newest first: of one dataset's
+        alerts (its owners), or of every dataset's (``dataset_id`` None: hub admins)."""
+        params: dict[str, Any] = {"failed": failed, "limit": limit}
+        if dataset_id is None:
+            return self._many(AlertDelivery, "GET", "alerts/deliveries", params=params)
+        path = self._ds(dataset_id) + "/alerts/deliveries"
+        return self._many(AlertDelivery, "GET", path, params=params)
 
     def silences(self, dataset_id: str) -> list[SilenceRecord]:
         """The dataset's silences: ``id``, ``rule`` (None: all rules) and the window."""

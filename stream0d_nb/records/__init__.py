@@ -21,6 +21,7 @@ from stream0d_nb.records.access import (
     WhoAmI,
 )
 from stream0d_nb.records.alerts import (
+    AlertDelivery,
     AlertEpisode,
     AlertPreview,
     AlertRoutes,
@@ -57,6 +58,7 @@ from stream0d_nb.records.recalibration import (
 __all__ = [
     "DATASET_ID",
     "RUN_FILES",
+    "AlertDelivery",
     "AlertEpisode",
     "AlertPreview",
     "AlertRoutes",

@@ -1,5 +1,6 @@
 """Records of alerts: events, silences, notification sinks (secrets masked), a dataset's
-routes, and what an unsaved rule would have done over a window (a preview)."""
+routes, notification deliveries, and what a rule would have done over a window (a preview
+of an unsaved rule, a backfill of saved ones)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,20 @@ class AlertRoutes(Record):
     default_sinks: list[str] = Field(default_factory=list)
 
 
+class AlertDelivery(Record):
+    """A notification sent (or not) to a sink, newest first: ``key`` names the event
+    (dataset/rule/series/episode start/state), ``error`` why it failed (secrets and the
+    platform's file paths masked), ``attempts`` how many tries it took."""
+
+    key: str
+    sink: str
+    dataset: str | None = Field(validation_alias=DATASET_ID)
+    ok: bool
+    attempts: int
+    error: str | None
+    at: datetime
+
+
 class AlertEpisode(Record):
     """An episode of a previewed rule on one series (``end`` None: still open)."""
 
@@ -137,7 +152,8 @@ class AlertTransition(Record):
 
 
 class AlertPreview(Record):
-    """What an unsaved rule would have done over ``[start, end)``: nothing stored or sent."""
+    """What a rule would have done over ``[start, end)``, nothing stored or sent: an
+    unsaved one (a preview), or each saved one of a backfill."""
 
     rule: str
     start: UtcTime | None = Field(description="Start of the window run (None: no data).")

@@ -1,5 +1,6 @@
-"""Alert rules of a dataset (list, show, save, delete, preview an unsaved one over a
-window), its alert events (filtered, paged) and its silences (list, create, end)."""
+"""Alert rules of a dataset (list, show, save, delete, preview an unsaved one or backfill
+saved ones over a window), its alert events (filtered, paged) and its silences (list,
+create, end)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,44 @@ def _iso(ns: int | None) -> str | None:
     return None if ns is None else pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
 
 
+def _bounded_backfill(
+    alerts: Any,
+    store: Any,
+    settings: Any,
+    dataset_id: str,
+    start: str | None,
+    end: str | None,
+    names: list[str] | None = None,
+    rules: list[AlertRule] | None = None,
+) -> list[AlertPreview]:
+    """``AlertService.backfill`` bounded as a read of its inputs (413) before reading: per
+    rule run, its episodes and state changes over ``[lo, hi)``."""
+    found, lo, hi, (inputs, read_lo) = alerts.backfill_reads(
+        dataset_id, start, end, names=names, rules=rules
+    )
+    if hi > lo and inputs:
+        snap = store.data(dataset_id).snapshot()
+        span = (_iso(max(read_lo, 0)), _iso(hi))
+        check_limits(snap, inputs, *span, None, "mean", settings, "arrow", store, dataset_id)
+    res = alerts.backfill(dataset_id, start, end, names=names, rules=rules)
+    return [
+        AlertPreview.model_validate(
+            AttrView(
+                rule=rule.name,
+                start=lo,
+                end=hi,
+                episodes=[e for e in res.episodes if e.rule == rule.name],
+                transitions=[  # transitions carry their rule's severity
+                    AttrView(t, severity=rule.severity)
+                    for t in res.transitions
+                    if t.rule == rule.name
+                ],
+            )
+        )
+        for rule in found
+    ]
+
+
 @router.post("/datasets/{dataset_id}/alerts/preview")
 def preview_rule(
     body: RulePreview,
@@ -96,18 +135,51 @@ def preview_rule(
     """Run an unsaved rule over a window as ``alerts backfill`` does (viewer): its episodes
     and state changes; checked as on save (422) and bounded as a read of its inputs (413);
     nothing stored, nothing sent."""
-    rules = [body.rule]
-    _, lo, hi, (inputs, read_lo) = alerts.backfill_reads(ctx.id, body.start, body.end, rules=rules)
-    if hi > lo and inputs:
-        snap = store.data(ctx.id).snapshot()
-        span = (_iso(max(read_lo, 0)), _iso(hi))
-        check_limits(snap, inputs, *span, None, "mean", settings, "arrow", store, ctx.id)
-    res = alerts.backfill(ctx.id, body.start, body.end, rules=rules)
-    severity = body.rule.severity  # transitions carry their rule's
-    transitions = [AttrView(t, severity=severity) for t in res.transitions]
-    return AlertPreview.model_validate(
-        AttrView(res, rule=body.rule.name, start=lo, end=hi, transitions=transitions)
+    [preview] = _bounded_backfill(
+        alerts, store, settings, ctx.id, body.start, body.end, rules=[body.rule]
     )
+    return preview
+
+
+MAX_BACKFILL_RULES = 100
+
+
+class RuleBackfill(BaseModel):
+    """Saved rules (by name; default: all of them) and the window to run them over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[Line] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_BACKFILL_RULES,
+        description="Names of saved rules; default (null): every saved rule.",
+    )
+    start: Line | None = Field(None, description="Inclusive start (ISO time); default: data.")
+    end: Line | None = Field(None, description="Exclusive end (ISO time); default: data.")
+
+
+@router.post("/datasets/{dataset_id}/alerts/backfill")
+def backfill_rules(
+    body: RuleBackfill,
+    ctx: View,
+    alerts: AlertsDep,
+    store: StoreDep,
+    settings: Annotated[Any, Depends(get_settings)],
+) -> list[AlertPreview]:
+    """Run the dataset's saved rules (all, or those named) over a window as ``alerts
+    backfill`` does (viewer): per rule, in the order they are listed, its episodes and
+    state changes; bounded as a read of their inputs (413); nothing stored, nothing sent."""
+    names = None if body.rules is None else list(dict.fromkeys(body.rules))
+    if names is not None:
+        saved = [r.name for r in alerts.rules(ctx.id)]
+        unknown = [n for n in names if n not in saved]
+        if unknown:  # a value given, not the thing asked for: 422, not 404
+            raise ValidationError(
+                f"rules: no alert rule {', '.join(map(repr, unknown))} in {ctx.id} "
+                f"(its rules: {', '.join(saved) or 'none'})"
+            )
+    return _bounded_backfill(alerts, store, settings, ctx.id, body.start, body.end, names=names)
 
 
 class SilenceRequest(Silence):

@@ -7,20 +7,27 @@ files on the platform's machine (a log sink's ``path``, a ``ca_file``) are refus
 people's credentials must not make the platform write or read its own files; an operator
 sets them with the CLI, as the platform account. Routes say which sinks a dataset's
 alerts go to, by severity and labels; its owners set them.
+
+Deliveries (which notification went to which sink, and why one failed) of a dataset's
+alerts are shown to its owners, who choose its routes and act on failures (as routes,
+they say where its alerts go, so editors and viewers do not see them); every dataset's to
+hub admins. Their error texts come from the sinks, which already hide a webhook URL's path
+and query; every stored secret and file path of the platform is masked in them as well.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 
 from stream0d_nb.access import AccessDeniedError, Action, Identity, Level, max_level
 from stream0d_nb.alerts.routing import RoutingTable
 from stream0d_nb.alerts.sinks import sink_from_config
 from stream0d_nb.api.deps import AlertsDep, DatasetContext, IdentityDep, require
 from stream0d_nb.errors import DatasetExistsError, ValidationError
-from stream0d_nb.records import AlertRoutes, SinkRecord
+from stream0d_nb.records import AlertDelivery, AlertRoutes, AttrView, SinkRecord
 from stream0d_nb.specs import check_slug
 
 router = APIRouter(tags=["alerts"])
@@ -116,3 +123,76 @@ def set_routes(ctx: Owner, alerts: AlertsDep, body: dict[str, Any]) -> AlertRout
     table = RoutingTable.parse(body, sink_names=names)
     alerts.table.set_routes(ctx.id, table.model_dump(mode="json", by_alias=True), ctx.identity.user)
     return AlertRoutes.model_validate(alerts.table.routes(ctx.id) or {})
+
+
+MASK = "**********"
+Limit = Annotated[int, Query(ge=1, le=10_000, description="Newest deliveries returned.")]
+Failed = Annotated[bool, Query(description="Only failed deliveries.")]
+
+
+def _hidden(alerts: Any) -> list[str]:
+    """Texts no delivery may show: every sink's secrets (as stored, in clear), the path
+    and query of webhook URLs (chat webhooks put tokens there) and the platform's file
+    paths (a log sink's ``path``, ``ca_file``), longest first."""
+    configs = [alerts.in_app.config] + [
+        sink_from_config({**cfg, "name": name, "kind": kind}).config
+        for name, (kind, cfg) in alerts.table.sinks().items()
+    ]
+    found: set[str] = set()
+    for config in configs:
+        clear = config.dump_with_secrets()
+        shown = config.model_dump(mode="json", by_alias=True)
+        found |= set(_changed(clear, shown))
+        found |= {str(clear[k]) for k in SERVER_FILES if clear.get(k) is not None}
+        url = clear.get("url")
+        if isinstance(url, str):
+            parts = urllib.parse.urlsplit(url)
+            found |= {url, parts.path + ("?" + parts.query if parts.query else "")}
+    return sorted((t for t in found if t.strip("/")), key=len, reverse=True)
+
+
+def _changed(clear: Any, shown: Any) -> list[str]:
+    """The values of ``clear`` that ``shown`` masks (secrets), recursively."""
+    if isinstance(clear, dict) and isinstance(shown, dict):
+        return [v for k in clear for v in _changed(clear[k], shown.get(k))]
+    if isinstance(clear, list) and isinstance(shown, list):
+        return [v for c, m in zip(clear, shown, strict=False) for v in _changed(c, m)]
+    return [str(clear)] if clear != shown and clear not in (None, "") else []
+
+
+def _deliveries(
+    alerts: Any, dataset_id: str | None, failed: bool, limit: int
+) -> list[AlertDelivery]:
+    hidden = _hidden(alerts)
+
+    def masked(error: str | None) -> str | None:
+        for text in hidden if error else ():
+            error = str(error).replace(text, MASK)
+        return error
+
+    return [
+        AlertDelivery.model_validate(AttrView(d, error=masked(d.error)))
+        for d in alerts.table.deliveries(dataset_id, failed, limit)
+    ]
+
+
+@router.get("/datasets/{dataset_id}/alerts/deliveries")
+def dataset_deliveries(
+    ctx: Owner, alerts: AlertsDep, failed: Failed = False, limit: Limit = 50
+) -> list[AlertDelivery]:
+    """Notifications of the dataset's alerts sent to its sinks and their failures, newest
+    first (owner, as its routes)."""
+    return _deliveries(alerts, ctx.id, failed, limit)
+
+
+@router.get("/alerts/deliveries")
+def all_deliveries(
+    admin: Admin,
+    alerts: AlertsDep,
+    dataset: Annotated[str | None, Query(description="Only this dataset's.")] = None,
+    failed: Failed = False,
+    limit: Limit = 50,
+) -> list[AlertDelivery]:
+    """Deliveries of every dataset's notifications and their failures, newest first (hub
+    admins, as sinks)."""
+    return _deliveries(alerts, dataset, failed, limit)
