@@ -42,7 +42,7 @@ class DerivedContext:
         self.store = store
         self.dataset_id = dataset_id
         self.snap: Snapshot = store.data(dataset_id).snapshot(as_of)
-        self.tz = store.get_dataset(dataset_id).spec.tz
+        self.tz = store.zone(dataset_id)
         self.formulas = {
             f.name: f
             for f in (

@@ -16,9 +16,9 @@ from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import NotFoundError, PermissionDeniedError, RequestValidationError
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.settings import Settings
-from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec
+from stream0d_nb.specs import ChannelSpec, DatasetSpec, FormulaSpec, IngestOptions
 from stream0d_nb.store import Store
-from tests.api_servers import IDX, N, ApiOverHttp, seed_partner_datasets
+from tests.api_servers import IDX, ApiOverHttp, N, seed_partner_datasets
 from tests.test_store import make_settings
 
 DS, OTHER = "fersa-press", "zf-oven"
@@ -210,3 +210,17 @@ def test_store_append_checks_before_storing(store: Store) -> None:
         store.append("line", pd.DataFrame({"a": [np.inf]}, index=[t0]))
     store.set_channels("line", [ChannelSpec(name="zz", units="1")])  # known at once
     assert store.append("line", pd.DataFrame({"zz": [1.0]}, index=[t0])).values_new == 1
+
+
+def test_store_append_file_goes_through_the_buffer(store: Store, tmp_path: Path) -> None:
+    csv = tmp_path / "push.csv"
+    csv.write_text("time,a,b\n2024-05-01T00:00:00Z,1.5,2\n2024-05-01T00:00:01Z,2.5,\n")
+    commits = len(store.history("line"))
+    rep = store.append_file("line", csv)
+    assert (rep.rows, rep.values, rep.values_new) == (2, 3, 3)
+    assert len(store.history("line")) == commits
+    ds = store.read("line", start="2024-05-01", end="2024-05-01T00:00:02Z")
+    assert ds.a.values.tolist() == [1.5, 2.5] and ds.b.values[0] == 2.0
+    assert store.append_file("line", csv).values_unchanged == 3
+    with pytest.raises(ValidationError, match="not for appends"):
+        store.append_file("line", csv, IngestOptions(off_grid="mean"))

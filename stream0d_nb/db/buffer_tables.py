@@ -38,6 +38,7 @@ from sqlalchemy import (
     String,
     delete,
     func,
+    insert,
     select,
     update,
 )
@@ -129,37 +130,60 @@ class ChunkPlan:
     levels: dict[int, int]
 
 
-def _segment(r: AppendSegmentRow) -> Segment:
-    return Segment(
-        r.seq,
-        r.chunk,
-        r.level,
-        r.first_idx,
-        r.stop_idx,
-        r.n_values,
-        r.appends,
-        r.received_at,
-        r.newest_at,
-        dict(r.actors or {}),
-        bytes(r.payload),
-    )
+_SEGMENT_COLUMNS = (
+    AppendSegmentRow.seq,
+    AppendSegmentRow.chunk,
+    AppendSegmentRow.level,
+    AppendSegmentRow.first_idx,
+    AppendSegmentRow.stop_idx,
+    AppendSegmentRow.n_values,
+    AppendSegmentRow.appends,
+    AppendSegmentRow.received_at,
+    AppendSegmentRow.newest_at,
+    AppendSegmentRow.actors,
+    AppendSegmentRow.payload,
+)
+
+
+def _segments(session: Session, *where: Any) -> list[Segment]:
+    """Segments matching ``where``, oldest first (plain rows: the append path is hot)."""
+    rows = session.execute(select(*_SEGMENT_COLUMNS).where(*where).order_by(AppendSegmentRow.seq))
+    return [
+        Segment(
+            int(r[0]),
+            int(r[1]),
+            int(r[2]),
+            int(r[3]),
+            int(r[4]),
+            int(r[5]),
+            int(r[6]),
+            r[7],
+            r[8],
+            dict(r[9] or {}),
+            bytes(r[10]),
+        )
+        for r in rows
+    ]
 
 
 class LockedBuffer:
-    """A dataset's buffer inside a write transaction that holds its state row."""
+    """A dataset's buffer inside a write transaction that holds its state row; segments
+    added are inserted when the transaction ends (``flush``)."""
 
-    def __init__(self, session: Session, state: AppendStateRow) -> None:
+    def __init__(self, session: Session, dataset_id: str, last_seq: int, fold_gen: int) -> None:
         self.session = session
-        self.state = state
+        self.dataset_id = dataset_id
+        self.last_seq = last_seq
+        self.fold_gen = fold_gen
+        self._new: list[dict[str, Any]] = []
 
     def segments_after(self, seq: int) -> list[Segment]:
         """Segments numbered above ``seq``, oldest first."""
-        rows = self.session.scalars(
-            select(AppendSegmentRow)
-            .where(AppendSegmentRow.dataset_id == self.state.dataset_id, AppendSegmentRow.seq > seq)
-            .order_by(AppendSegmentRow.seq)
+        return _segments(
+            self.session,
+            AppendSegmentRow.dataset_id == self.dataset_id,
+            AppendSegmentRow.seq > seq,
         )
-        return [_segment(r) for r in rows]
 
     def add(
         self,
@@ -171,31 +195,46 @@ class LockedBuffer:
         actor: str,
         at: datetime,
     ) -> int:
-        """Insert a segment and return its number (``actor`` counted with the channel the
+        """Add a segment and return its number (``actor`` counted with the channel the
         caller came in by, as the audit log records it)."""
         from stream0d_nb.db.registry import AUDIT_VIA
 
         via = (AUDIT_VIA.get() or {}).get("via")
         key = f"{actor} via {via}" if via else actor
-        self.state.last_seq += 1
-        self.state.appended_values += n_values
-        self.session.add(
-            AppendSegmentRow(
-                dataset_id=self.state.dataset_id,
-                seq=self.state.last_seq,
-                chunk=chunk,
-                level=0,
-                first_idx=first_idx,
-                stop_idx=stop_idx,
-                n_values=n_values,
-                appends=1,
-                received_at=at,
-                newest_at=at,
-                actors={key: 1},
-                payload=payload,
+        self.last_seq += 1
+        self._new.append(
+            {
+                "dataset_id": self.dataset_id,
+                "seq": self.last_seq,
+                "chunk": chunk,
+                "level": 0,
+                "first_idx": first_idx,
+                "stop_idx": stop_idx,
+                "n_values": n_values,
+                "appends": 1,
+                "received_at": at,
+                "newest_at": at,
+                "actors": {key: 1},
+                "payload": payload,
+            }
+        )
+        return self.last_seq
+
+    def flush(self) -> None:
+        """Insert the added segments and number the state row past them."""
+        if not self._new:
+            return
+        self.session.execute(insert(AppendSegmentRow), self._new)
+        self.session.execute(
+            update(AppendStateRow)
+            .where(AppendStateRow.dataset_id == self.dataset_id)
+            .values(
+                last_seq=self.last_seq,
+                appended_values=AppendStateRow.appended_values
+                + sum(int(r["n_values"]) for r in self._new),
             )
         )
-        return self.state.last_seq
+        self._new = []
 
 
 class BufferTables:
@@ -234,16 +273,18 @@ class BufferTables:
         """A durable write transaction holding the dataset's state row (made if missing)."""
         self.ensure_state(dataset_id)
         with self._durable() as s:
-            state = s.scalars(
-                select(AppendStateRow)
+            row = s.execute(
+                select(AppendStateRow.last_seq, AppendStateRow.fold_gen)
                 .where(AppendStateRow.dataset_id == dataset_id)
                 .with_for_update()
             ).one_or_none()
-            if state is None:  # the dataset was deleted and made again since we knew it
-                state = AppendStateRow(dataset_id=dataset_id, last_seq=0, fold_gen=0)
-                s.add(state)
+            last, gen = (0, 0) if row is None else (int(row[0]), int(row[1]))
+            if row is None:  # the dataset was deleted and made again since we knew it
+                s.add(AppendStateRow(dataset_id=dataset_id, last_seq=0, fold_gen=0))
                 s.flush()
-            yield LockedBuffer(s, state)
+            locked = LockedBuffer(s, dataset_id, last, gen)
+            yield locked
+            locked.flush()
 
     def ensure_state(self, dataset_id: str) -> None:
         """Make the dataset's state row if it has none (the lease lives there too)."""
@@ -289,12 +330,10 @@ class BufferTables:
             since = after_seq if gen == fold_gen else 0
             if last <= since:
                 return last, gen, []
-            rows = s.scalars(
-                select(AppendSegmentRow)
-                .where(AppendSegmentRow.dataset_id == dataset_id, AppendSegmentRow.seq > since)
-                .order_by(AppendSegmentRow.seq)
+            segments = _segments(
+                s, AppendSegmentRow.dataset_id == dataset_id, AppendSegmentRow.seq > since
             )
-            return last, gen, [_segment(r) for r in rows]
+            return last, gen, segments
 
     def plan(self, dataset_id: str) -> tuple[int, int, list[ChunkPlan]]:
         """``(last_seq, fold_gen, chunks)``: per buffered chunk, its segments and values."""
@@ -340,16 +379,12 @@ class BufferTables:
     def segments(self, dataset_id: str, chunks: list[int], upto_seq: int) -> list[Segment]:
         """The segments of ``chunks`` numbered up to ``upto_seq``, oldest first."""
         with self._consistent() as s:
-            rows = s.scalars(
-                select(AppendSegmentRow)
-                .where(
-                    AppendSegmentRow.dataset_id == dataset_id,
-                    AppendSegmentRow.chunk.in_(chunks),
-                    AppendSegmentRow.seq <= upto_seq,
-                )
-                .order_by(AppendSegmentRow.seq)
+            return _segments(
+                s,
+                AppendSegmentRow.dataset_id == dataset_id,
+                AppendSegmentRow.chunk.in_(chunks),
+                AppendSegmentRow.seq <= upto_seq,
             )
-            return [_segment(r) for r in rows]
 
     def datasets(self) -> list[str]:
         """Datasets that have buffered segments."""

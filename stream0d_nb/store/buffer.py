@@ -22,8 +22,9 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from numcodecs import Zstd
 from stream0d_nb.db.buffer_tables import BufferTables, Segment
 from stream0d_nb.db.registry import Registry
 from stream0d_nb.errors import ValidationError
-from stream0d_nb.specs import AppendReport, parse_duration
+from stream0d_nb.specs import AppendReport, IngestOptions, parse_duration
 from stream0d_nb.store.grid import Grid
 from stream0d_nb.store.repo import Snapshot
 
@@ -254,7 +255,7 @@ class LiveSnapshot(Snapshot):
     ``as_of`` to read again exactly what this view holds.
     """
 
-    def __init__(self, base: Snapshot, view: BufferView) -> None:  # noqa: D107
+    def __init__(self, base: Snapshot, view: BufferView) -> None:
         self.__dict__.update(base.__dict__)
         self.base = base
         self.buffer = view
@@ -369,6 +370,29 @@ def prepare(
     return Prepared(idx.astype(np.int64), names, values, snapped)
 
 
+def file_frames(
+    path: str | Path, options: IngestOptions, tz: str, units: dict[str, str]
+) -> Iterator[pd.DataFrame]:
+    """A file's rows, read as ingest reads them, as frames for ``Store.append`` (UTC
+    index), converted to the stored ``units`` where the file declares others."""
+    from stream0d_nb.ingest import open_source
+    from stream0d_nb.units import converter
+
+    source = open_source(path, options, default_tz=tz)
+    info = source.info
+    convert: dict[str, Callable[[F8], F8]] = {}
+    for ch in info.channels:
+        declared = options.units.get(ch) or info.units.get(ch)
+        if ch in units and declared and declared != units[ch]:
+            fn = converter(declared, units[ch])
+            if fn is not None:
+                convert[ch] = fn
+    for batch in source.batches():
+        cols = {c: convert[c](v) if c in convert else v for c, v in batch.values.items()}
+        index = pd.DatetimeIndex(batch.times.astype("datetime64[ns]")).tz_localize("UTC")
+        yield pd.DataFrame(cols, index=index)
+
+
 class AppendBuffer:
     """The buffers of a store's datasets: durable appends, cached views (thread-safe)."""
 
@@ -435,9 +459,8 @@ class AppendBuffer:
         now = pd.Timestamp.now(tz="UTC").to_pydatetime()
         with buf.lock:
             with self.tables.locked(dataset_id) as locked:
-                state = locked.state
-                since = buf.view.seq if state.fold_gen == buf.view.fold_gen else 0
-                view = buf.update(state.last_seq, state.fold_gen, locked.segments_after(since))
+                since = buf.view.seq if locked.fold_gen == buf.view.fold_gen else 0
+                view = buf.update(locked.last_seq, locked.fold_gen, locked.segments_after(since))
                 values = rows.values.copy()
                 for j, name in enumerate(rows.names):
                     same = view.values(name, rows.idx) == values[j]
@@ -462,7 +485,7 @@ class AppendBuffer:
                         added.append(
                             Segment(seq, chunk, 0, first, stop, n, 1, now, now, {}, payload)
                         )
-                last, gen = state.last_seq, state.fold_gen
+                last, gen = locked.last_seq, locked.fold_gen
             # committed: this process's view takes the new segments without asking again
             if added:
                 buf.view = buf.view.with_segments(added, last, gen)

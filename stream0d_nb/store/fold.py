@@ -344,6 +344,12 @@ class Folder:
         for dataset_id in tables.datasets():
             if self._stop.is_set():
                 break
+            try:
+                if not self._work_for(dataset_id, now):  # read-only: no lease to take
+                    continue
+            except Exception:
+                log.exception("planning the fold of %s failed; retrying next pass", dataset_id)
+                continue
             if not tables.take_lease(dataset_id, self.owner, lease):
                 continue
             try:
@@ -361,6 +367,14 @@ class Folder:
             except Exception:
                 log.exception("after-fold step failed")
         return out
+
+    def _work_for(self, dataset_id: str, now: datetime | None) -> bool:
+        """Whether the dataset has chunks to compact or to fold now."""
+        _, _, plan = self.store.appends.tables.plan(dataset_id)
+        if any(n >= self.policy.compact_at for c in plan for n in c.levels.values()):
+            return True
+        grid = self.store.data(dataset_id).committed().grid
+        return bool(due_chunks(plan, grid, self.policy, now or datetime.now(UTC)))
 
     def start(self) -> Folder:
         """Run passes in a daemon thread until ``stop``."""

@@ -47,7 +47,7 @@ from stream0d_nb.specs import (
     format_duration,
 )
 from stream0d_nb.store import reader
-from stream0d_nb.store.buffer import AppendBuffer, Target, prepare
+from stream0d_nb.store.buffer import AppendBuffer, Target, file_frames, prepare
 from stream0d_nb.store.fold import FoldResult, fold
 from stream0d_nb.store.grid import Grid
 from stream0d_nb.store.repo import AsOf, DatasetData, WriteView
@@ -474,6 +474,35 @@ class Store:
             self.run_write_hooks(dataset_id, append_ingest_report(report))
         return report
 
+    def append_file(
+        self,
+        dataset_id: str,
+        path: str | Path,
+        options: IngestOptions | None = None,
+        actor: str | None = None,
+    ) -> AppendReport:
+        """Append a file's rows (read as ingest reads them; e.g. a gateway's last minutes
+        as CSV) through the buffer instead of a commit; one durable append per batch of
+        rows, the write hooks once at the end. Off-grid times follow ``off_grid``
+        (``error`` or ``nearest``); units the file declares are converted to the stored."""
+        opts = options or IngestOptions()
+        if opts.off_grid not in ("error", "nearest"):
+            raise ValidationError(
+                f"off_grid={opts.off_grid!r} is not for appends: use 'error' or 'nearest'"
+            )
+        rec = self.registry.get_dataset(dataset_id)
+        units = {c.name: c.units for c in rec.spec.channels}
+        total: AppendReport | None = None
+        for frame in file_frames(path, opts, rec.spec.tz, units):
+            rep = self.append(
+                dataset_id, frame, actor, opts.off_grid, opts.off_grid_tolerance, False
+            )
+            total = rep if total is None else _add_reports(total, rep)
+        report = total or AppendReport(dataset=dataset_id)
+        if report.values_new:
+            self.run_write_hooks(dataset_id, append_ingest_report(report))
+        return report
+
     def fold(self, dataset_id: str, everything: bool = True, actor: str | None = None) -> FoldResult:
         """Fold the dataset's buffered appends into its chunks now, as one commit
         (``everything=False``: only chunks due by ``FoldPolicy``; see ``store.fold``)."""
@@ -522,6 +551,10 @@ class Store:
                 )
         tz = self._tz(dataset_id)
         return reader.read(snap, dataset_id, channels, start, end, every, how, tz)
+
+    def zone(self, dataset_id: str) -> str:
+        """The dataset's time zone (fixed for its life: cached, no registry query)."""
+        return self._tz(dataset_id)
 
     def _tz(self, dataset_id: str) -> str:
         """The dataset's zone, cached: reads must not query the registry each time."""
@@ -574,6 +607,26 @@ def _utc_frame(frame: pd.DataFrame | xr.Dataset, tz: str) -> pd.DataFrame:
         except (ValueError, TypeError) as exc:  # pytz/zoneinfo ambiguity errors
             raise ValidationError(f"times in zone {tz}: {exc}") from None
     return df.set_axis(index, axis=0)
+
+
+def _add_reports(a: AppendReport, b: AppendReport) -> AppendReport:
+    """One report for two appends of one file."""
+    starts = [t for t in (a.start, b.start) if t is not None]
+    ends = [t for t in (a.end, b.end) if t is not None]
+    return a.model_copy(
+        update={
+            "rows": a.rows + b.rows,
+            "values": a.values + b.values,
+            "values_new": a.values_new + b.values_new,
+            "values_unchanged": a.values_unchanged + b.values_unchanged,
+            "values_snapped": a.values_snapped + b.values_snapped,
+            "channels": list(dict.fromkeys([*a.channels, *b.channels])),
+            "start": min(starts) if starts else None,
+            "end": max(ends) if ends else None,
+            "sequence": b.sequence if b.sequence is not None else a.sequence,
+            "seconds": a.seconds + b.seconds,
+        }
+    )
 
 
 def append_ingest_report(report: AppendReport) -> IngestReport:
