@@ -169,7 +169,6 @@ class DerivedContext:
             return arr
         return self.evaluate(self.compile(name), start_ns, end_ns)
 
-
     def _buffered(self, name: str, start_ns: int, end_ns: int) -> bool:
         """Whether an input of ``name`` has appended rows not folded yet near the range
         (its stored values, computed from commits, cannot include them)."""

@@ -122,9 +122,7 @@ def location_bytes(loc: StorageLocation, settings: Settings) -> int:
             (Path(root) / f).stat().st_size for root, _, files in os.walk(path) for f in files
         )
     cc = _container_client(loc, settings)
-    return sum(
-        int(b.size or 0) for b in cc.list_blobs(name_starts_with=loc.path.rstrip("/") + "/")
-    )
+    return sum(int(b.size or 0) for b in cc.list_blobs(name_starts_with=loc.path.rstrip("/") + "/"))
 
 
 def delete_location(loc: StorageLocation, settings: Settings) -> int:

@@ -503,7 +503,9 @@ class Store:
             self.run_write_hooks(dataset_id, append_ingest_report(report))
         return report
 
-    def fold(self, dataset_id: str, everything: bool = True, actor: str | None = None) -> FoldResult:
+    def fold(
+        self, dataset_id: str, everything: bool = True, actor: str | None = None
+    ) -> FoldResult:
         """Fold the dataset's buffered appends into its chunks now, as one commit
         (``everything=False``: only chunks due by ``FoldPolicy``; see ``store.fold``)."""
         return fold(self, dataset_id, everything=everything, actor=actor)
