@@ -95,6 +95,8 @@ def test_channels_string_and_all() -> None:
         ({"kind": "no_data", "channels": "T", "window": "1h", "severity": "fatal"}, "severity"),
         ({"kind": "no_data", "channels": "T", "window": "1h", "colour": "red"}, "colour"),
         ({"kind": "no_data", "channels": "T", "window": "1h", "name": "Bad Name"}, "slug"),
+        ({"kind": "no_data", "channels": "T", "window": "1h", "name": "events"}, "reserved"),
+        ({"kind": "no_data", "channels": "T", "window": "1h", "name": "deliveries"}, "reserved"),
         ({"kind": "threshold", "channels": "T", "op": ">", "value": float("inf")}, "finite"),
     ],
 )

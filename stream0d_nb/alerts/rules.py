@@ -77,6 +77,12 @@ class Test:
         self.op, self.a, self.b, self.absolute = op, a, b, absolute
 
 
+RESERVED_RULE_NAMES = frozenset(
+    {"backfill", "deliveries", "events", "preview", "routes", "silences"}
+)
+"""Names the API's ``/datasets/{id}/alerts/<name>`` paths use for other things."""
+
+
 class AlertRule(BaseModel):
     """One alert rule of a dataset; ``kind`` decides which of the kind fields apply.
 
@@ -139,6 +145,11 @@ class AlertRule(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
+        if v in RESERVED_RULE_NAMES:
+            raise ValueError(
+                f"rule name {v!r} is reserved (the API's alerts/{v} means something else); "
+                "choose another name"
+            )
         return check_slug(v, "rule name", 128)
 
     @field_validator("channels", mode="before")
