@@ -269,6 +269,19 @@ def start_run_hub(
     return proc, out.read_text()
 
 
+def stop_run_hub(proc: subprocess.Popen[bytes]) -> None:
+    """Stop what ``start_run_hub`` started as Ctrl-C would (the hub stops its servers and
+    services); kill its process group if it takes over a minute."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 

@@ -40,7 +40,7 @@ from stream0d_nb.hub.config import (
     SERVICE,
     prepare_machine,
 )
-from tests.hub_servers import axe_violations, start_run_hub
+from tests.hub_servers import axe_violations, start_run_hub, stop_run_hub
 from tests.servers import REPO_ROOT, free_port
 from tests.test_hub import _seeded, run_in_kernel
 
@@ -260,13 +260,7 @@ def isolated_hub(hub_workdir: Path) -> Iterator[tuple[str, str, Path]]:
     try:
         yield url, banner, home
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_run_hub(proc)
 
 
 def user_origin(url: str, user: str) -> str:

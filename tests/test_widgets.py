@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import holoviews as hv
 import numpy as np
@@ -16,7 +15,6 @@ import pandas as pd
 import panel as pn
 import pytest
 
-from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import Client
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec, FormulaSpec, IngestOptions
@@ -25,27 +23,10 @@ from stream0d_nb.widgets import Explorer, Studio
 from stream0d_nb.widgets.code import explorer_code
 from stream0d_nb.widgets.timerange import preset_range, shift_start
 from tests.api_servers import ApiOverHttp
+from tests.test_plots import PUMP_TZ as TZ
+from tests.test_plots import SKAB, SKAB_UNITS, USERS
 
-DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
-SKAB = DATA / "skab" / "anomaly-free.csv"
-pytestmark = pytest.mark.skipif(not SKAB.is_file(), reason=f"SKAB not found at {DATA}")
-
-WRITE = frozenset({"custom:stream0d:write"})
-USERS = {
-    "alice": UserInfo(frozenset({"fersa"}), False, WRITE),
-    "bob": UserInfo(frozenset({"zf"}), False, WRITE),
-}
-TZ = "Europe/Moscow"
-SKAB_UNITS = {
-    "Accelerometer1RMS": "g",
-    "Accelerometer2RMS": "g",
-    "Current": "A",
-    "Pressure": "bar",
-    "Temperature": "degC",
-    "Thermocouple": "degC",
-    "Voltage": "V",
-    "Volume Flow RateRMS": "L/min",
-}
+pytestmark = pytest.mark.skipif(not SKAB.is_file(), reason=f"SKAB not found at {SKAB}")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import holoviews as hv
 import pandas as pd
 
 from stream0d_nb.plots.times import TimeLike, local, utc
+from stream0d_nb.records import AlertPreview, EventRecord
 
 if TYPE_CHECKING:
     from stream0d_nb.client import Client
@@ -49,44 +50,33 @@ class Episode:
         return f"{self.rule}{where} ({self.severity})"
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """A field of an API answer, whether a dict or a pydantic record."""
-    return obj.get(key, default) if isinstance(obj, Mapping) else getattr(obj, key, default)
-
-
-def episodes_from_events(events: Iterable[Any]) -> list[Episode]:
+def episodes_from_events(events: Iterable[EventRecord | Mapping[str, Any]]) -> list[Episode]:
     """Episodes from alert events (records or dicts, any order): firing to the next
     change per rule and series; one already firing when the events begin starts at the
     first of them."""
-    rows = sorted(events, key=lambda e: (utc(_get(e, "at")), int(_get(e, "id") or 0)))
+    rows = sorted(map(EventRecord.model_validate, events), key=lambda e: (utc(e.at), e.id))
     open_: dict[tuple[str, str], tuple[pd.Timestamp, str]] = {}
     out: list[Episode] = []
-    first = utc(_get(rows[0], "at")) if rows else None
+    first = utc(rows[0].at) if rows else None
     for e in rows:
-        key = (str(_get(e, "rule")), str(_get(e, "series")))
-        at, severity = utc(_get(e, "at")), str(_get(e, "severity"))
-        if _get(e, "to_state") == "firing":
-            open_.setdefault(key, (at, severity))
-        elif _get(e, "from_state") == "firing":
-            start, sev = open_.pop(key, (first, severity))
+        key = (e.rule, e.series)
+        at = utc(e.at)
+        if e.to_state == "firing":
+            open_.setdefault(key, (at, e.severity))
+        elif e.from_state == "firing":
+            start, sev = open_.pop(key, (first, e.severity))
             assert start is not None
             out.append(Episode(key[0], key[1], start, at, sev))
     out += [Episode(k[0], k[1], s, None, sev) for k, (s, sev) in open_.items()]
     return sorted(out, key=lambda ep: ep.start)
 
 
-def episodes_from_preview(preview: Any) -> list[Episode]:
+def episodes_from_preview(preview: AlertPreview | Mapping[str, Any]) -> list[Episode]:
     """Episodes of a rule preview (``client.preview_alert_rule``: a record or a dict)."""
-    rule = str(_get(preview, "rule", ""))
+    p = AlertPreview.model_validate(preview)
     return [
-        Episode(
-            rule,
-            str(_get(e, "series", "")),
-            utc(_get(e, "start")),
-            None if _get(e, "end") is None else utc(_get(e, "end")),
-            str(_get(e, "severity", "")),
-        )
-        for e in _get(preview, "episodes", [])
+        Episode(p.rule, e.series, utc(e.start), None if e.end is None else utc(e.end), e.severity)
+        for e in p.episodes
     ]
 
 

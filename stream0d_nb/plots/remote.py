@@ -58,17 +58,19 @@ def plot(
     *,
     every: str | None = None,
     read: ReadFn | None = None,
+    facts: DatasetFacts | None = None,
     **options: Any,
 ) -> Any:
     """A plot of ``kind`` of channels of a dataset over ``[start, end)`` (default: all the
     stored channels and range). ``options`` go to the plot function (``width``,
     ``height``, ``title``; ``layout``, ``episodes``, ``bins``, ``threshold``, ``how``
-    where they apply); ``read`` replaces ``client.read`` for live plots."""
+    where they apply); ``read`` replaces ``client.read`` for live plots; ``facts`` saves
+    asking for the dataset again."""
     from stream0d_nb.plots import distribution
     from stream0d_nb.plots.dynamic import live_predictions, live_timeseries
 
     check_kind(kind)
-    info = DatasetFacts.fetch(client, dataset)
+    info = facts or DatasetFacts.fetch(client, dataset)
     if channels is None:
         names = list(info.units)
     else:

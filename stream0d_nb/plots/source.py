@@ -8,9 +8,9 @@ lost); its ``read`` can be replaced (tests, caches) and ``requests`` lists what 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import xarray as xr
@@ -25,13 +25,6 @@ if TYPE_CHECKING:
 MAX_POINTS = 20_000  # the API's limit of points= (more than any screen is wide)
 ReadFn = Callable[..., xr.Dataset]
 """``client.read``'s signature: ``read(dataset, channels, start=, end=, points=)``."""
-
-
-def field_of(obj: Any, key: str, default: Any = None) -> Any:
-    """A field of an API answer, whether a dict or a pydantic record."""
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
 
 
 @dataclass(frozen=True)
@@ -49,18 +42,15 @@ class DatasetFacts:
     def fetch(cls, client: Client, dataset: str) -> DatasetFacts:
         """Ask the API (one request) for the dataset and what it stores."""
         d = client.dataset(dataset)
-        summary = field_of(d, "summary") or {}
-        interval = str(field_of(d, "interval", "1s"))
-        step = pd.Timedelta(parse_duration(interval) or 0, "ns")
-        first, last = field_of(summary, "start"), field_of(summary, "end")
-        channels = field_of(summary, "channels") or field_of(d, "channels") or []
+        step = pd.Timedelta(parse_duration(d.interval) or 0, "ns")
+        first, last = d.summary.start, d.summary.end
         return cls(
             id=dataset,
-            tz=str(field_of(d, "tz") or "UTC"),
-            interval=interval,
+            tz=d.tz,
+            interval=d.interval,
             start=None if first is None else utc(first),
             end=None if last is None else utc(last) + step,
-            units={str(field_of(c, "name")): str(field_of(c, "units") or "") for c in channels},
+            units={c.name: c.units for c in d.summary.channels or d.channels},
         )
 
     def range(

@@ -19,7 +19,7 @@ import param
 
 from stream0d_nb.plots import KINDS, plot
 from stream0d_nb.plots.kinds import CHANNELS_NEEDED
-from stream0d_nb.plots.source import DatasetFacts, field_of
+from stream0d_nb.plots.source import DatasetFacts
 from stream0d_nb.tables import to_pandas
 from stream0d_nb.views import ViewSpec
 from stream0d_nb.widgets.code import explorer_code
@@ -95,7 +95,7 @@ class Explorer(pn.viewable.Viewer):
     def refresh(self) -> None:
         """List the datasets the user may read (and keep the chosen one if still there)."""
         with self.status.task("Listing your datasets"):
-            ids = sorted(str(field_of(d, "id")) for d in self.client.datasets())
+            ids = sorted(d.id for d in self.client.datasets())
             self.param.dataset.objects = ids
             if self.dataset not in ids:
                 self.dataset = ids[0] if ids else None
@@ -113,8 +113,8 @@ class Explorer(pn.viewable.Viewer):
         with self.status.task(f"Opening {self.dataset}"):
             self.info = DatasetFacts.fetch(self.client, self.dataset)
             listed = self.client.channels(self.dataset)
-            stored = [str(field_of(c, "name")) for c in field_of(listed, "stored") or []]
-            derived = [str(field_of(c, "name")) for c in field_of(listed, "derived") or []]
+            stored = [c.name for c in listed.stored]
+            derived = [f.name for f in listed.derived]
             self.param.channels.objects = stored + derived
             self.channels = stored[: min(3, len(stored))]
             self._load_views()
@@ -170,6 +170,8 @@ class Explorer(pn.viewable.Viewer):
         if self.dataset is None:
             return
         with self.status.task(f"Plotting {len(self.channels)} channel(s) of {self.dataset}"):
+            # the extent now (a live line grew since it was opened); the plot reuses it
+            self.info = DatasetFacts.fetch(self.client, self.dataset)
             start, end = self.time_range()
             self.window = (start, end)
             obj = plot(
@@ -180,6 +182,7 @@ class Explorer(pn.viewable.Viewer):
                 start,
                 end,
                 read=self._counted_read,
+                facts=self.info,
                 **self._size(),
             )
             self.figure.object = obj

@@ -12,7 +12,6 @@ from typing import Any
 
 import panel as pn
 
-from stream0d_nb.plots.source import field_of
 from stream0d_nb.widgets.explorer import Explorer
 from stream0d_nb.widgets.state import prepare_notebook
 
@@ -38,7 +37,7 @@ class Studio(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         if self._layout is None:
-            name = field_of(self.client.whoami(), "user", "")
+            name = self.client.whoami().user
             header = pn.pane.Markdown(
                 f"## stream0d Studio\nSigned in as **{name}**: you see what your grants allow.",
                 sizing_mode="stretch_width",
