@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from stream0d_nb.hub.accounts import can_switch_users
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec, IngestOptions
 from stream0d_nb.store import Store
-from tests.hub_servers import axe_violations, start_run_hub
+from tests.hub_servers import axe_violations, start_run_hub, stop_run_hub
 from tests.servers import free_port
 from tests.test_hub_isolation import _login_and_spawn
 from tests.test_widgets import SKAB, SKAB_UNITS, TZ
@@ -54,13 +52,7 @@ def studio_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
     try:
         yield url, password.group(1)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_run_hub(proc)
 
 
 def _shots(tmp_path: Path) -> Path:
@@ -104,6 +96,7 @@ def test_a_new_user_explores_a_dataset_in_the_studio(
         page.get_by_text("Signed in as").wait_for(timeout=120_000)
         _status(page, "newest data")
         page.screenshot(path=str(shots / "studio-1-opened.png"))
+        assert page.get_by_text("could not load resources").count() == 0  # no red warning
         dataset = page.get_by_label("Dataset", exact=True)
         options = dataset.locator("option").all_text_contents()
         assert options == ["fersa-pump"], options  # only what ana may read
@@ -157,6 +150,37 @@ def test_a_new_user_explores_a_dataset_in_the_studio(
     except Exception:
         page.screenshot(path=str(shots / "studio-failed.png"))
         (shots / "studio-console.txt").write_text("\n".join(console))
+        raise
+    finally:
+        ctx.close()
+
+
+def test_a_user_of_another_partner_sees_only_their_line(
+    browser: Any, studio_hub: tuple[str, str], tmp_path: Path
+) -> None:
+    """zoe (zf) on the same hub: the Studio offers zf's line only, and plots it."""
+    url, password = studio_hub
+    shots = _shots(tmp_path)
+    ctx, page = _login_and_spawn(browser, url, "zoe", password)
+    try:
+        page.set_viewport_size({"width": 1500, "height": 1000})
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        page.locator(".jp-CodeCell .jp-Editor").first.click()
+        page.keyboard.press("Shift+Enter")
+        page.get_by_text("Signed in as").wait_for(timeout=120_000)
+        _status(page, "newest data")
+        dataset = page.get_by_label("Dataset", exact=True)
+        assert dataset.locator("option").all_text_contents() == ["zf-pump"]
+        page.get_by_label("Time range", exact=True).select_option("All data")
+        page.get_by_role("button", name="Plot", exact=True).click()
+        _status(page, r"Showing time series of .* 1 plot-sized read")
+        page.locator(f"{STUDIO} canvas").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / "studio-zoe-timeseries.png"))
+        assert page.get_by_text("fersa-pump").count() == 0  # nowhere on zoe's page
+        _no_serious_axe(page, "zoe's time series")
+    except Exception:
+        page.screenshot(path=str(shots / "studio-zoe-failed.png"))
         raise
     finally:
         ctx.close()

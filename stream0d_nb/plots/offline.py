@@ -42,7 +42,11 @@ def use_inline_resources() -> None:
     ext: Any = hv.extension
     if "inline" in ext.param:  # the notebook extension (inside IPython)
         ext.inline = True
-    pn.extension(inline=True)
+    # Everything is inlined, so Panel's Jupyter server extension is not needed. Panel 1.10
+    # probes it at "/panel-preview/" whatever the server's base URL, which under a hub
+    # (/user/<name>/) fails and prints "could not load resources" in red over every cell.
+    # "cdn" only turns that probe off: no page here loads anything from a CDN.
+    pn.extension(inline=True, notebook_resources="cdn")
     import hvplot.xarray  # noqa: F401  (after panel, as the order matters)
 
     hv.extension("bokeh")
