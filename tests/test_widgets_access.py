@@ -57,6 +57,10 @@ def test_owner_grants_a_viewer_who_reads_but_cannot_write(clients: dict[str, Cli
     assert theirs.grants_pane.visible and "Grants of zf-rig" in theirs.grants_pane.object
     with pytest.raises(NotFoundError):
         bob.read(LINE, ["temp"])
+    theirs.param.dataset.objects = [RIG, LINE]  # forced in bob's own kernel...
+    theirs.dataset = LINE
+    assert theirs.status.state == "error" and f"no dataset '{LINE}'" in theirs.status.error
+    assert theirs.grant_rows == [] and theirs.audit_rows == [] and not theirs.is_owner
 
     screen = AccessManager(alice)
     assert screen.dataset == LINE and screen.is_owner and not screen.owner_note.visible

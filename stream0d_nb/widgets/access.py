@@ -139,7 +139,8 @@ class AccessManager(pn.viewable.Viewer):
                 "its owners (its partner's administrators) for a change.</p>"
             )
         self._render()
-        if self.is_owner:
+        if self.is_owner or (self.dataset is not None and info is None):
+            # not listed (forced): the API decides, and its answer goes to the banner
             with self.status.task(f"Opening the access of {self.dataset}"):
                 self._load_grants()
                 self._load_audit()
@@ -385,5 +386,5 @@ class AccessManager(pn.viewable.Viewer):
             self.code,
             sizing_mode="stretch_width",
         )
-        main.loading = self.status.param.busy.rx()
+        self.grants_pane.loading = self.audit_pane.loading = self.status.param.busy.rx()
         return pn.Row(controls, main, sizing_mode="stretch_width", name="Access")
