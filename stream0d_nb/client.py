@@ -128,6 +128,16 @@ class RequestValidationError(ApiError, ValidationError):
     """400/413/422: the request is not acceptable (too large, a bad value)."""
 
 
+class RemoteFormulaError(RequestValidationError):
+    """422 for a formula, with where the compiler put its caret: 1-based ``line`` and
+    ``column`` in the formula's text, and ``expected`` (what would fit there, for a syntax
+    error), as the API's ``locations`` give them (an editor places its annotation there)."""
+
+    line: int | None = None
+    column: int | None = None
+    expected: tuple[str, ...] = ()
+
+
 class RemoteIngestError(ApiError, IngestError):
     """422 from an ingest, with the server's ``locations`` (file, line, column, value) and
     ``fixes`` (``Fix``: an ingest option and a value that would get past it)."""
@@ -167,6 +177,19 @@ def _error_class(status: int, locations: list[Any] | None) -> type[ApiError]:
     return ServerError
 
 
+def _formula_place(locations: list[Any] | None) -> dict[str, Any] | None:
+    """The first location of a formula error (``line`` and ``column`` numbers, no file)."""
+    for d in locations or []:
+        if (
+            isinstance(d, dict)
+            and "file" not in d
+            and isinstance(d.get("line"), int)
+            and isinstance(d.get("column"), int)
+        ):
+            return d
+    return None
+
+
 def error_from_response(response: httpx.Response) -> ApiError:
     """The exception matching an error answer ``{"error": {"type", "message", ...}}``."""
     status = response.status_code
@@ -193,6 +216,11 @@ def error_from_response(response: httpx.Response) -> ApiError:
             if isinstance(d, dict)
         ]
         exc = RemoteIngestError(message, locations, fixes)
+    elif cls is RequestValidationError and (where := _formula_place(locs)) is not None:
+        formula_exc = RemoteFormulaError(message).with_fixes(fixes)
+        formula_exc.line, formula_exc.column = where["line"], where["column"]
+        formula_exc.expected = tuple(str(e) for e in where.get("expected") or ())
+        exc = formula_exc
     else:
         exc = cls(message).with_fixes(fixes)
     exc.status, exc.type = status, kind
