@@ -245,6 +245,8 @@ AmbiguousPolicy = Literal["error", "earliest", "latest", "infer"]
 NonexistentPolicy = Literal["error", "shift_forward", "shift_backward", "drop"]
 ExistingPolicy = Literal["overwrite", "keep", "error"]
 FileFormat = Literal["auto", "csv", "excel", "parquet", "json"]
+DateOrder = Literal["auto", "day_first", "month_first"]
+TextColumnPolicy = Literal["error", "skip"]
 
 
 class IngestOptions(BaseModel):
@@ -278,12 +280,22 @@ class IngestOptions(BaseModel):
     )
     tz: str | None = Field(None, description="Zone of naive times (default: the dataset's).")
     utc_offset: str | None = Field(None, description="Fixed offset of naive times, e.g. '+02:00'.")
+    date_order: DateOrder = Field(
+        "auto",
+        description="Dates such as 03/07/2024: day_first, month_first, or auto (decided from "
+        "a header hint such as 'MM/DD/YYYY' or from every date of the file).",
+    )
     ambiguous: AmbiguousPolicy = "error"
     nonexistent: NonexistentPolicy = "error"
     # -- values --
     missing_values: list[str] = Field(default_factory=list, description="Sentinels, e.g. '-9999'.")
     columns: list[str] | None = Field(None, description="Only these value columns.")
     skip_columns: list[str] = Field(default_factory=list)
+    text_columns: TextColumnPolicy = Field(
+        "error",
+        description="Value columns holding text (flags, codes, names): an error, or skip "
+        "them all (listed in the report's skipped_columns).",
+    )
     rename: dict[str, str] = Field(default_factory=dict, description="Column -> channel name.")
     units: dict[str, str] = Field(default_factory=dict, description="Channel -> units.")
     allow_missing_units: bool = False
@@ -358,6 +370,41 @@ class IngestOptions(BaseModel):
         return sign * (int(digits[:2]) * 60 + int(digits[2:]))
 
 
+class SentinelHint(BaseModel):
+    """A value that probably means "missing": repeated, far outside a column's other values.
+
+    Only reported; ingest stores it as a number unless it is passed in ``missing_values``.
+    """
+
+    column: str
+    """The column's header in the file."""
+    value: str
+    """The value as ``missing_values`` takes it (``'-9999'``)."""
+    count: int
+    first_line: int | None = None
+    range_of_others: tuple[float, float] | None = None
+    """Smallest and largest of the column's other values (None: no other values)."""
+
+    def describe(self) -> str:
+        """``column 'X': -9999 appears 120 times, far outside ...: probably a missing value``."""
+        others = (
+            f" ({self.range_of_others[0]:g} .. {self.range_of_others[1]:g})"
+            if self.range_of_others is not None
+            else ""
+        )
+        times = "once" if self.count == 1 else f"{self.count:,} times"
+        return (
+            f"column {self.column!r}: {self.value} appears {times}, far outside the other "
+            f"values{others}: probably a missing value"
+        )
+
+    def warning(self) -> str:
+        """The report's warning for this hint, naming the option that accepts it."""
+        return (
+            f"{self.describe()}; ingest with missing_values=[{self.value!r}] to treat it as missing"
+        )
+
+
 class IngestReport(BaseModel):
     """What an ingest did; printed by the CLI and returned by the API."""
 
@@ -368,6 +415,10 @@ class IngestReport(BaseModel):
     detected: dict[str, object] = Field(default_factory=dict)
     channels: list[str] = Field(default_factory=list)
     new_channels: list[str] = Field(default_factory=list)
+    skipped_columns: list[str] = Field(default_factory=list)
+    """Columns not read: named in skip_columns, or holding text under text_columns='skip'."""
+    sentinels: list[SentinelHint] = Field(default_factory=list)
+    """Probable missing-value sentinels (not applied; also said in ``warnings``)."""
     rows_read: int = 0
     rows_skipped: int = 0
     values_read: int = 0
@@ -401,6 +452,8 @@ class PreviewColumn(BaseModel):
     units: str | None = None
     units_known: bool | None = None
     """Whether the project's units (pint) know ``units``; None without units."""
+    note: str | None = None
+    """Why the column is not read (``'skipped: text (text_columns=skip)'``), else None."""
 
 
 class PreviewLocation(BaseModel):
@@ -461,6 +514,8 @@ class IngestPreview(BaseModel):
     columns: list[PreviewColumn] = Field(default_factory=list)
     rows: list[PreviewRow] = Field(default_factory=list)
     problems: list[PreviewProblem] = Field(default_factory=list)
+    sentinels: list[SentinelHint] = Field(default_factory=list)
+    """Probable missing-value sentinels in what was read (accept: ``missing_values``)."""
     summary: PreviewSummary = Field(default_factory=PreviewSummary)
 
 

@@ -135,7 +135,7 @@ def test_clean_csv(srv: Server, unchanged: None) -> None:
         "time_parsing_used": ["timestamps"],
         "chunks_reparsed_as_text": 0,
         "format": "csv",
-        "date_order": "YMD",
+        "date_order": "year_first (ISO 8601)",
     }
     assert cols(p) == [
         ("time", "time", None, None),
@@ -183,7 +183,10 @@ def test_messy_csv(srv: Server, unchanged: None) -> None:
         4,
     )
     assert (d["units_row"], d["first_data_line"], d["time_column"]) == (True, 6, "Zeit")
-    assert (d["naive_times"], d["date_order"]) == ("local time in Europe/Berlin", "DMY")
+    assert (d["naive_times"], d["date_order"]) == (
+        "local time in Europe/Berlin",
+        "day_first (no day above 12; dates with '.' read day-first)",
+    )
     assert d["time_parsing_used"] == ["text %d.%m.%Y %H:%M:%S"]
     assert cols(p) == [
         ("Zeit", "time", None, None),
@@ -227,14 +230,24 @@ def test_us_dates_day_month_ambiguity(srv: Server, unchanged: None) -> None:
     p = srv.ok("us.csv", US.encode())
     assert problems(p) == [
         (
-            "times such as '05/01/2024 00:00:00' could be day-first or month-first",
-            [("us.csv", None, "Date Time", "05/01/2024 00:00:00")],
-            [{"time_format": "%m/%d/%Y %H:%M:%S"}, {"time_format": "%d/%m/%Y %H:%M:%S"}],
-            {"time_format": "%m/%d/%Y %H:%M:%S"},
+            "dates such as '05/01/2024 00:00:00' in column 'Date Time' could be day-first or "
+            "month-first: no date has a day above 12 and the header gives no hint such as "
+            "'DD/MM/YYYY'",
+            [("us.csv", 2, "Date Time", "05/01/2024 00:00:00")],
+            [
+                {"date_order": "month_first"},
+                {"date_order": "day_first"},
+                {"time_format": "%m/%d/%Y %H:%M:%S"},
+                {"time_format": "%d/%m/%Y %H:%M:%S"},
+            ],
+            {"date_order": "month_first"},
         )
     ]
-    assert p.options == {"time_format": "%m/%d/%Y %H:%M:%S"}
-    assert (p.detected["time_column"], p.detected["date_order"]) == ("Date Time", "MDY")
+    assert p.options == {"date_order": "month_first"}
+    assert (p.detected["time_column"], p.detected["date_order"]) == (
+        "Date Time",
+        "month_first (given)",
+    )
     assert cols(p) == [("Date Time", "time", None, None), ("temp", "number", "degC", True)]
     assert rows(p) == [
         (2, "2024-05-01T00:00:00Z", {"temp": 20.5}),
@@ -242,8 +255,10 @@ def test_us_dates_day_month_ambiguity(srv: Server, unchanged: None) -> None:
         (4, "2024-05-01T00:00:02Z", {"temp": 20.7}),
     ]
     # The preview's options are what ingest needs: given up front, no problem is left.
-    again = srv.ok("us.csv", US.encode(), time_format="%m/%d/%Y %H:%M:%S")
+    again = srv.ok("us.csv", US.encode(), date_order="month_first")
     assert (again.problems, rows(again)) == ([], rows(p))
+    fmt = srv.ok("us.csv", US.encode(), time_format="%m/%d/%Y %H:%M:%S")
+    assert (fmt.problems, rows(fmt)) == ([], rows(p))
 
 
 TEXT = (
@@ -260,7 +275,7 @@ def test_text_column(srv: Server, unchanged: None) -> None:
         (
             "column 'status' holds text such as 'OK', not numbers",
             [("status.csv", None, "status", "OK")],
-            [{"skip_columns": ["status"]}],
+            [{"skip_columns": ["status"]}, {"text_columns": "skip"}],
             {"skip_columns": ["status"]},
         )
     ]

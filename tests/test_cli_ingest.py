@@ -91,7 +91,7 @@ def test_dry_run_reads_on_past_a_text_column(cli: CliRun, tmp_path: Path) -> Non
     assert code == 1
     assert "  columns: time (time), temp (number, degC), Status text (text)" in out
     assert "  problem: column 'Status text' holds text such as 'OK', not numbers" in out
-    assert "    fix: --skip-column 'Status text'" in out.splitlines()
+    assert "    fix: --skip-column 'Status text', or --text-columns skip" in out.splitlines()
     assert "2024-05-02T00:00:01Z" in out and "20.75" in out  # read on without the column
     code, out, _ = cli("ingest", "line", str(src), "--skip-column", "Status text", "--dry-run")
     assert code == 0 and "problem" not in out

@@ -38,10 +38,16 @@ def print_report(r: IngestReport) -> None:
     )
     if r.new_channels:
         out.print(f"  new channels: {', '.join(r.new_channels)}")
+    if r.skipped_columns:
+        out.print(f"  skipped columns: {escape(', '.join(r.skipped_columns))}")
     det = ", ".join(f"{k}={v!r}" for k, v in r.detected.items())
     if det:
         out.print(f"  detected: {det}")
+    hints = {h.warning(): h for h in r.sentinels}
     for w in r.warnings:
+        hint = hints.get(w)
+        if hint is not None:  # said with the flag that accepts it
+            w = f"{hint.describe()}; {cli_fixes([Fix('missing_values', [hint.value])])}"
         out.print(f"  [yellow]warning:[/] {escape(w)}", markup=True)
     out.print(f"  took {r.seconds:.2f} s")
 
@@ -82,6 +88,13 @@ def ingest(
     utc_offset: Annotated[
         str | None, typer.Option(help="Fixed offset of naive times, e.g. +02:00.")
     ] = None,
+    date_order: Annotated[
+        str,
+        typer.Option(
+            help="Dates such as 03/07/2024: auto (a header hint such as MM/DD/YYYY, else "
+            "every date of the file), day_first or month_first."
+        ),
+    ] = "auto",
     ambiguous: Annotated[
         str, typer.Option(help="DST repeated hour: error, earliest, latest, infer.")
     ] = "error",
@@ -97,6 +110,10 @@ def ingest(
     skip_column: Annotated[
         list[str] | None, typer.Option(help="Column to ignore (repeatable).")
     ] = None,
+    text_columns: Annotated[
+        str,
+        typer.Option(help="Value columns holding text: error, or skip (listed in the report)."),
+    ] = "error",
     rename: Annotated[list[str] | None, typer.Option(help="COLUMN=CHANNEL (repeatable).")] = None,
     unit: Annotated[list[str] | None, typer.Option(help="CHANNEL=UNITS (repeatable).")] = None,
     allow_missing_units: Annotated[
@@ -148,11 +165,13 @@ def ingest(
             "epoch_unit": epoch_unit,
             "tz": tz,
             "utc_offset": utc_offset,
+            "date_order": date_order,
             "ambiguous": ambiguous,
             "nonexistent": nonexistent,
             "missing_values": missing or [],
             "columns": column,
             "skip_columns": skip_column or [],
+            "text_columns": text_columns,
             "rename": pairs(rename, "--rename"),
             "units": pairs(unit, "--unit"),
             "allow_missing_units": allow_missing_units,
@@ -229,6 +248,9 @@ def print_preview(p: IngestPreview, dataset_id: str) -> None:
         )
         cols.append(f"{c.name} ({c.kind}{units})")
     out.print(f"  columns: {', '.join(cols)}")
+    notes = [f"{c.name} ({c.note})" for c in p.columns if c.note]
+    if notes:
+        out.print(f"  skipped columns: {escape(', '.join(notes))}")
     s = p.summary
     span = f"{s.start} .. {s.end}" if s.start else "-"
     out.print(
@@ -246,6 +268,13 @@ def print_preview(p: IngestPreview, dataset_id: str) -> None:
                 *("" if r.values.get(n) is None else f"{r.values[n]:g}" for n in names),
             )
         out.print(t)
+    for hint in p.sentinels:
+        where = f" (first on line {hint.first_line})" if hint.first_line else ""
+        out.print(
+            f"  [yellow]probable missing value:[/] {escape(hint.describe())}{where}; "
+            + escape(cli_fixes([Fix("missing_values", [hint.value])])),
+            markup=True,
+        )
     for prob in p.problems:
         out.print(f"  [yellow]problem:[/] {escape(prob.message)}", markup=True)
         for loc in prob.locations[:10]:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest import timeparse
+from stream0d_nb.ingest.sentinels import SentinelScan
 from stream0d_nb.ingest.sniff import DEFAULT_NULLS, is_number, split_units
 from stream0d_nb.ingest.timeparse import TimeParser
 from stream0d_nb.ingest.types import Counters, RawBatch
@@ -37,6 +38,10 @@ class ColumnPlan:
     channels: list[str]
     units: dict[str, str | None]
     detected: dict[str, object] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Headers of columns not read -> why: ``'skip_columns'`` or ``'text'``."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Header -> ``'number'``, ``'text'`` or ``'empty'`` from the samples (time columns aside)."""
 
     @property
     def time_header(self) -> str:
@@ -96,12 +101,28 @@ def plan_columns(
         if date_index is not None:
             detected["date_column"] = headers[date_index]
     time_set = {time_index} | ({date_index} if date_index is not None else set())
+    skipped: dict[str, str] = {}
     if options.columns is not None:
         value_indices = [_find(headers, c, "the column to read", file) for c in options.columns]
         value_indices = [i for i in value_indices if i not in time_set]
     else:
         skip = {_find(headers, c, "the column to skip", file) for c in options.skip_columns}
         value_indices = [i for i in range(len(headers)) if i not in time_set and i not in skip]
+        skipped = {headers[i]: "skip_columns" for i in sorted(skip - time_set)}
+    texts = {
+        i: t
+        for i in range(len(headers))
+        if i not in time_set
+        and (t := _text_sample(samples[i] if i < len(samples) else [], decimal, options))
+    }
+    text_values = [i for i in value_indices if i in texts]
+    if text_values and options.text_columns == "error":
+        _raise_text_columns(file, [(headers[i], texts[i]) for i in text_values])
+    value_indices = [i for i in value_indices if i not in texts]
+    skipped.update({headers[i]: "text" for i in text_values})
+    skipped = {
+        headers[i]: skipped[headers[i]] for i in range(len(headers)) if headers[i] in skipped
+    }
     rename: dict[int, str] = {}
     for old, new in options.rename.items():
         rename[_find(headers, old, "the column to rename", file)] = new
@@ -120,11 +141,23 @@ def plan_columns(
             )
         channels.append(name)
         units[name] = options.units.get(name, unit)
-    for i, name in zip(value_indices, channels, strict=True):
-        _check_numeric_column(
-            file, headers[i], name, samples[i] if i < len(samples) else [], decimal, options
-        )
-    return ColumnPlan(headers, time_index, date_index, value_indices, channels, units, detected)
+    return ColumnPlan(
+        headers,
+        time_index,
+        date_index,
+        value_indices,
+        channels,
+        units,
+        detected,
+        skipped,
+        {
+            headers[i]: "text"
+            if i in texts
+            else _sample_kind(samples[i] if i < len(samples) else [])
+            for i in range(len(headers))
+            if i not in time_set
+        },
+    )
 
 
 def _detect_time(
@@ -163,24 +196,37 @@ def _detect_time(
     )
 
 
-def _check_numeric_column(
-    file: str,
-    header: str,
-    channel: str,
-    sample: list[object],
-    decimal: str,
-    options: IngestOptions,
-) -> None:
-    """An entirely non-numeric value column (a status text) is an error naming skip_columns."""
+def _text_sample(sample: list[object], decimal: str, options: IngestOptions) -> str | None:
+    """The first text of a column whose samples are all text (a status column), else None."""
     nulls = set(DEFAULT_NULLS) | set(options.missing_values)
     texts = [v for v in sample if isinstance(v, str) and v.strip() not in nulls]
     others = [v for v in sample if v is not None and not isinstance(v, str)]
     if texts and not others and not any(is_number(t, decimal) for t in texts):
-        raise IngestError(
-            f"column {header!r} holds text such as {texts[0]!r}, not numbers",
-            [Location(file, None, header, texts[0])],
-            [Fix("skip_columns", [header])],
-        )
+        return texts[0]
+    return None
+
+
+def _sample_kind(sample: list[object]) -> str:
+    """``'empty'`` when no sample holds a value, else ``'number'`` (text is found apart)."""
+    nulls = set(DEFAULT_NULLS)
+    empty = all(v is None or (isinstance(v, str) and v.strip() in nulls) for v in sample)
+    return "empty" if empty else "number"
+
+
+def _raise_text_columns(file: str, found: list[tuple[str, str]]) -> None:
+    """Value columns holding text are an error naming them all, and the two ways past it."""
+    if len(found) == 1:
+        header, text = found[0]
+        what = f"column {header!r} holds text such as {text!r}, not numbers"
+    else:
+        listed = ", ".join(f"{h!r} ({t!r})" for h, t in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        what = f"{len(found)} columns hold text, not numbers: {listed}{more}"
+    raise IngestError(
+        what,
+        [Location(file, None, h, t) for h, t in found],
+        [Fix("skip_columns", [h for h, _ in found]), Fix("text_columns", "skip")],
+    )
 
 
 def values_to_float(
@@ -241,6 +287,15 @@ class BatchBuilder:
     parser: TimeParser
     counters: Counters
     decimal: str = "."
+    sentinels: SentinelScan = field(init=False)
+    """Probable missing-value sentinels among the values built so far."""
+
+    def __post_init__(self) -> None:
+        headers = {
+            c: self.plan.headers[i]
+            for c, i in zip(self.plan.channels, self.plan.value_indices, strict=True)
+        }
+        self.sentinels = SentinelScan(headers)
 
     @property
     def _numeric_sentinels(self) -> list[float]:
@@ -317,6 +372,7 @@ class BatchBuilder:
             lines = lines[keep]
             values = {k: v[keep] for k, v in values.items()}
         self.counters.rows_read += len(times)
+        self.sentinels.add(values, lines)
         if n and not len(times):
             return None
         return RawBatch(times=times, values=values, lines=lines, bytes_read=bytes_read)

@@ -19,7 +19,8 @@ import pandas as pd
 
 from stream0d_nb.errors import Fix, IngestError, ValidationError
 from stream0d_nb.ingest import detect_format, open_source
-from stream0d_nb.ingest.types import RawBatch, Source
+from stream0d_nb.ingest.dateorder import DateOrderUnclear
+from stream0d_nb.ingest.types import RawBatch, Source, SourceInfo
 from stream0d_nb.specs import (
     IngestOptions,
     IngestPreview,
@@ -145,16 +146,27 @@ def _problem(exc: IngestError, file: str, path: Path) -> PreviewProblem:
     )
 
 
-def _date_order(detected: dict[str, object]) -> str | None:
-    """``YMD``, ``DMY`` or ``MDY`` from the time parsing used."""
-    found = detected.get("time_parsing_used")
-    used = " ".join(str(u) for u in found) if isinstance(found, list) else ""
-    if "timestamps" in used or "ISO8601" in used or "%Y-%m-%d" in used or "%Y/%m/%d" in used:
-        return "YMD"
-    pos = {k: used.find(k) for k in ("%d", "%m")}
-    if pos["%d"] >= 0 and pos["%m"] >= 0:
-        return "DMY" if pos["%d"] < pos["%m"] else "MDY"
-    return None
+def _notes(info: SourceInfo) -> list[PreviewColumn]:
+    """The columns ingest leaves out, with their kind and why."""
+    why = {
+        "skip_columns": "skipped (skip_columns)",
+        "text": "skipped: holds text (text_columns='skip')",
+    }
+    out = []
+    for header, reason in info.skipped.items():
+        kind = info.kinds.get(header, "text" if reason == "text" else "number")
+        out.append(
+            PreviewColumn(
+                name=header,
+                header=header,
+                kind=kind,
+                note=why.get(reason, f"skipped ({reason})"),
+            )
+        )
+    return out
+
+
+PART_SENT = "decided from the part of the file sent"
 
 
 def preview(
@@ -188,7 +200,6 @@ def preview(
     if truncated:
         cut_at_last_line(p)
     problems: list[PreviewProblem] = []
-    text_columns: list[str] = []
     run = _Run()
     complete = False
     for _ in range(MAX_ATTEMPTS):
@@ -199,20 +210,20 @@ def preview(
             break
         except IngestError as exc:
             problem = _problem(exc, label, p)
+            if truncated and isinstance(exc, DateOrderUnclear):
+                problem.message += f" ({PART_SENT}: a later date may decide)"
             problems.append(problem)
             if not problem.fixes:
                 break
             problem.applied = problem.fixes[0]
-            if "skip_columns" in problem.applied:
-                text_columns += [str(c) for c in problem.applied["skip_columns"]]  # type: ignore[attr-defined]
             opts = _merge(opts, problem.applied)
     info = run.source.info if run.source is not None else None
     detected: dict[str, object] = dict(info.detected) if info is not None else {}
     if info is not None:
         detected["format"] = info.format
-        order = _date_order(detected)
-        if order:
-            detected["date_order"] = order
+        order = detected.get("date_order")
+        if truncated and info.date_order_from_data and isinstance(order, str):
+            detected["date_order"] = order[:-1] + f"; {PART_SENT})"
     columns: list[PreviewColumn] = []
     if info is not None:
         columns += [PreviewColumn(name=h, header=h, kind="time") for h in info.time_columns]
@@ -254,7 +265,8 @@ def preview(
                     units_known=known,
                 )
             )
-    columns += [PreviewColumn(name=c, header=c, kind="text") for c in text_columns]
+    if info is not None:
+        columns += _notes(info)
     summary = PreviewSummary(
         rows_read=run.rows_read,
         rows_skipped=run.source.counters.rows_skipped if run.source is not None else 0,
@@ -282,5 +294,6 @@ def preview(
         columns=columns,
         rows=run.rows,
         problems=problems,
+        sentinels=run.source.sentinels() if run.source is not None else [],
         summary=summary,
     )

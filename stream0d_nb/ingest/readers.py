@@ -19,7 +19,7 @@ import codecs
 import hashlib
 import os
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from stream0d_nb.errors import Fix, IngestError, Location
-from stream0d_nb.ingest import sniff, timeparse
+from stream0d_nb.ingest import dateorder, sniff, timeparse
 from stream0d_nb.ingest.columns import BatchBuilder, ColumnPlan, plan_columns
+from stream0d_nb.ingest.dateorder import OrderDecision
 from stream0d_nb.ingest.timeparse import TimeParser
 from stream0d_nb.ingest.types import Counters, RawBatch, Source, SourceInfo
 from stream0d_nb.specs import IngestOptions
@@ -47,9 +48,15 @@ MAX_BATCH_ROWS = 1 << 20
 
 
 def make_time_parser(
-    file: str, plan: ColumnPlan, options: IngestOptions, default_tz: str, counters: Counters
+    file: str,
+    plan: ColumnPlan,
+    options: IngestOptions,
+    default_tz: str,
+    counters: Counters,
+    decision: OrderDecision | None = None,
 ) -> TimeParser:
-    """A ``TimeParser`` configured from the options (zone, offset, format, DST policies)."""
+    """A ``TimeParser`` configured from the options (zone, offset, format, DST policies)
+    and the file's date order (``decide_order``)."""
     label = plan.time_header if plan.date_index is None else "+".join(plan.time_columns)
     return TimeParser(
         file=file,
@@ -61,7 +68,45 @@ def make_time_parser(
         ambiguous=options.ambiguous,
         nonexistent=options.nonexistent,
         counters=counters,
+        decision=decision,
     )
+
+
+def decide_order(
+    file: str,
+    plan: ColumnPlan,
+    samples: list[list[object]],
+    options: IngestOptions,
+    scan: Callable[[int], dateorder.Scan] | None,
+) -> OrderDecision | None:
+    """The date order of the file's date-bearing column (the date column, else the time
+    column); ``scan(i)`` reads column ``i`` of the whole file when the samples do not say."""
+    col = plan.date_index if plan.date_index is not None else plan.time_index
+    headers = [plan.headers[i] for i in (plan.date_index, plan.time_index) if i is not None]
+    return dateorder.decide(
+        file,
+        plan.headers[col],
+        headers,
+        samples[col] if col < len(samples) else [],
+        options,
+        None if scan is None else scan(col),
+    )
+
+
+def plan_detected(plan: ColumnPlan, decision: OrderDecision | None) -> dict[str, object]:
+    """What the column plan and the date order add to ``info.detected``."""
+    out = dict(plan.detected)
+    if decision is not None:
+        out["date_order"] = decision.text()
+    return out
+
+
+def plan_info(info: SourceInfo, plan: ColumnPlan, decision: OrderDecision | None) -> SourceInfo:
+    """``info`` with the skipped and text columns of ``plan`` and where the order came from."""
+    info.skipped = dict(plan.skipped)
+    info.kinds = dict(plan.kinds)
+    info.date_order_from_data = decision is not None and decision.source in ("data", "convention")
+    return info
 
 
 def zone_detected(options: IngestOptions, default_tz: str) -> dict[str, object]:
@@ -103,8 +148,11 @@ def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
         file, layout.headers, samples, options, file_units=file_units, decimal=layout.decimal
     )
     counters = Counters()
-    parser = make_time_parser(file, plan, options, default_tz, counters)
-    time_type, mode = _time_type(file, plan, samples, options)
+    reader = _CsvReader(path, layout, plan, options, counters)
+    decision = decide_order(file, plan, samples, options, reader.scanner)
+    parser = make_time_parser(file, plan, options, default_tz, counters, decision)
+    time_type, mode = _time_type(file, plan, samples, options, parser.order)
+    reader.prepare(parser, time_type)
     detected: dict[str, object] = {
         "encoding": layout.encoding + ("-sig" if layout.bom and layout.encoding == "utf-8" else ""),
         "delimiter": layout.delimiter,
@@ -113,7 +161,7 @@ def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
         "units_row": layout.units_cells is not None,
         "first_data_line": layout.first_data_line,
         "time_parsing": mode,
-        **plan.detected,
+        **plan_detected(plan, decision),
         **zone_detected(options, default_tz),
     }
     info = SourceInfo(
@@ -128,12 +176,22 @@ def open_csv(path: Path, options: IngestOptions, default_tz: str) -> Source:
         detected=detected,
         bytes_total=size,
     )
-    reader = _CsvReader(path, layout, plan, options, parser, counters, time_type)
-    return Source(info, reader.batches(detected), counters, sha256=reader.sha256)
+    plan_info(info, plan, decision)
+    return Source(
+        info,
+        reader.batches(detected),
+        counters,
+        sha256=reader.sha256,
+        sentinels=reader.builder.sentinels.hints,
+    )
 
 
 def _time_type(
-    file: str, plan: ColumnPlan, samples: list[list[object]], options: IngestOptions
+    file: str,
+    plan: ColumnPlan,
+    samples: list[list[object]],
+    options: IngestOptions,
+    order: str | None = None,
 ) -> tuple[pa.DataType, str]:
     """Arrow type pyarrow should parse the time column into, and a description."""
     if plan.date_index is not None:
@@ -159,7 +217,7 @@ def _time_type(
             )
         return (pa.float64() if unit in ("s", "ms") else pa.int64()), f"epoch {unit}"
     try:
-        fmt = timeparse.detect_format(texts) if texts else None
+        fmt = timeparse.detect_format(texts, order) if texts else None
     except IngestError as exc:
         where = [Location(file, None, plan.time_header, texts[0])]
         raise IngestError(exc.message, where, exc.fixes) from None
@@ -175,9 +233,7 @@ class _CsvReader:
         layout: sniff.TextLayout,
         plan: ColumnPlan,
         options: IngestOptions,
-        parser: TimeParser,
         counters: Counters,
-        time_type: pa.DataType,
     ) -> None:
         self.path = path
         self.file = str(path)
@@ -185,12 +241,24 @@ class _CsvReader:
         self.plan = plan
         self.options = options
         self.counters = counters
-        self.builder = BatchBuilder(self.file, plan, options, parser, counters, layout.decimal)
         ncols = len(layout.headers)
         self.names = [f"c{i}" for i in range(ncols)]
         self.used = [plan.time_index] + ([plan.date_index] if plan.date_index is not None else [])
         self.used += plan.value_indices
-        nulls = list(dict.fromkeys([*sniff.DEFAULT_NULLS, *options.missing_values]))
+        self.nulls = list(dict.fromkeys([*sniff.DEFAULT_NULLS, *options.missing_values]))
+        self._free: list[bytearray] = []
+        self._hasher = hashlib.sha256()
+        self._hashing: dict[int, Future[None]] = {}  # buffer id -> its last hash update
+        self._hash_pool: ThreadPoolExecutor | None = None
+        self._digest: str | None = None
+        self.parse_opts = pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"')
+
+    def prepare(self, parser: TimeParser, time_type: pa.DataType) -> None:
+        """Set how rows become batches: the time parser and the time column's arrow type."""
+        plan = self.plan
+        self.builder = BatchBuilder(
+            self.file, plan, self.options, parser, self.counters, self.layout.decimal
+        )
         fast_types: dict[str, pa.DataType] = {
             self.names[i]: pa.float64() for i in plan.value_indices
         }
@@ -198,21 +266,45 @@ class _CsvReader:
         if plan.date_index is not None:
             fast_types[self.names[plan.date_index]] = pa.string()
         text_types = {self.names[i]: pa.string() for i in self.used}
-        self._free: list[bytearray] = []
-        self._hasher = hashlib.sha256()
-        self._hashing: dict[int, Future[None]] = {}  # buffer id -> its last hash update
-        self._hash_pool: ThreadPoolExecutor | None = None
-        self._digest: str | None = None
-        self.parse_opts = pacsv.ParseOptions(delimiter=layout.delimiter, quote_char='"')
-        common = dict(
-            include_columns=[self.names[i] for i in self.used],
-            null_values=nulls,
+        self.fast_opts = self._convert([self.names[i] for i in self.used], fast_types)
+        self.text_opts = self._convert([self.names[i] for i in self.used], text_types)
+
+    def _convert(self, names: list[str], types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+        return pacsv.ConvertOptions(
+            column_types=types,
+            include_columns=names,
+            null_values=self.nulls,
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
-            decimal_point=layout.decimal,
+            decimal_point=self.layout.decimal,
         )
-        self.fast_opts = pacsv.ConvertOptions(column_types=fast_types, **common)
-        self.text_opts = pacsv.ConvertOptions(column_types=text_types, **common)
+
+    def scanner(self, index: int) -> dateorder.Scan:
+        """Reads column ``index`` of the whole file as text, chunk by chunk (nothing hashed
+        or counted), for what must be decided before the rows are read (the date order).
+
+        For the first column, chunks after the first are parsed only when a quick look at
+        the line starts finds a date with a field above 12: the others cannot decide.
+        """
+
+        def scan() -> Iterator[tuple[pa.Array, npt.NDArray[np.int64]]]:
+            name = self.names[index]
+            convert = self._convert([name], {name: pa.string()})
+            for k, chunk in enumerate(self._chunks()):
+                if k and index == 0 and not dateorder.lines_may_decide(chunk.data):
+                    self._release(chunk)  # the first column, at line starts: nothing here
+                    continue
+                try:
+                    table = self._read(chunk.data, convert)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    self._release(chunk)
+                    return  # malformed lines: reading the rows reports them
+                lines = self._line_numbers(chunk, table.num_rows, count=False)
+                col = _contiguous(table.column(name))
+                self._release(chunk)
+                yield col, lines
+
+        return scan
 
     def batches(self, detected: dict[str, object]) -> Iterator[RawBatch]:
         """All rows in file order; the next chunks are parsed in the background meanwhile."""
@@ -229,6 +321,7 @@ class _CsvReader:
                     slow += yield from self._finish(*pending.popleft())
             while pending:
                 slow += yield from self._finish(*pending.popleft())
+        self._hash_pool = None
         self._digest = self._hasher.hexdigest()
         detected["time_parsing_used"] = sorted(self.builder.parser.used)
         detected["chunks_reparsed_as_text"] = slow
@@ -241,8 +334,12 @@ class _CsvReader:
         """Hash the next bytes of the file on the hash thread (updates run in file order).
 
         ``data`` viewing ``buf`` must not change until hashed: ``_buffer`` waits for it.
+        Outside ``batches`` (a scan before reading) nothing is hashed.
         """
-        assert self._hash_pool is not None
+        if self._hash_pool is None:
+            if isinstance(data, memoryview):
+                data.release()
+            return
 
         def update() -> None:
             try:
@@ -399,8 +496,9 @@ class _CsvReader:
             [Location(self.file, first_line)],
         ) from None
 
-    def _line_numbers(self, chunk: _Chunk, rows: int) -> npt.NDArray[np.int64]:
-        """1-based file line of each parsed row (pyarrow drops blank lines; we count them)."""
+    def _line_numbers(self, chunk: _Chunk, rows: int, count: bool = True) -> npt.NDArray[np.int64]:
+        """1-based file line of each parsed row (pyarrow drops blank lines; ``count`` adds
+        them to the rows skipped)."""
         first_line = chunk.first_line
         nlines = chunk.newlines + (0 if chunk.data[-1] == 10 else 1)
         if rows == nlines:
@@ -412,7 +510,8 @@ class _CsvReader:
         length = ends - starts
         has_cr = (length > 0) & (buf[np.maximum(ends - 1, 0)] == 13)
         nonempty = np.flatnonzero((length - has_cr) > 0)
-        self.counters.rows_skipped += max(nlines - len(nonempty), 0)
+        if count:
+            self.counters.rows_skipped += max(nlines - len(nonempty), 0)
         if len(nonempty) == rows:
             return (nonempty + first_line).astype(np.int64)
         return np.arange(first_line, first_line + rows, dtype=np.int64)

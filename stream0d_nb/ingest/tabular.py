@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stream0d_nb.errors import Fix, IngestError, Location
 from stream0d_nb.ingest import sniff, timeparse
 from stream0d_nb.ingest.columns import BatchBuilder, ColumnPlan, plan_columns
-from stream0d_nb.ingest.readers import make_time_parser, zone_detected
+from stream0d_nb.ingest.dateorder import OrderDecision, Scan
+from stream0d_nb.ingest.readers import (
+    decide_order,
+    make_time_parser,
+    plan_detected,
+    plan_info,
+    zone_detected,
+)
 from stream0d_nb.ingest.types import Counters, RawBatch, Source, SourceInfo
 from stream0d_nb.safetext import json_depth
 from stream0d_nb.specs import IngestOptions
@@ -53,8 +61,9 @@ def _info(
     options: IngestOptions,
     default_tz: str,
     size: int,
+    decision: OrderDecision | None,
 ) -> SourceInfo:
-    return SourceInfo(
+    info = SourceInfo(
         file=file,
         format=fmt,
         channels=list(plan.channels),
@@ -63,9 +72,14 @@ def _info(
         },
         units=dict(plan.units),
         time_columns=plan.time_columns,
-        detected={**detected, **plan.detected, **zone_detected(options, default_tz)},
+        detected={
+            **detected,
+            **plan_detected(plan, decision),
+            **zone_detected(options, default_tz),
+        },
         bytes_total=size,
     )
+    return plan_info(info, plan, decision)
 
 
 def _row_batches(
@@ -92,6 +106,19 @@ def _row_batches(
         if batch is not None:
             yield batch
     detected["time_parsing_used"] = sorted(builder.parser.used)
+
+
+def _text_blocks(
+    cells: Iterable[tuple[int, object]],
+) -> Iterator[tuple[pa.Array, npt.NDArray[np.int64]]]:
+    """(line, cell) pairs as blocks of text cells (others missing) for a date-order scan."""
+    it = iter(cells)
+    while block := list(islice(it, ROWS_PER_BATCH)):
+        texts = [c if isinstance(c, str) else None for _, c in block]
+        yield (
+            pa.array(texts, pa.string()),
+            np.fromiter((n for n, _ in block), np.int64, len(block)),
+        )
 
 
 def _samples(rows: Sequence[Sequence[object]], ncols: int) -> list[list[object]]:
@@ -178,17 +205,29 @@ def open_excel(path: Path, options: IngestOptions, default_tz: str) -> Source:
     plan = plan_columns(
         file, headers, samples, options, file_units=file_units, typed_time=_typed_time(samples)
     )
+    first_data = header_row + (2 if units_cells is not None else 1)
+
+    def scan(i: int) -> Scan:
+        def cells() -> Iterator[tuple[int, object]]:
+            column = ws.iter_rows(
+                min_row=first_data, min_col=i + 1, max_col=i + 1, values_only=True
+            )
+            for n, row in enumerate(column, start=first_data):
+                yield n, row[0] if row else None
+
+        return lambda: _text_blocks(cells())
+
     counters = Counters()
-    parser = make_time_parser(file, plan, options, default_tz, counters)
+    decision = decide_order(file, plan, samples, options, scan)
+    parser = make_time_parser(file, plan, options, default_tz, counters, decision)
     builder = BatchBuilder(file, plan, options, parser, counters)
     detected: dict[str, object] = {
         "sheet": ws.title,
         "header_line": header_row,
         "units_row": units_cells is not None,
     }
-    first_data = header_row + (2 if units_cells is not None else 1)
     rows = ((n, r) for n, r in _chain(head, all_rows) if n >= first_data)
-    info = _info(file, "excel", plan, detected, options, default_tz, path.stat().st_size)
+    info = _info(file, "excel", plan, detected, options, default_tz, path.stat().st_size, decision)
 
     def gen() -> Iterator[RawBatch]:
         try:
@@ -196,7 +235,7 @@ def open_excel(path: Path, options: IngestOptions, default_tz: str) -> Source:
         finally:
             wb.close()
 
-    return Source(info, gen(), counters)
+    return Source(info, gen(), counters, sentinels=builder.sentinels.hints)
 
 
 def _chain(
@@ -246,8 +285,20 @@ def open_parquet(path: Path, options: IngestOptions, default_tz: str) -> Source:
         u = meta.get(b"units")
         file_units.append(u.decode() if u else None)
     plan = plan_columns(file, headers, samples, options, file_units=file_units, typed_time=typed)
+
+    def scan(i: int) -> Scan:
+        def blocks() -> Iterator[tuple[pa.Array, npt.NDArray[np.int64]]]:
+            offset = 0
+            for rb in pf.iter_batches(batch_size=PARQUET_BATCH, columns=[headers[i]]):
+                n = rb.num_rows
+                yield rb.column(0), np.arange(offset + 1, offset + n + 1, dtype=np.int64)
+                offset += n
+
+        return blocks
+
     counters = Counters()
-    parser = make_time_parser(file, plan, options, default_tz, counters)
+    decision = decide_order(file, plan, samples, options, scan)
+    parser = make_time_parser(file, plan, options, default_tz, counters, decision)
     builder = BatchBuilder(file, plan, options, parser, counters)
     info = _info(
         file,
@@ -257,6 +308,7 @@ def open_parquet(path: Path, options: IngestOptions, default_tz: str) -> Source:
         options,
         default_tz,
         path.stat().st_size,
+        decision,
     )
     used = [plan.time_index] + ([plan.date_index] if plan.date_index is not None else [])
     used += plan.value_indices
@@ -276,7 +328,7 @@ def open_parquet(path: Path, options: IngestOptions, default_tz: str) -> Source:
                 yield batch
         info.detected["time_parsing_used"] = sorted(parser.used)
 
-    return Source(info, gen(), counters)
+    return Source(info, gen(), counters, sentinels=builder.sentinels.hints)
 
 
 # -- JSON ---------------------------------------------------------------------------------
@@ -318,15 +370,17 @@ def open_json(path: Path, options: IngestOptions, default_tz: str) -> Source:
             f"{file}: JSON must be a list of records, an object of equal-length lists, or JSON "
             "Lines (one object per line)"
         )
+    numbered = list(enumerate(records, start=1))
     return _json_source(
         file,
         headers,
-        list(enumerate(records, start=1)),
+        numbered,
         iter(()),
         shape,
         options,
         default_tz,
         path.stat().st_size,
+        lambda: iter(numbered),
     )
 
 
@@ -388,8 +442,33 @@ def _open_json_lines(path: Path, options: IngestOptions, default_tz: str) -> Sou
                 )
             yield n, tuple(r.get(h) for h in headers)
 
+    def again() -> Iterator[tuple[int, Sequence[object]]]:
+        """The file's records once more (to scan a column before reading): the first
+        ``HEAD_ROWS``, then each line parsed again up to any line reading will refuse."""
+        yield from rows(head)
+        last = head[-1][0] if head else 0
+        with open(path, encoding="utf-8-sig") as g:
+            for n, line in enumerate(g, start=1):
+                if n <= last or not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    return
+                if not isinstance(obj, dict):
+                    return
+                yield n, tuple(obj.get(h) for h in headers)
+
     return _json_source(
-        file, headers, list(rows(head)), rows(it), "lines", options, default_tz, path.stat().st_size
+        file,
+        headers,
+        list(rows(head)),
+        rows(it),
+        "lines",
+        options,
+        default_tz,
+        path.stat().st_size,
+        again,
     )
 
 
@@ -402,16 +481,28 @@ def _json_source(
     options: IngestOptions,
     default_tz: str,
     size: int,
+    again: Callable[[], Iterator[tuple[int, Sequence[object]]]],
 ) -> Source:
+    """``again()`` gives every record once more, for scanning one column before reading."""
     samples = _samples([r for _, r in head], len(headers))
     plan = plan_columns(file, headers, samples, options)
+
+    def scan(i: int) -> Scan:
+        return lambda: _text_blocks((n, r[i] if i < len(r) else None) for n, r in again())
+
     counters = Counters()
-    parser = make_time_parser(file, plan, options, default_tz, counters)
+    decision = decide_order(file, plan, samples, options, scan)
+    parser = make_time_parser(file, plan, options, default_tz, counters, decision)
     builder = BatchBuilder(file, plan, options, parser, counters)
-    info = _info(file, "json", plan, {"json_shape": shape}, options, default_tz, size)
+    info = _info(file, "json", plan, {"json_shape": shape}, options, default_tz, size, decision)
 
     def all_rows() -> Iterator[tuple[int, Sequence[object]]]:
         yield from head
         yield from rest
 
-    return Source(info, _row_batches(all_rows(), plan, builder, info.detected), counters)
+    return Source(
+        info,
+        _row_batches(all_rows(), plan, builder, info.detected),
+        counters,
+        sentinels=builder.sentinels.hints,
+    )

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stream0d_nb.errors import Fix, IngestError, Location
+from stream0d_nb.ingest.dateorder import OrderDecision, contradiction
 from stream0d_nb.ingest.types import Counters
 from stream0d_nb.ingest.zones import Localizer
 from stream0d_nb.specs import AmbiguousPolicy, NonexistentPolicy
@@ -67,6 +68,32 @@ CANDIDATE_FORMATS = tuple(
 )
 
 
+def _swap_day_month(fmt: str) -> str:
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def _day_before_month(fmt: str) -> bool | None:
+    """True for day-first formats, False for month-first ones, None without both."""
+    d, m = fmt.find("%d"), fmt.find("%m")
+    if d < 0 or m < 0 or fmt.find("%Y") < min(d, m):
+        return None
+    return d < m
+
+
+def candidate_formats(order: str | None = None) -> tuple[str, ...]:
+    """The formats tried on text times: all of them, or those of one date order.
+
+    Month-first adds the month-first twins of day-first-only formats (``%m.%d.%Y``), so a
+    month-first file with dots reads too; day-first drops the month-first formats.
+    """
+    if order == "day_first":
+        return tuple(f for f in CANDIDATE_FORMATS if _day_before_month(f) is not False)
+    if order == "month_first":
+        out = (_swap_day_month(f) if _day_before_month(f) else f for f in CANDIDATE_FORMATS)
+        return tuple(dict.fromkeys(out))
+    return CANDIDATE_FORMATS
+
+
 def is_time_header(name: str) -> bool:
     """Whether a column header names a time (``Time``, ``timestamp``, ``Zeit``, ``fecha``...)."""
     text = re.sub(r"[_\-.]+", " ", name.lower())
@@ -84,39 +111,50 @@ EPOCH_OR_FORMAT = FORMAT_OR_EPOCH[::-1]
 """The same for numbers that look like no epoch: the unit first."""
 
 
-def detect_format(values: Sequence[str | None]) -> str | None:
+def fitting_formats(values: Sequence[str | None], order: str | None = None) -> list[str]:
+    """The candidate formats (of ``order``, if given) that parse every sample."""
+    texts = [_H24.sub("00:00:00", t) for t in _samples(values)]
+    if not texts:
+        return []
+    arr = np.array(texts, dtype=object)
+    return [f for f in candidate_formats(order) if _all_parse(arr, f)]
+
+
+def detect_format(values: Sequence[str | None], order: str | None = None) -> str | None:
     """``'ISO8601'``, a strptime format that parses every sample, or None.
 
-    Raises when day-first and month-first formats both fit (the user must choose).
+    ``order`` (``day_first``/``month_first``) picks among formats reading dates both ways;
+    without it, such samples raise (the caller must decide: ``ingest.dateorder``).
     """
     texts = [_H24.sub("00:00:00", t) for t in _samples(values)]
     if not texts:
         return None
     if all(ISO_NAIVE.match(t) or ISO_AWARE.match(t) for t in texts):
         return "ISO8601"
-    arr = np.array(texts, dtype=object)
-    fits = [f for f in CANDIDATE_FORMATS if _all_parse(arr, f)]
+    fits = fitting_formats(texts, order)
     if not fits:
         return None
     first = fits[0]
-    if "%d/%m" in first and any("%m/%d" in f for f in fits):
-        month_first = [f for f in fits if "%m/%d" in f or "%m-%d" in f][:1]
-        day_first = [f for f in fits if "%d/%m" in f or "%d-%m" in f][:1]
+    both = {_day_before_month(f) for f in fits}
+    if order is None and True in both and False in both:
+        month_first = [f for f in fits if _day_before_month(f) is False][:1]
+        day_first = [f for f in fits if _day_before_month(f)][:1]
         raise IngestError(
             f"times such as {texts[0]!r} could be day-first or month-first",
-            fixes=[Fix("time_format", f) for f in month_first + day_first],
+            fixes=[Fix("date_order", "month_first"), Fix("date_order", "day_first")]
+            + [Fix("time_format", f) for f in month_first + day_first],
         )
     return first
 
 
-def best_format(values: Sequence[str | None]) -> str | None:
+def best_format(values: Sequence[str | None], order: str | None = None) -> str | None:
     """The format parsing the most samples (so that the others can be reported), or None."""
     texts = [_H24.sub("00:00:00", t) for t in _samples(values)]
     if not texts:
         return None
     scores = {"ISO8601": sum(1 for t in texts if ISO_NAIVE.match(t) or ISO_AWARE.match(t))}
     arr = np.array(texts, dtype=object)
-    for f in CANDIDATE_FORMATS:
+    for f in candidate_formats(order):
         try:
             out = pd.to_datetime(pd.Index(arr), format=f, errors="coerce")
         except (ValueError, TypeError):
@@ -203,6 +241,8 @@ class TimeParser:
     ambiguous: AmbiguousPolicy = "error"
     nonexistent: NonexistentPolicy = "error"
     counters: Counters = field(default_factory=Counters)
+    decision: OrderDecision | None = None
+    """The date order decided for the file (``ingest.dateorder.decide``), if it applies."""
     aware: bool | None = None
     used: set[str] = field(default_factory=set)
     _zone: Localizer | None = None
@@ -226,6 +266,12 @@ class TimeParser:
         out = self._zone.localize(naive, missing, lines)
         self.used |= self._zone.used
         return out
+
+    @property
+    def order(self) -> str | None:
+        """``day_first`` or ``month_first`` when the file's date order was decided."""
+        d = self.decision
+        return d.order if d is not None and d.order != "year_first" else None
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -325,13 +371,14 @@ class TimeParser:
         fmt = self.time_format
         if fmt is None:
             sample = arr.drop_null().slice(0, 200).to_pylist()
+            order = self.order
             try:
-                fmt = detect_format(sample) if sample else "ISO8601"
+                fmt = detect_format(sample, order) if sample else "ISO8601"
             except IngestError as exc:
                 loc = Location(self.file, int(lines[0]) if len(lines) else None, self.column)
                 raise IngestError(exc.message, [loc], exc.fixes) from None
             if fmt is None:
-                fmt = best_format(sample)
+                fmt = best_format(sample, order)
             if fmt is None:
                 self._raise_unparseable(arr, lines, ~missing, hint=True)
             self.time_format = fmt
@@ -350,6 +397,12 @@ class TimeParser:
         if failed.any():
             ns, failed = self._fix_24h(arr, fmt, aware, ns, failed)
         if failed.any():
+            pos = np.flatnonzero(failed)
+            wrong = contradiction(
+                self.decision, self.file, self.column, arr.take(pa.array(pos)), lines[pos]
+            )
+            if wrong is not None:
+                raise wrong
             self._raise_unparseable(arr, lines, failed)
         self.used.add("text " + fmt)
         if aware:

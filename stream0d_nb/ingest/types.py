@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from stream0d_nb.specs import SentinelHint
+
 
 @dataclass
 class RawBatch:
@@ -43,6 +45,17 @@ class SourceInfo:
     detected: dict[str, object] = field(default_factory=dict)
     """Detected layout: delimiter, decimal, encoding, header line, time parsing used..."""
     bytes_total: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Columns not read (header -> ``'skip_columns'`` or ``'text'``: text_columns='skip')."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Header -> ``'number'``, ``'text'`` or ``'empty'`` as the samples show (not time)."""
+    date_order_from_data: bool = False
+    """The date order was decided from the file's dates (not an option, hint or format)."""
+
+    @property
+    def skipped_columns(self) -> list[str]:
+        """Headers of the columns not read, in file order."""
+        return list(self.skipped)
 
 
 @dataclass
@@ -67,11 +80,17 @@ class Source:
         batches: Iterator[RawBatch],
         counters: Counters,
         sha256: Callable[[], str | None] | None = None,
+        sentinels: Callable[[], list[SentinelHint]] | None = None,
     ) -> None:
         self.info = info
         self._batches = batches
         self.counters = counters
         self._sha256 = sha256
+        self._sentinels = sentinels
+
+    def sentinels(self) -> list[SentinelHint]:
+        """Probable missing-value sentinels among the values read so far."""
+        return [] if self._sentinels is None else self._sentinels()
 
     def sha256(self) -> str | None:
         """The file's sha256 when the reader hashed what it read and read it all, else None."""

@@ -804,6 +804,7 @@ def _warnings(r: IngestReport, opts: IngestOptions, new_specs: list[ChannelSpec]
     no_units = [s.name for s in new_specs if not s.units]
     if no_units:
         out.append(f"channels created without units: {', '.join(no_units)}")
+    out += [hint.warning() for hint in r.sentinels]
     return out
 
 
@@ -826,6 +827,8 @@ def _report(
         detected=dict(source.info.detected),
         channels=list(source.info.channels),
         new_channels=[s.name for s in new_specs],
+        skipped_columns=source.info.skipped_columns,
+        sentinels=source.sentinels(),
         rows_read=c.rows_read,
         rows_skipped=c.rows_skipped,
         values_read=stats.values_read,
