@@ -22,7 +22,8 @@ import shutil
 import ssl
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -87,6 +88,11 @@ from stream0d_nb.views import ViewSpec
 TimeLike = str | datetime | pd.Timestamp | np.datetime64
 EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".nc": "netcdf"}
 EXPORT_SUFFIXES.update({".zarr": "zarr", ".zip": "zarr", ".xlsx": "xlsx"})
+TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".dat"})
+"""Files the ingest preview can read from their first megabytes (the others go whole)."""
+PARQUET_TYPE = "application/vnd.apache.parquet"
+Progress = Callable[[int, int], None]
+"""``progress(sent, total)``: bytes of an upload sent so far, of its total."""
 
 if TYPE_CHECKING:
     from stream0d_nb.alerts.rules import AlertRule
@@ -567,59 +573,63 @@ class Client:
     def ingest(
         self,
         dataset_id: str,
-        path_or_dataframe: str | Path | pd.DataFrame,
+        source: str | Path | pd.DataFrame | bytes,
         options: IngestOptions | Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        progress: Progress | None = None,
     ) -> IngestReport:
-        """Ingest a file (CSV, Excel, Parquet, JSON) or a DataFrame (sent as Parquet)."""
-        if options is None:
-            opts = IngestOptions()
-        elif isinstance(options, IngestOptions):
-            opts = options
-        else:
-            opts = IngestOptions.model_validate(dict(options))
+        """Ingest a file (CSV, Excel, Parquet, JSON), a file's bytes (``name``: its file
+        name, whose extension tells the format) or a DataFrame (sent as Parquet).
+
+        ``progress(sent, total)`` is called, in the calling thread, as the file's bytes go
+        out; once ``sent == total`` the API is storing the data and the report follows.
+        """
+        opts = _ingest_options(options)
         data = {"options": json.dumps(opts.model_dump(mode="json", exclude_defaults=True))}
         url = self._ds(dataset_id) + "/ingest"
-        if isinstance(path_or_dataframe, pd.DataFrame):
-            body = _parquet_bytes(path_or_dataframe)
-            files = {"file": ("dataframe.parquet", body, "application/vnd.apache.parquet")}
-            r = self._request("POST", url, data=data, files=files)
-        else:
-            p = Path(path_or_dataframe)
-            if not p.is_file():
-                raise IngestError(f"{p}: no such file", [Location(str(p))])
-            with p.open("rb") as fh:
-                r = self._request("POST", url, data=data, files={"file": (p.name, fh)})
+        with _upload(source, name) as (filename, fh, content_type):
+            body = _Counted(fh, progress)
+            r = self._request(
+                "POST", url, data=data, files={"file": (filename, body, content_type)}
+            )
         return IngestReport.model_validate(r.json())
 
     def preview_ingest(
         self,
         dataset_id: str,
-        file: str | Path,
+        file: str | Path | bytes,
         *,
+        name: str | None = None,
+        options: IngestOptions | Mapping[str, Any] | None = None,
         max_bytes: int | None = 4 << 20,
         rows: int = 20,
-        **options: Any,
+        **more: Any,
     ) -> IngestPreview:
-        """What ``ingest`` of ``file`` with these options would do; nothing is stored.
+        """What ``ingest`` of ``file`` (a path, or bytes named ``name``) with ``options``
+        (and/or options as keywords) would do; nothing is stored.
 
         Text files longer than ``max_bytes`` are sent cut (their first megabytes) and the
-        answer says ``truncated``; ``None`` sends the whole file.
+        answer says ``truncated``; ``None`` sends the whole file. Excel, Parquet and JSON
+        files are always sent whole (they cannot be read from their first bytes).
         """
-        opts = IngestOptions.model_validate(options)
-        p = Path(file)
-        if not p.is_file():
-            raise IngestError(f"{p}: no such file", [Location(str(p))])
+        given = _ingest_options(options).model_dump(mode="json", exclude_defaults=True)
+        opts = IngestOptions.model_validate(given | more)
         data = {
             "options": json.dumps(opts.model_dump(mode="json", exclude_defaults=True)),
             "rows": str(rows),
         }
-        with p.open("rb") as fh:
-            body = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
-        if max_bytes is not None and len(body) > max_bytes:
-            body = body[:max_bytes]
+        text = opts.format == "csv" or (
+            opts.format == "auto" and _suffix(file, name) in TEXT_SUFFIXES
+        )
+        limit = max_bytes if text else None
+        with _upload(file, name) as (filename, fh, content_type):
+            body = fh.read() if limit is None else fh.read(limit + 1)
+        if limit is not None and len(body) > limit:
+            body = body[:limit]
             data["truncated"] = "true"
         url = self._ds(dataset_id) + "/ingest/preview"
-        r = self._request("POST", url, data=data, files={"file": (p.name, body)})
+        r = self._request("POST", url, data=data, files={"file": (filename, body, content_type)})
         return IngestPreview.model_validate(r.json())
 
     # --------------------------------------------------------------------- formulas
@@ -1185,3 +1195,75 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
+
+
+def _ingest_options(options: IngestOptions | Mapping[str, Any] | None) -> IngestOptions:
+    if options is None:
+        return IngestOptions()
+    if isinstance(options, IngestOptions):
+        return options
+    return IngestOptions.model_validate(dict(options))
+
+
+def _suffix(source: object, name: str | None) -> str:
+    """The lower-case extension of the file ``source`` (a path) or ``name`` (its bytes)."""
+    label = name if name is not None else source if isinstance(source, str | Path) else ""
+    return Path(str(label)).suffix.lower()
+
+
+@contextmanager
+def _upload(
+    source: str | Path | pd.DataFrame | bytes, name: str | None
+) -> Iterator[tuple[str, io.BufferedIOBase | io.BytesIO, str | None]]:
+    """``(file name, binary file, content type)`` of what an ingest sends: a path opened,
+    bytes named ``name``, a DataFrame as Parquet."""
+    if isinstance(source, pd.DataFrame):
+        yield "dataframe.parquet", io.BytesIO(_parquet_bytes(source)), PARQUET_TYPE
+    elif isinstance(source, bytes | bytearray | memoryview):
+        if not name or not Path(name).name:
+            raise ValidationError(
+                "bytes need the file's name (name='data.csv'): its extension tells the format"
+            )
+        yield Path(name).name, io.BytesIO(bytes(source)), None
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise IngestError(f"{p}: no such file", [Location(str(p))])
+        with p.open("rb") as fh:
+            yield name or p.name, fh, None
+
+
+class _Counted(io.RawIOBase):
+    """A binary file read by httpx, telling ``progress(sent, total)`` as it is read; it
+    seeks and tells, so that httpx sends its ``Content-Length`` up front."""
+
+    def __init__(self, fh: io.BufferedIOBase | io.BytesIO, progress: Progress | None) -> None:
+        super().__init__()
+        self._fh = fh
+        self._progress = progress
+        start = fh.tell()
+        self._total = fh.seek(0, io.SEEK_END)
+        fh.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = self._fh.read(-1 if size is None else size)
+        if self._progress is not None:
+            self._progress(self._fh.tell(), self._total)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
