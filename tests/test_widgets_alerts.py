@@ -31,6 +31,7 @@ from stream0d_nb.widgets.alert_form import RuleForm
 from stream0d_nb.widgets.alerts import AlertEditor
 from stream0d_nb.widgets.studio import Studio
 from tests.api_servers import ApiOverHttp
+from tests.servers import free_port
 from tests.test_plots import DATA, SKAB_UNITS
 
 VALVE = DATA / "skab" / "valve1_1.csv"
@@ -249,6 +250,15 @@ def test_errors_stay_in_the_banner_until_an_action_succeeds(alice: Client) -> No
     assert ed.status.state == "ready" and ed.status.error == ""
 
 
+def test_an_api_out_of_reach_is_said_in_the_banner() -> None:
+    with Client(f"http://127.0.0.1:{free_port()}", "no-token") as nowhere:
+        ed = AlertEditor(nowhere)
+    assert ed.status.state == "error" and "cannot reach http://127.0.0.1:" in ed.status.error
+    assert ed.param.dataset.objects == [] and ed.dataset is None
+    assert "did not say who you are" in ed.notifications.sink_note.object
+    assert not ed.notifications.may_manage_sinks
+
+
 def test_show_code_runs_the_same_preview(alice: Client) -> None:
     ed = AlertEditor(alice)
     fill(ed.form, LOW_FLOW)
@@ -282,9 +292,16 @@ def test_save_list_open_delete(alice: Client) -> None:
     other.rule = "kept"
     other.open_rule()
     assert other.form.rule() == saved and other.status.state == "ready"
+    other.delete_rule()  # asks first
+    assert other.confirming == "kept" and "Press 'Yes, delete'" in other.status.message
+    other.cancel_delete()
+    assert other.confirming == "" and [r.name for r in alice.alert_rules("valve")] == ["kept"]
     other.delete_rule()
+    other.confirm_delete()
     assert alice.alert_rules("valve") == [] and other.param.rule.objects == [""]
     assert "its events stay" in other.status.message
+    other.delete_rule()  # nothing chosen any more
+    assert other.status.state == "error" and "choose a rule" in other.status.error
 
 
 def test_events_after_a_write_with_filters(alice: Client) -> None:
@@ -330,6 +347,7 @@ def test_events_after_a_write_with_filters(alice: Client) -> None:
     assert ev.events == [] and "channel Current" in ev.summary.object
     ed.rule = "low-flow"
     ed.delete_rule()
+    ed.confirm_delete()
     assert alice.alert_rules("valve-live") == []
 
 
@@ -371,6 +389,8 @@ def test_silences_add_and_end(alice: Client, srv: ApiOverHttp) -> None:
     assert alice.silences("valve") == [] and si.table.object.empty
     ed.rule = "muted"
     ed.delete_rule()
+    ed.confirm_delete()
+    assert alice.alert_rules("valve") == []
 
 
 # ----------------------------------------------------------------------------- refusals

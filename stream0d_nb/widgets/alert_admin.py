@@ -29,9 +29,9 @@ ADMIN_SCOPE = "custom:stream0d:admin"
 SINK_LABELS = {
     "timeout": "Timeout per network operation (s)",
     "url": "URL",
-    "secret": "Signing secret (never shown back)",
-    "headers": "Extra headers (Name=value, one per line; never shown back)",
-    "password": "Password (never shown back)",
+    "secret": "Signing secret",
+    "headers": "Extra headers (Name=value lines)",
+    "password": "Password",
     "sender": "From address",
     "to": "To addresses (comma separated)",
     "allow_insecure_auth": "Allow a password without TLS (test servers only)",
@@ -41,8 +41,8 @@ SINK_LABELS = {
 ROUTE_LABELS = {
     "match_severity": "Severities (any of; none chosen: every one)",
     "min_severity": "This severity or worse",
-    "match_labels": "Labels equal to (key=value, one per line)",
-    "match_labels_regex": "Labels matching a regex (key=regex, one per line)",
+    "match_labels": "Labels equal to (key=value lines)",
+    "match_labels_regex": "Labels matching (key=regex lines)",
     "sinks": "Send to sinks (comma separated names)",
     "continue_": "Continue to later routes",
 }
@@ -55,6 +55,8 @@ def server_files(model: type[BaseModel]) -> set[str]:
 
 def sink_refusal(me: WhoAmI) -> str | None:
     """Why ``me`` may not manage sinks (None: they may), as the API decides it."""
+    if not me.user:
+        return "The API did not say who you are (see the error above), so sinks are not shown."
     if not me.is_admin:
         return (
             "Notification sinks are shared by every dataset, so only hub admins add or remove "
@@ -120,7 +122,7 @@ class Notifications(pn.viewable.Viewer):
         default="", objects=[""], check_on_set=True, label="Saved sinks"
     )
     route: param.Selector[Any] = param.Selector(
-        default=0, objects=[0], check_on_set=True, label="Route to remove"
+        default=None, objects=[], allow_None=True, check_on_set=True, label="Route to remove"
     )
     default_sinks = param.String(
         default="in-app", label="When no route matches, send to (comma separated sinks)"
@@ -239,8 +241,8 @@ class Notifications(pn.viewable.Viewer):
         self.route_list.object = "\n".join(
             [*(lines or ["No route yet."]), "", f"When no route matches: {default}."]
         )
-        self.param.route.objects = list(range(1, len(self.routes.routes) + 1)) or [0]
-        self.route = self.param.route.objects[-1]
+        self.param.route.objects = list(range(1, len(self.routes.routes) + 1))
+        self.route = self.param.route.objects[-1] if self.routes.routes else None
         self.default_sinks = ", ".join(self.routes.default_sinks)
 
     def add_route(self) -> None:
@@ -310,6 +312,11 @@ class Notifications(pn.viewable.Viewer):
             ),
             w.TextInput.from_param(self.param.sink_name, width=INPUT_WIDTH, placeholder="ops-hook"),
             w.Select.from_param(self.param.sink_kind, width=INPUT_WIDTH),
+            pn.pane.Markdown(
+                "Secrets (passwords, signing secrets, headers) are sent once and never shown "
+                "back: type them again when you save a sink again.",
+                width=INPUT_WIDTH,
+            ),
             *kinds.values(),
             self._button("Save sink", self.save_sink, color="primary"),
         ]

@@ -175,7 +175,11 @@ class Silences(pn.viewable.Viewer):
     to_time = param.String(default="06:00", label="Daily to (HH:MM, weekly)")
     comment = param.String(default="", label="Comment (why)")
     silence: param.Selector[Any] = param.Selector(
-        default=0, objects=[0], check_on_set=True, label="Silence to end (its number)"
+        default=None,
+        objects=[],
+        allow_None=True,
+        check_on_set=True,
+        label="Silence to end (its number)",
     )
 
     def __init__(self, client: Any, status: Status, **params: Any) -> None:
@@ -225,9 +229,9 @@ class Silences(pn.viewable.Viewer):
     def _show(self) -> None:
         self.table.object = self._frame()
         ids = [s.id for s in self.silences]
-        self.param.silence.objects = ids or [0]
-        if self.silence not in self.param.silence.objects:
-            self.silence = self.param.silence.objects[0]
+        self.param.silence.objects = ids
+        if self.silence not in ids:
+            self.silence = ids[0] if ids else None
 
     def add(self) -> None:
         """Add the silence the form says."""

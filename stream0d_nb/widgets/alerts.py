@@ -62,6 +62,7 @@ class AlertEditor(pn.viewable.Viewer):
         default=[], objects=[], label="Channels to plot (none chosen: the rule's)"
     )
     show_code = param.Boolean(default=False, label="Show code")
+    confirming = param.String(default="", doc="The rule waiting for delete confirmation.")
 
     def __init__(self, client: Any = None, **params: Any) -> None:
         prepare_notebook()
@@ -103,7 +104,7 @@ class AlertEditor(pn.viewable.Viewer):
         with self.status.task("Asking the API who you are"):
             me: WhoAmI = self.client.whoami()
             return me
-        return WhoAmI(user="(unknown)", groups=[], is_admin=False, scopes=[], via="", token=None)
+        return WhoAmI(user="", groups=[], is_admin=False, scopes=[], via="", token=None)
 
     # ------------------------------------------------------------------ dataset
 
@@ -258,7 +259,10 @@ class AlertEditor(pn.viewable.Viewer):
             )
             self._show_preview()
             self._update_code(rule, channels)
-            self.status.done(f"Preview of {rule.name!r}: {self.count.object} Nothing was saved.")
+            self.status.done(
+                f"Preview of {rule.name!r}: {self.count.object.replace('**', '')} "
+                "Nothing was saved."
+            )
 
     def _show_preview(self) -> None:
         p, tz = self.preview, self.info.tz if self.info else "UTC"
@@ -325,15 +329,38 @@ class AlertEditor(pn.viewable.Viewer):
             self.status.done(f"Opened rule {self.rule!r}: change it, preview it, save it.")
 
     def delete_rule(self) -> None:
-        """Delete the chosen saved rule (its events stay)."""
-        if self.dataset is None or not self.rule:
+        """First step of deleting the chosen saved rule: ask for confirmation."""
+        with self.status.task("Deleting a rule"):
+            if self.dataset is None or not self.rule:
+                raise ValueError("choose a rule of Saved rules first")
+            self.confirming = self.rule
+            self.status.done(
+                f"Delete alert rule {self.rule!r} of {self.dataset}? It stops being evaluated "
+                "(its events stay). Press 'Yes, delete' to confirm or 'Cancel'."
+            )
+
+    def confirm_delete(self) -> None:
+        """Second step: delete the rule waiting for confirmation (its events stay)."""
+        name = self.confirming
+        if self.dataset is None or not name:
             return
-        name = self.rule
         with self.status.task(f"Deleting rule {name!r}"):
+            self.confirming = ""
             self.client.delete_alert_rule(self.dataset, name)
             self._load_rules()
             self._rules_changed()
             self.status.done(f"Deleted rule {name!r} of {self.dataset}; its events stay.")
+
+    def cancel_delete(self) -> None:
+        """Keep the rule that was waiting for delete confirmation."""
+        if self.confirming:
+            name, self.confirming = self.confirming, ""
+            self.status.done(f"Kept rule {name!r}.")
+
+    @param.depends("rule", "dataset", watch=True)
+    def _forget_confirmation(self) -> None:
+        if self.confirming and self.confirming != self.rule:
+            self.confirming = ""
 
     # ------------------------------------------------------------------ layout
 
@@ -358,6 +385,11 @@ class AlertEditor(pn.viewable.Viewer):
             pn.Row(
                 self._button("Open rule", self.open_rule),
                 self._button("Delete rule", self.delete_rule, color="danger"),
+            ),
+            pn.Row(
+                self._button("Yes, delete", self.confirm_delete, color="danger"),
+                self._button("Cancel", self.cancel_delete),
+                visible=self.param.confirming.rx().rx.bool(),
             ),
             pn.pane.Markdown("### Rule", margin=(0, 10)),
             self.form,
