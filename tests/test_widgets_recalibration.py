@@ -118,20 +118,25 @@ def test_a_run_is_followed_on_the_event_loop_to_its_report(alice: Client) -> Non
     form(screen)
     assert screen.run_parameters() == {"model": "zone", "train": "1d", "end": "2026-11-18"}
 
-    async def kernel() -> list[str]:
+    async def kernel() -> list[tuple[str, str]]:
         """As in a kernel: the cell returns at once, the loop keeps turning."""
         screen.start_run()
-        seen = [screen.runs_pane.object]
+        seen = [(screen.runs_pane.object, screen.status.message)]
         deadline = time.monotonic() + RUN_WAIT
         while screen.following:
             assert time.monotonic() < deadline, screen.status.text()
             await asyncio.sleep(0.1)  # the loop is free: the run goes on elsewhere
-            seen.append(screen.runs_pane.object)
+            seen.append((screen.runs_pane.object, screen.status.message))
         return seen
 
-    tables = asyncio.run(kernel())
+    seen = asyncio.run(kernel())
     assert screen.follower.mode == "periodic callback" and screen.follower.ticks >= 1
-    assert "queued" in tables[0] or "running" in tables[0]
+    first_table, first_message = seen[0]  # the run may have left the queue already
+    assert ("… queued" in first_table or "… running" in first_table) and "Run " in first_message
+    # while it ran, the table and the status line said so, with the time so far
+    running = [(t, m) for t, m in seen if "… running" in t]
+    assert running and all("s so far</td>" in t for t, _ in running)
+    assert any(m.startswith("Run ") and " is running (" in m for _, m in running)
     assert screen.status.state == "ready", screen.status.error
     (run,) = alice.recal_runs(DS, status="succeeded")
     assert screen.status.message == f"Run {run.id} succeeded in {run.duration_s:.1f} s."

@@ -187,7 +187,7 @@ def run_detail_html(run: RunInfo, notebook: Mapping[str, Any] | None = None) -> 
     colour = Coloured(run.status)
     parts = [
         f"<h4 style='margin:4px 0'>Run {run.id}: {colour.html()}</h4>",
-        "<dl style='margin:0'>",
+        "<dl style='margin:0;display:grid;grid-template-columns:max-content 1fr;gap:0 12px'>",
     ]
     facts = {
         "notebook": run.notebook,
@@ -201,7 +201,10 @@ def run_detail_html(run: RunInfo, notebook: Mapping[str, Any] | None = None) -> 
     }
     for key, value in facts.items():
         if value:
-            parts.append(f"<dt>{html.escape(key)}</dt><dd>{html.escape(value)}</dd>")
+            parts.append(
+                f"<dt style='font-weight:600'>{html.escape(key)}</dt>"
+                f"<dd style='margin:0'>{html.escape(value)}</dd>"
+            )
     parts.append("</dl>")
     failed = failing_cell_text(run)
     if failed:

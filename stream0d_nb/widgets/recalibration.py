@@ -21,6 +21,7 @@ from stream0d_nb.access import Role
 from stream0d_nb.records import DatasetInfo, ModelInfo, RunInfo, ScheduleInfo, VersionRecord
 from stream0d_nb.widgets.recal_views import (
     FINAL,
+    duration_text,
     failing_cell_text,
     models_html,
     recal_code,
@@ -109,7 +110,7 @@ class Recalibration(pn.viewable.Viewer):
         self.versions_pane = pn.pane.HTML("", **html)
         self.runs_pane = pn.pane.HTML("", **html)
         self.run_pane = pn.pane.HTML("", **html)
-        self.report_pane = pn.pane.HTML("", min_height=40, **html)
+        self.report_pane = pn.pane.HTML("", **html)
         self.schedules_pane = pn.pane.HTML("", **html)
         self.viewer_note = pn.pane.HTML("", visible=False, **html)
         self.code = pn.pane.Markdown("", visible=False, sizing_mode="stretch_width")
@@ -320,6 +321,15 @@ class Recalibration(pn.viewable.Viewer):
             self.following.discard(r.id)
         if ended:
             self._ended(ended[0])
+        going = [r for r in runs if r.id in self.following]
+        if going and not ended and self.status.state == "ready":  # never over an error
+            self.status.message = (
+                "; ".join(
+                    f"Run {r.id} is {r.status}" + (f" ({d})" if (d := duration_text(r)) else "")
+                    for r in going
+                )
+                + ": it runs on the platform; the table follows it."
+            )
         return bool(self.following)
 
     def _ended(self, run: RunInfo) -> None:
@@ -449,8 +459,10 @@ class Recalibration(pn.viewable.Viewer):
         self.runs_pane.object = runs_html(self.runs, ds)
         self.schedules_pane.object = schedules_html(self.schedules, ds)
         self.report_pane.object = self.report_html
+        self.report_pane.visible = bool(self.report_html)
         if self.run is None:
             self.run_pane.object = ""
+        self.run_pane.visible = bool(self.run_pane.object)
         self._update_code()
 
     def code_text(self) -> str:
@@ -553,9 +565,9 @@ class Recalibration(pn.viewable.Viewer):
             self.models_pane,
             self.versions_pane,
             self.runs_pane,
+            self.schedules_pane,
             self.run_pane,
             self.report_pane,
-            self.schedules_pane,
             self.code,
             sizing_mode="stretch_width",
         )
