@@ -122,18 +122,23 @@ class SentinelScan:
             lo, hi = col.low, col.high
             ok_lo = lo.count >= MIN_COUNT
             ok_hi = hi.count >= MIN_COUNT and hi.value != lo.value
-            others_hi = hi.value
-            others_lo = lo.value
-            found: list[tuple[_End, float, float]] = []
-            if ok_lo and _far(lo.value, lo.second, hi.value):
-                found.append((lo, lo.second, hi.value))
-            if ok_hi and _far(hi.value, lo.value, hi.second):
-                found.append((hi, lo.value, hi.second))
+            # one end alone, against every other value; or both ends against the values
+            # between them (-9999 and 9999 in one column)
             inner = lo.second <= hi.second
-            if not found and ok_lo and ok_hi and inner:  # a sentinel at each end
-                others_lo, others_hi = lo.second, hi.second
-                if _far(lo.value, others_lo, others_hi) and _far(hi.value, others_lo, others_hi):
-                    found = [(lo, others_lo, others_hi), (hi, others_lo, others_hi)]
+            both = (
+                ok_lo
+                and ok_hi
+                and inner
+                and _far(lo.value, lo.second, hi.second)
+                and _far(hi.value, lo.second, hi.second)
+            )
+            low = both or (ok_lo and _far(lo.value, lo.second, hi.value))
+            high = both or (ok_hi and _far(hi.value, lo.value, hi.second))
+            found: list[tuple[_End, float, float]] = []
+            if low:
+                found.append((lo, lo.second, hi.second if high else hi.value))
+            if high:
+                found.append((hi, lo.second if low else lo.value, hi.second))
             for end, a, b in found:
                 out.append(
                     SentinelHint(

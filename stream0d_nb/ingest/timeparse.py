@@ -62,6 +62,16 @@ _BASE_FORMATS = (
     "%Y%m%d %H%M%S",
     "%Y%m%dT%H%M%S",
     "%Y%m%d%H%M%S",
+    # two-digit years (tried after the four-digit ones, which they never match)
+    "%d.%m.%y %H:%M:%S",
+    "%d.%m.%y %H:%M",
+    "%d.%m.%y",
+    "%d/%m/%y %H:%M:%S",
+    "%d/%m/%y %H:%M",
+    "%m/%d/%y %H:%M:%S",
+    "%m/%d/%y %H:%M",
+    "%d/%m/%y",
+    "%m/%d/%y",
 )
 CANDIDATE_FORMATS = tuple(
     f for base in _BASE_FORMATS for f in ((base, base + ".%f") if base.endswith("%S") else (base,))
@@ -75,7 +85,8 @@ def _swap_day_month(fmt: str) -> str:
 def _day_before_month(fmt: str) -> bool | None:
     """True for day-first formats, False for month-first ones, None without both."""
     d, m = fmt.find("%d"), fmt.find("%m")
-    if d < 0 or m < 0 or fmt.find("%Y") < min(d, m):
+    year = max(fmt.find("%Y"), fmt.find("%y"))
+    if d < 0 or m < 0 or 0 <= year < min(d, m):
         return None
     return d < m
 
