@@ -13,8 +13,10 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import panel as pn
 import pytest
 from bokeh.document import Document
 
@@ -36,6 +38,8 @@ from stream0d_nb.widgets.files import (
 from stream0d_nb.widgets.mapping import IngestMapping, supports
 from stream0d_nb.widgets.setup import DatasetSetup, creatable_partners
 from tests.api_servers import ApiOverHttp
+from tests.hub_servers import axe_violations
+from tests.servers import free_port
 from tests.test_plots import DATA, SKAB_UNITS
 
 VALVE = DATA / "skab" / "valve1_1.csv"
@@ -221,11 +225,14 @@ def test_dropped_file_preview_mapping_ingest_report_history(alice: Client) -> No
     drop(screen, VALVE.name, VALVE.read_bytes().decode())  # text/csv arrives as str
     p = screen.preview
     assert isinstance(p, IngestPreview), screen.status.error
+    assert screen.dropper.value == {}  # taken over: one copy of the file in the kernel
+    assert "Dropped file: **valve1_1.csv** (108 KB)" in screen._file_info.object
     assert p.detected["delimiter"] == ";" and p.detected["time_column"] == "datetime"
     kinds = {c.header: c.kind for c in p.columns}
     assert kinds == {"datetime": "time", **{c: "number" for c in CHANNELS + LABELS}}
     assert p.summary.rows_read == ROWS and p.summary.interval_matches is True
-    first = screen._rows.object
+    first = screen.frames["rows"]
+    assert first is not None and "<caption" in screen._rows.object
     assert list(first["Line"][:2]) == [2, 3] and first["Current"][0] == 0.871339
     assert first[f"Time ({TZ})"][0] == "2020-03-09 10:34:33"  # the file's wall clock
     # no units in the file: one problem per channel, each with its fixes
@@ -262,7 +269,8 @@ def test_dropped_file_preview_mapping_ingest_report_history(alice: Client) -> No
     assert "rows read: 1,145" in screen._report.object
     assert screen.status.state == "ready" and f"commit {r.commit}" in screen.status.message
     assert screen.history[0].id == r.commit and "valve1_1.csv" in screen.history[0].message
-    assert screen._history.object["Commit"][0] == r.commit
+    assert screen.frames["history"]["Commit"][0] == r.commit  # type: ignore[index]
+    assert f"<td>{r.commit}</td>" in screen._history.object
     # what the client reads is the file's data
     got = alice.read_pandas("fersa-valve", ["Current", "Pressure"]).dropna(how="all")
     want = pd.read_csv(VALVE, sep=";", index_col="datetime", parse_dates=True)
@@ -283,7 +291,10 @@ def test_home_file_worker_thread_and_code(alice: Client, home: Path) -> None:
     screen.source = "home"
     screen.home_file = "data/skab/valve1_1.csv"
     assert screen.preview is not None and len(screen.preview.problems) == 10
-    screen.apply_fix(0, 1)  # allow channels without units
+    # one button for the fix all ten problems offer, clicked as the browser does
+    (allow,) = [b for b in _buttons(screen) if "allow_missing_units" in b.label]
+    assert allow.label == "Fix 10 problems: allow_missing_units = True"
+    allow.clicks += 1
     assert screen.mapping.allow_missing_units and screen.preview.problems == []
     screen.mapping.skip_columns = LABELS
 
@@ -321,6 +332,17 @@ def test_home_file_worker_thread_and_code(alice: Client, home: Path) -> None:
     assert scope["report"].unchanged  # type: ignore[attr-defined]  # the same file again
 
 
+def test_a_file_of_another_type_is_refused(alice: Client) -> None:
+    screen = new_screen(alice)
+    create(screen, "fersa-types")
+    drop(screen, "photo.png", b"\x89PNG\r\n")
+    assert screen.status.state == "error" and "'photo.png' is not a file ingest reads" in (
+        screen.status.error
+    )
+    assert screen.upload is None and screen.preview is None
+    assert not screen.ingest() and "drop a file first" in screen.status.error
+
+
 def test_bad_file_names_line_and_column(alice: Client, home: Path) -> None:
     screen = new_screen(alice, home)
     create(screen, "fersa-bad", tz="UTC")
@@ -330,7 +352,7 @@ def test_bad_file_names_line_and_column(alice: Client, home: Path) -> None:
     problem = screen.preview.problems[0]
     loc = problem.locations[0]
     assert (loc.line, loc.column, loc.value) == (3, "temp", "abc")
-    assert any(b.name.startswith("Fix problem 1: bad_values = missing") for b in _buttons(screen))
+    assert any(b.label.startswith("Fix problem 1: bad_values = missing") for b in _buttons(screen))
     ingest(screen)
     assert screen.phase == "failed" and screen.report is None
     assert "bad.csv, line 3, column 'temp'" in screen.status.error
@@ -348,7 +370,7 @@ def _left_out(column: object) -> bool:
     return bool(getattr(column, "note", None))
 
 
-def _buttons(screen: DatasetSetup) -> list[object]:
+def _buttons(screen: DatasetSetup) -> list[Any]:
     out = []
     for item in screen._problems.objects:
         out += list(getattr(item, "objects", [item]))
@@ -491,3 +513,35 @@ def test_unsupported_options_are_refused_not_dropped() -> None:
         else:
             with pytest.raises(ValueError, match=f"no option {name!r} yet"):
                 m.options()
+
+
+# ----------------------------------------------------------------------------- served
+
+
+@pytest.mark.slow
+def test_a_served_page_ingests_in_the_background(alice: Client, browser: Any) -> None:
+    """Served by Panel (a Bokeh session with its own event loop), a click on Ingest starts
+    the worker from the session's thread; the worker's updates are queued on that loop
+    and the report appears in the page. No serious accessibility violation meanwhile."""
+    screen = new_screen(alice)
+    create(screen, "fersa-served")
+    drop(screen, VALVE.name, VALVE.read_bytes().decode())
+    screen.mapping.param.update(units=dict(SKAB_UNITS), skip_columns=LABELS)
+    assert screen.preview is not None and screen.preview.problems == []
+    port = free_port()
+    server = pn.serve(screen, port=port, threaded=True, show=False, start=True)
+    page = browser.new_page(viewport={"width": 1600, "height": 1200})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        button = page.get_by_role("button", name="Ingest", exact=True)
+        button.wait_for()
+        bad = [v for v in axe_violations(page) if v[1] in ("serious", "critical")]
+        assert bad == []
+        button.click()
+        page.get_by_text("rows read: 1,145").wait_for(timeout=120_000)
+        assert screen.phase == "done" and screen.report is not None
+        assert screen.report.values_new == ROWS * len(CHANNELS)
+        page.get_by_text(f"commit {screen.report.commit}").first.wait_for()
+    finally:
+        page.close()
+        server.stop()

@@ -11,10 +11,12 @@ ingest runs in a worker thread (``setup_worker``) so the notebook stays usable m
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 from typing import Any, get_args
 
+import pandas as pd
 import panel as pn
 import param
 
@@ -107,7 +109,9 @@ class DatasetSetup(pn.viewable.Viewer):
         default="", objects=[""], check_on_set=True, label="File in your home folder"
     )
     live_preview = param.Boolean(default=True, label="Update the preview as I edit the mapping")
-    preview_rows = param.Integer(default=20, bounds=(1, 200), label="Rows shown in the preview")
+    preview_rows: param.Selector[Any] = param.Selector(
+        default=20, objects=[3, 5, 10, 20, 50, 100, 200], label="Rows shown in the preview"
+    )
     preview = param.ClassSelector(class_=IngestPreview, default=None, allow_None=True)
     report = param.ClassSelector(class_=IngestReport, default=None, allow_None=True)
     history = param.List(default=[], item_type=CommitInfo)
@@ -134,7 +138,7 @@ class DatasetSetup(pn.viewable.Viewer):
         self._percent = -1
         self._history_of: str | None = None
         self.dropper = pn.widgets.FileDropper(
-            label=f"Drop a file ({ACCEPTED_TEXT}; at most {size_text(MAX_UPLOAD_BYTES)})",
+            label=f"Drop a file here (at most {size_text(MAX_UPLOAD_BYTES)})",
             accepted_filetypes=list(ACCEPTED),
             max_file_size=f"{MAX_UPLOAD_BYTES // 2**20}MB",
             chunk_size=CHUNK_SIZE,
@@ -216,9 +220,9 @@ class DatasetSetup(pn.viewable.Viewer):
     # ------------------------------------------------------------------ the file
 
     def _dropped(self, event: param.parameterized.Event) -> None:
-        """The browser finished uploading a file into the dropper (name -> bytes or text)."""
+        """The browser finished uploading a file into the dropper (name -> bytes or text);
+        the screen keeps its bytes and empties the dropper's copy (one copy in memory)."""
         if not event.new:
-            self.upload = None
             return
         name, data = list(event.new.items())[-1]
         self.upload = None
@@ -228,9 +232,8 @@ class DatasetSetup(pn.viewable.Viewer):
             body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
             check_size(name, len(body))
             self.upload = (name, body)
-        if self.upload is None:
-            self.preview = None
-        elif self.source == "drop":
+        self.dropper.param.update(value={}, mime_type={})
+        if self.source == "drop":
             self._file_changed()
         else:
             self.source = "drop"
@@ -239,7 +242,21 @@ class DatasetSetup(pn.viewable.Viewer):
     def _file_changed(self) -> None:
         """Another file: its columns replace the last one's (the options chosen stay)."""
         self.mapping.forget_columns()
+        self._file_info.object = self._file_text()
         self.run_preview()
+
+    def _file_text(self) -> str:
+        if self.source == "drop":
+            if self.upload is None:
+                return "No file dropped yet."
+            return f"Dropped file: **{self.upload[0]}** ({size_text(len(self.upload[1]))})."
+        if not self.home_file:
+            return "No file of your home folder chosen yet."
+        try:
+            size = size_text((self.home() / self.home_file).stat().st_size)
+        except OSError:
+            size = "unreadable"
+        return f"Home file: **{self.home_file}** ({size})."
 
     def _source(self) -> tuple[Path | bytes, str, int]:
         """The chosen file: its path or bytes, its name and size (ValueError if none)."""
@@ -384,9 +401,10 @@ class DatasetSetup(pn.viewable.Viewer):
     def _show_progress(self, sent: int, total: int, phase: str) -> None:
         self.param.update(sent=sent, total=total, phase=phase)
         if phase == "storing":
-            self.status.message = "Storing: the API is checking and writing the data..."
+            message = "Storing: the API is checking and writing the data..."
         else:
-            self.status.message = f"Uploading: {size_text(sent)} of {size_text(total)}..."
+            message = f"Uploading: {size_text(sent)} of {size_text(total)}..."
+        self.status.param.update(state="busy", message=message)
 
     def _ingest_done(
         self, ds: str, name: str, report: IngestReport, commits: list[CommitInfo]
@@ -431,12 +449,15 @@ class DatasetSetup(pn.viewable.Viewer):
     def _panes(self) -> None:
         """The panes the screen updates (made once; the layout places them)."""
         md = partial(pn.pane.Markdown, sizing_mode="stretch_width")
-        table = partial(pn.pane.DataFrame, index=False, sizing_mode="stretch_width")
+        table = partial(pn.pane.HTML, "", sizing_mode="stretch_width")
+        self.frames: dict[str, pd.DataFrame | None] = {"columns": None, "rows": None}
+        """What the tables show (columns, first rows, history), for tests and code."""
         self._detected = md("")
+        self._file_info = md("No file dropped yet.")
         self._summary = md("Drop a file or choose one of your home folder to see its preview.")
-        self._problems = pn.Column(sizing_mode="stretch_width")
-        self._columns = table(None)
-        self._rows = table(None, max_height=420)
+        self._problems = pn.Column(sizing_mode="stretch_width", max_height=480, scroll=True)
+        self._columns = table()
+        self._rows = table()
         self._channel_rows = pn.Column(sizing_mode="stretch_width")
         self._other = md("")
         self._bar = pn.indicators.Progress(
@@ -445,7 +466,7 @@ class DatasetSetup(pn.viewable.Viewer):
         self._bar_text = md("")
         self._report = md("")
         self._history_title = md("### History")
-        self._history = table(None)
+        self._history = table()
         self._code = md("", visible=False)
 
     @param.depends("preview", watch=True)
@@ -458,21 +479,40 @@ class DatasetSetup(pn.viewable.Viewer):
             if p is None
             else views.summary_text(p)
         )
-        self._columns.object = None if p is None else views.columns_frame(p)
-        self._rows.object = None if p is None or not p.rows else views.rows_frame(p, tz)
+        self._table("columns", None if p is None else views.columns_frame(p))
+        self._table("rows", None if p is None or not p.rows else views.rows_frame(p, tz))
         self._show_problems()
         self._build_channel_rows()
         self._update_code()
 
+    def _table(self, which: str, frame: pd.DataFrame | None) -> None:
+        captions = {
+            "columns": "Columns of the file",
+            "rows": "First rows as ingest reads them",
+            "history": f"Commits of {self._history_of}",
+        }
+        self.frames[which] = frame
+        pane = {"columns": self._columns, "rows": self._rows, "history": self._history}[which]
+        pane.object = views.frame_html(frame, captions[which])
+
     def _show_problems(self) -> None:
         items: list[Any] = []
         p = self.preview
-        for i, problem in enumerate(p.problems if p is not None else []):
+        problems = p.problems if p is not None else []
+        fixed_by: dict[str, list[int]] = {}  # a fix offered by several problems: one button
+        for i, problem in enumerate(problems):
+            for fix in problem.fixes:
+                fixed_by.setdefault(json.dumps(fix, sort_keys=True), []).append(i)
+        for i, problem in enumerate(problems):
             items.append(pn.pane.Markdown(views.problem_text(i + 1, problem), margin=(5, 10)))
             buttons = []
             for j, fix in enumerate(problem.fixes):
+                which = fixed_by[json.dumps(fix, sort_keys=True)]
+                if which[0] != i:
+                    continue
+                what = f"problem {i + 1}" if len(which) == 1 else f"{len(which)} problems"
                 b = pn.widgets.Button(
-                    label=f"Fix problem {i + 1}: {views.fix_text(fix)}",
+                    label=f"Fix {what}: {views.fix_text(fix)}",
                     description="Apply this to the mapping (the preview updates)",
                 )
                 b.on_click(partial(self._clicked_fix, i, j))
@@ -514,13 +554,13 @@ class DatasetSetup(pn.viewable.Viewer):
                 label=f"Channel name of column {h!r}",
                 value=self.mapping.rename.get(h, ""),
                 placeholder=self.mapping.base.get(h, h),
-                width=200,
+                width=300,
             )
             unit = pn.widgets.TextInput(
                 label=f"Units of {h!r}",
                 value=self.mapping.units.get(self.mapping.channel(h), ""),
                 placeholder=units.get(h) or "e.g. bar, degC, 1",
-                width=150,
+                width=240,
             )
             name.param.watch(lambda e, h=h: self._typed_name(h, e.new), "value")
             unit.param.watch(lambda e, h=h: self._typed_units(h, e.new), "value")
@@ -567,7 +607,7 @@ class DatasetSetup(pn.viewable.Viewer):
         ds = self._history_of
         tz = self.info[ds].tz if ds in self.info else "UTC"
         self._history_title.object = f"### History of {ds}" if ds else "### History"
-        self._history.object = views.history_frame(self.history, tz) if self.history else None
+        self._table("history", views.history_frame(self.history, tz) if self.history else None)
 
     def _update_code(self) -> None:
         if self.dataset is None or not self.has_file():
@@ -629,6 +669,7 @@ class DatasetSetup(pn.viewable.Viewer):
             source,
             dropper,
             home,
+            self._file_info,
             pn.pane.Markdown(
                 f"Accepted: {ACCEPTED_TEXT}, at most {size_text(MAX_UPLOAD_BYTES)} per file. "
                 "Large files: put them in your home folder (JupyterLab's file browser) and "
@@ -669,7 +710,7 @@ class DatasetSetup(pn.viewable.Viewer):
                 options={"Stop at a text column": "error", "Skip text columns": "skip"},
                 visible=optional["text_columns"],
             ),
-            w.Checkbox.from_param(m.allow_missing_units),
+            w.Toggle.from_param(m.allow_missing_units, width=width),
             missing,
             w.Select.from_param(m.duplicates, width=width),
             w.Select.from_param(m.off_grid, width=width),
@@ -680,8 +721,8 @@ class DatasetSetup(pn.viewable.Viewer):
                 button("Clear other options", lambda: setattr(self.mapping, "other", {})),
                 button("Reset the mapping", self.reset_mapping),
             ),
-            w.Checkbox.from_param(self.param.live_preview),
-            w.IntInput.from_param(self.param.preview_rows, width=width),
+            w.Toggle.from_param(self.param.live_preview, width=width),
+            w.Select.from_param(self.param.preview_rows, width=width),
             button("Preview", self.run_preview),
             width=width + 30,
         )
@@ -689,13 +730,13 @@ class DatasetSetup(pn.viewable.Viewer):
         def shown_other(*_: Any) -> None:
             other = self.mapping.other
             self._other.object = (
-                "Other options: " + ", ".join(f"`{k} = {v!r}`" for k, v in other.items())
+                "Other options: " + ", ".join(f"{k} = {v!r}" for k, v in other.items())
                 if other
                 else ""
             )
 
         self.mapping.param.watch(shown_other, "other")
-        self._ingest_button = button("Ingest", self.ingest, color="success")
+        self._ingest_button = button("Ingest", self.ingest, color="primary")
 
         def running(*_: Any) -> None:
             self._ingest_button.disabled = self.phase in ("uploading", "storing")
@@ -706,10 +747,10 @@ class DatasetSetup(pn.viewable.Viewer):
             pn.pane.Markdown("### Preview", margin=(0, 10)),
             self._summary,
             self._problems,
-            pn.Row(
-                pn.Column(pn.pane.Markdown("#### Detected"), self._detected, width=340),
-                pn.Column(pn.pane.Markdown("#### Columns"), self._columns),
-            ),
+            pn.pane.Markdown("#### Detected", margin=(0, 10)),
+            self._detected,
+            pn.pane.Markdown("#### Columns", margin=(0, 10)),
+            self._columns,
             pn.pane.Markdown("#### Channel names and units", margin=(0, 10)),
             self._channel_rows,
             pn.pane.Markdown("#### First rows", margin=(0, 10)),

@@ -5,6 +5,7 @@ a dataset's history, as text and tables a person reads.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,9 +32,9 @@ _DETECTED = (
 def detected_text(preview: IngestPreview) -> str:
     """The layout ingest detected, one ``name: value`` per line (Markdown)."""
     found = preview.detected
-    lines = [f"- {label}: `{found[key]!s}`" for key, label in _DETECTED if key in found]
+    lines = [f"- {label}: {found[key]!r}" for key, label in _DETECTED if key in found]
     lines += [
-        f"- {key.replace('_', ' ')}: `{value!s}`"
+        f"- {key.replace('_', ' ')}: {value!r}"
         for key, value in found.items()
         if key not in dict(_DETECTED) and not isinstance(value, list | dict) and value != 0
     ]
@@ -106,7 +107,7 @@ def problem_text(number: int, problem: PreviewProblem) -> str:
     if where:
         text += f"  \nWhere: {where}"
     if problem.applied is not None:
-        text += f"  \nThe preview read on as if you chose: `{fix_text(problem.applied)}`"
+        text += f"  \nThe preview read on as if you chose: {fix_text(problem.applied)}"
     return text
 
 
@@ -132,6 +133,7 @@ def sentinel_text(hint: Any) -> str:
 _REPORT_FIELDS = (
     ("rows_read", "rows read"),
     ("rows_skipped", "rows skipped"),
+    ("values_read", "values read"),
     ("values_written", "values written"),
     ("values_new", "values new"),
     ("values_changed", "values changed"),
@@ -170,7 +172,7 @@ def report_text(report: IngestReport) -> str:
     head = f"**{report.source}** into **{report.dataset}**: " + (
         "nothing changed (the data were stored already)."
         if report.unchanged
-        else f"stored as commit `{report.commit}` in {report.seconds:.1f} s."
+        else f"stored as commit {report.commit} in {report.seconds:.1f} s."
     )
     lines = [head, ""]
     lines += [f"- {label}: {getattr(report, key):,}" for key, label in _REPORT_FIELDS]
@@ -219,3 +221,31 @@ def history_frame(commits: Sequence[CommitInfo], tz: str = "UTC") -> pd.DataFram
 def _utc(t: object) -> pd.Timestamp:
     ts = pd.Timestamp(t)  # type: ignore[arg-type]
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
+def frame_html(frame: pd.DataFrame | None, caption: str) -> str:
+    """A read-only table as HTML: captioned, headers with scope, in a region that the
+    keyboard can focus to scroll it sideways (wide files have many columns)."""
+    if frame is None or frame.empty:
+        return ""
+    esc = html.escape
+    head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(_cell(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return (
+        f'<div role="region" tabindex="0" aria-label="{esc(caption)}" '
+        'style="overflow-x:auto;max-width:100%">'
+        '<table style="border-collapse:collapse;font-size:0.9em">'
+        f'<caption style="text-align:left;font-weight:600">{esc(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        "<style>th,td{padding:2px 8px;border-bottom:1px solid #d0d7de;text-align:right}"
+        "th{background:#f6f8fa}</style>"
+    )
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
