@@ -7,13 +7,22 @@ events in the same transaction as the new state, and then delivers notifications
 events not yet delivered to their routed sinks (an outbox: a crash between storing and
 sending loses nothing, and a restart sends nothing twice). ``after_write`` is a store
 write hook; ``tick`` runs the rules that must fire without new data (no_data).
+
+Evaluation runs after every append (several a second per dataset), so what it needs of
+the registry (rules, silences, derived channels) is cached per dataset and checked with
+one indexed query per run (``db.versions.config_version``: the dataset's audit entries,
+which every change of configuration writes, from any process); the outbox is looked at
+when a run stored events, after a change, after a failed delivery, and at least every
+``OUTBOX_SWEEP_SECONDS``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +37,7 @@ from stream0d_nb.alerts.rules import AlertRule
 from stream0d_nb.alerts.sinks import LogSink, LogSinkConfig, Notification, sink_from_config
 from stream0d_nb.db.alert_tables import AlertRegistry
 from stream0d_nb.db.sealed import Sealer
+from stream0d_nb.db.versions import config_version
 from stream0d_nb.errors import (
     ConfirmationRequiredError,
     Fix,
@@ -35,15 +45,48 @@ from stream0d_nb.errors import (
     ValidationError,
 )
 from stream0d_nb.records import EventRecord, Silence
-from stream0d_nb.specs import IngestReport, parse_duration
+from stream0d_nb.specs import FormulaSpec, IngestReport, parse_duration
 from stream0d_nb.store import Store
 from stream0d_nb.store.grid import to_ns
+from stream0d_nb.store.repo import Snapshot
 
 IN_APP = "in-app"
 IN_APP_LOGGER = "stream0d_nb.alerts.in_app"
 NOTIFY_STATES = ("firing", "resolved")
 FIRST_RUN_SPAN = 86_400 * 10**9
 OUTBOX_EVENTS = 200  # newest events checked for undelivered notifications on each run
+OUTBOX_SWEEP_SECONDS = 60.0  # the outbox is checked at least this often by a dataset's runs
+
+
+@dataclass(frozen=True)
+class _Config:
+    """A dataset's rules and derived channels as read at ``version`` (``config_version``)."""
+
+    version: tuple[int, ...]
+    rules: list[AlertRule]
+    formulas: list[FormulaSpec]
+
+
+@dataclass
+class _Compiled:
+    """What evaluating the rules of one configuration on one commit's channels needs."""
+
+    key: tuple[tuple[int, ...], str]
+    units: dict[str, str]
+    interval: int
+    tz: str
+    refs: dict[str, list[str]] = field(default_factory=dict)
+    lookback: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Outbox:
+    """When a dataset's outbox was last looked at, at which version, and whether a
+    delivery failed then (to be retried)."""
+
+    at: float
+    version: tuple[int, ...]
+    failed: bool
 
 
 def _dt(ns: int) -> datetime:
@@ -71,6 +114,10 @@ class AlertService:
                 path=store.settings.home / "alerts" / "notifications.jsonl",
             )
         )
+        self._lock = threading.Lock()
+        self._configs: dict[str, _Config] = {}
+        self._compiled: dict[str, _Compiled] = {}
+        self._outbox: dict[str, _Outbox] = {}
 
     # ---- rules -------------------------------------------------------------------
     def _units(self, dataset_id: str) -> tuple[dict[str, str], int, str]:
@@ -108,6 +155,53 @@ class AlertService:
                 f"deleting alert rule {name!r}: confirm by repeating its name"
             ).with_fixes([Fix("confirm", name)])
         self.table.delete_rule(dataset_id, name, self.store.actor(actor))
+
+    # ---- cached configuration ------------------------------------------------------------
+    def _config(self, dataset_id: str) -> _Config:
+        """The dataset's rules and derived channels: cached, read again when its
+        configuration version changed (version first: a change committed meanwhile
+        gives a newer version next time, so it is never missed)."""
+        version = config_version(self.store.registry, dataset_id)
+        with self._lock:
+            hit = self._configs.get(dataset_id)
+        if hit is not None and hit.version == version:
+            return hit
+        cfg = _Config(
+            version,
+            [AlertRule.model_validate(spec) for spec in self.table.rules(dataset_id)],
+            self.store.registry.list_formulas(dataset_id),
+        )
+        with self._lock:
+            self._configs[dataset_id] = cfg
+        return cfg
+
+    def _compiled_for(self, dataset_id: str, cfg: _Config, snap: Snapshot) -> _Compiled:
+        """Units, grid, zone and each rule's channels and look-back, for ``cfg`` on the
+        channels of ``snap``'s commit (cached while neither changes)."""
+        key = (cfg.version, snap.id)
+        with self._lock:
+            hit = self._compiled.get(dataset_id)
+        if hit is not None and hit.key == key:
+            return hit
+        ctx = derived.DerivedContext(self.store, dataset_id, as_of=snap, formulas=cfg.formulas)
+        units = {n: (u or "1") for n, u in ctx.units_map().items()}
+        comp = _Compiled(key, units, snap.grid.interval_ns, ctx.tz)
+        for rule in cfg.rules:
+            comp.refs[rule.name] = _refs([rule], units, comp.interval, comp.tz)
+            comp.lookback[rule.name] = lookback_ns(rule, units, comp.interval, comp.tz)
+        with self._lock:
+            self._compiled[dataset_id] = comp
+        return comp
+
+    def _read(
+        self, dataset_id: str, names: list[str], lo: int, hi: int, snap: Snapshot, cfg: _Config
+    ) -> Any:
+        """The channels a rule reads over ``[lo, hi)`` at ``snap`` (stored ones directly)."""
+        start, end = np.datetime64(lo, "ns"), np.datetime64(hi, "ns")
+        derived_names = {f.name for f in cfg.formulas}
+        if not any(n in derived_names for n in names):
+            return self.store.read(dataset_id, names, start, end, as_of=snap)
+        return derived.read(self.store, dataset_id, names, start, end, as_of=snap)
 
     # ---- evaluation ------------------------------------------------------------------
     def _data(
@@ -199,12 +293,23 @@ class AlertService:
         no_data rules (which must fire exactly when data stops coming). A rule without state
         starts one day before that end (or at the start of data).
         """
-        units, interval, tz = self._units(dataset_id)
-        snap = self.store.data(dataset_id).snapshot()
+        return self._run(dataset_id, self._config(dataset_id), until_ns, names, notify)
+
+    def _run(
+        self,
+        dataset_id: str,
+        cfg: _Config,
+        until_ns: int | None,
+        names: list[str] | None,
+        notify: bool,
+    ) -> list[EventRecord]:
+        snap = self.store.data(dataset_id).snapshot()  # the buffer, then the head: once
+        comp = self._compiled_for(dataset_id, cfg, snap)
+        interval, tz = comp.interval, comp.tz
         now = int(self.clock() * 1e9) // interval * interval
         data_end = (snap.stop or 0) * interval
         new_ids: list[int] = []
-        for rule in self.rules(dataset_id):
+        for rule in cfg.rules:
             if not rule.enabled or (names is not None and rule.name not in names):
                 continue
             end = (
@@ -217,8 +322,8 @@ class AlertService:
             )
             if end <= start:
                 continue
-            back = lookback_ns(rule, units, interval, tz)
-            data = self._data(dataset_id, [rule], start - back, end, units, interval, tz)
+            back = comp.lookback[rule.name]
+            data = self._read(dataset_id, comp.refs[rule.name], start - back, end, snap, cfg)
             prev = {rule.name: {s: st for s, (st, _) in states.items()}} if states else None
             res = evaluate_rules([rule], data, start, end, interval, tz, prev)
             episode_start = {(e.series, e.end): e.start for e in res.episodes if e.end is not None}
@@ -243,13 +348,35 @@ class AlertService:
                 )
             new_state = {s: (st, end) for s, st in res.state.get(rule.name, {}).items()}
             new_ids += self.table.commit_evaluation(dataset_id, rule.name, new_state, events)
-        if notify:
-            self.deliver(dataset_id)
+        if notify and self._outbox_due(dataset_id, cfg.version, bool(new_ids)):
+            self._deliver(dataset_id, cfg.version)
         return (
             self.table.events(dataset_id, ids=new_ids, limit=max(len(new_ids), 1))
             if new_ids
             else []
         )
+
+    def _outbox_due(self, dataset_id: str, version: tuple[int, ...], stored: bool) -> bool:
+        """Whether a run must look at the outbox: it stored events, or this process has
+        not looked yet (a crash may have left some), or the configuration changed (a
+        route, a sink, a silence removed), or a delivery failed, or it is time to."""
+        with self._lock:
+            last = self._outbox.get(dataset_id)
+        return (
+            stored
+            or last is None
+            or last.failed
+            or last.version != version
+            or time.monotonic() - last.at >= OUTBOX_SWEEP_SECONDS
+        )
+
+    def _deliver(self, dataset_id: str, version: tuple[int, ...]) -> list[DeliveryResult]:
+        """``deliver``, remembering when and whether everything went out."""
+        at = time.monotonic()
+        out = self.deliver(dataset_id)
+        with self._lock:
+            self._outbox[dataset_id] = _Outbox(at, version, any(not r.ok for r in out))
+        return out
 
     def raise_event(
         self,
@@ -290,10 +417,11 @@ class AlertService:
         return self.table.events(dataset_id, ids=ids, limit=max(len(ids), 1)) if ids else []
 
     def after_write(self, store: Store, dataset_id: str, report: IngestReport) -> None:
-        """Store write hook: evaluate the dataset's rules on the data just written."""
-        if not self.table.rules(dataset_id):
-            return
-        self.run(dataset_id)
+        """Store write hook: evaluate the dataset's rules on the data just written (one
+        indexed query when it has none)."""
+        cfg = self._config(dataset_id)
+        if cfg.rules:
+            self._run(dataset_id, cfg, None, None, True)
 
     def tick(self) -> int:
         """Timer step: run no_data rules that are due (``evaluation_interval``) up to now.
@@ -305,7 +433,7 @@ class AlertService:
         for rec in self.store.list_datasets():
             names = [
                 r.name
-                for r in self.rules(rec.spec.id)
+                for r in self._config(rec.spec.id).rules
                 if r.kind == "no_data" and r.enabled and self._due(rec.spec.id, r, now)
             ]
             if names:

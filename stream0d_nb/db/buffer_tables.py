@@ -15,7 +15,11 @@ dataset's Icechunk repository as one commit (docs/storage.md, "Appends").
 
 An append commits with ``synchronous = FULL`` on SQLite (the WAL is on disk before the
 acknowledgement, so it survives ``kill -9`` and a power cut); PostgreSQL commits durably
-by default. Appends are not audited one by one (at 20 appends a second that would be
+by default. On SQLite, this module's write transactions in one process take turns on a
+lock of the process first: SQLite's own wait for its write lock sleeps in growing steps
+(1, 2, 5, 10, 15, 20, 25 ms...), which made an append that arrived during another one's
+``fsync`` wait up to 80 ms; threads queued on a lock are woken when it is released.
+Appends run prebuilt Core statements, not the ORM: they are the platform's hot path. Appends are not audited one by one (at 20 appends a second that would be
 1.7 M audit rows a day): each segment keeps who appended (``actors``: actor and channel
 -> number of appends) and each fold writes one ``append.fold`` audit entry with those
 counts, next to the commit that holds the rows.
@@ -23,19 +27,22 @@ counts, next to the commit that holds the rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
+    bindparam,
     delete,
     func,
     insert,
@@ -56,6 +63,7 @@ __all__ = [
     "ChunkPlan",
     "LockedBuffer",
     "Segment",
+    "actor_key",
 ]
 
 
@@ -145,9 +153,47 @@ _SEGMENT_COLUMNS = (
 )
 
 
-def _segments(session: Session, *where: Any) -> list[Segment]:
+# The append path's statements, built once (building one costs more than running it).
+_SEGMENTS_AFTER = (
+    select(*_SEGMENT_COLUMNS)
+    .where(
+        AppendSegmentRow.dataset_id == bindparam("b_dataset"),
+        AppendSegmentRow.seq > bindparam("b_after"),
+    )
+    .order_by(AppendSegmentRow.seq)
+)
+_STATE_LOCKED = (
+    select(AppendStateRow.last_seq, AppendStateRow.fold_gen)
+    .where(AppendStateRow.dataset_id == bindparam("b_dataset"))
+    .with_for_update()
+)
+_INSERT_SEGMENT = insert(AppendSegmentRow)
+_NUMBER_SEGMENTS = (
+    update(AppendStateRow)
+    .where(AppendStateRow.dataset_id == bindparam("b_dataset"))
+    .values(
+        last_seq=bindparam("b_last"),
+        appended_values=AppendStateRow.appended_values + bindparam("b_values"),
+    )
+)
+
+_SERIAL: dict[str, threading.Lock] = {}
+_SERIAL_GUARD = threading.Lock()
+
+
+def _serial_lock(url: str) -> threading.Lock:
+    """The lock this process's buffer writes to the SQLite database ``url`` take turns on."""
+    with _SERIAL_GUARD:
+        return _SERIAL.setdefault(url, threading.Lock())
+
+
+def _segments(session: Session | Connection, *where: Any) -> list[Segment]:
     """Segments matching ``where``, oldest first (plain rows: the append path is hot)."""
-    rows = session.execute(select(*_SEGMENT_COLUMNS).where(*where).order_by(AppendSegmentRow.seq))
+    stmt = select(*_SEGMENT_COLUMNS).where(*where).order_by(AppendSegmentRow.seq)
+    return _rows_to_segments(session.execute(stmt))
+
+
+def _rows_to_segments(rows: Any) -> list[Segment]:
     return [
         Segment(
             int(r[0]),
@@ -166,24 +212,33 @@ def _segments(session: Session, *where: Any) -> list[Segment]:
     ]
 
 
+def actor_key(actor: str) -> str:
+    """How a segment counts who appended: the actor with the channel they came in by, as
+    the audit log records it (read in the caller's own context, e.g. the request's)."""
+    from stream0d_nb.db.registry import AUDIT_VIA
+
+    via = (AUDIT_VIA.get() or {}).get("via")
+    return f"{actor} via {via}" if via else actor
+
+
 class LockedBuffer:
     """A dataset's buffer inside a write transaction that holds its state row; segments
-    added are inserted when the transaction ends (``flush``)."""
+    added are inserted by ``flush`` (before the transaction ends or locks the dataset's
+    row again)."""
 
-    def __init__(self, session: Session, dataset_id: str, last_seq: int, fold_gen: int) -> None:
-        self.session = session
+    def __init__(self, conn: Connection, dataset_id: str, last_seq: int, fold_gen: int) -> None:
+        self.conn = conn
         self.dataset_id = dataset_id
         self.last_seq = last_seq
         self.fold_gen = fold_gen
         self._new: list[dict[str, Any]] = []
 
     def segments_after(self, seq: int) -> list[Segment]:
-        """Segments numbered above ``seq``, oldest first."""
-        return _segments(
-            self.session,
-            AppendSegmentRow.dataset_id == self.dataset_id,
-            AppendSegmentRow.seq > seq,
-        )
+        """Segments numbered above ``seq``, oldest first (no query when there are none)."""
+        if seq >= self.last_seq:
+            return []
+        rows = self.conn.execute(_SEGMENTS_AFTER, {"b_dataset": self.dataset_id, "b_after": seq})
+        return _rows_to_segments(rows)
 
     def add(
         self,
@@ -195,12 +250,8 @@ class LockedBuffer:
         actor: str,
         at: datetime,
     ) -> int:
-        """Add a segment and return its number (``actor`` counted with the channel the
-        caller came in by, as the audit log records it)."""
-        from stream0d_nb.db.registry import AUDIT_VIA
-
-        via = (AUDIT_VIA.get() or {}).get("via")
-        key = f"{actor} via {via}" if via else actor
+        """Add a segment and return its number (``actor``: as ``actor_key`` gives it)."""
+        key = actor
         self.last_seq += 1
         self._new.append(
             {
@@ -224,15 +275,14 @@ class LockedBuffer:
         """Insert the added segments and number the state row past them."""
         if not self._new:
             return
-        self.session.execute(insert(AppendSegmentRow), self._new)
-        self.session.execute(
-            update(AppendStateRow)
-            .where(AppendStateRow.dataset_id == self.dataset_id)
-            .values(
-                last_seq=self.last_seq,
-                appended_values=AppendStateRow.appended_values
-                + sum(int(r["n_values"]) for r in self._new),
-            )
+        self.conn.execute(_INSERT_SEGMENT, self._new)
+        self.conn.execute(
+            _NUMBER_SEGMENTS,
+            {
+                "b_dataset": self.dataset_id,
+                "b_last": self.last_seq,
+                "b_values": sum(int(r["n_values"]) for r in self._new),
+            },
         )
         self._new = []
 
@@ -244,6 +294,12 @@ class BufferTables:
         self.registry = registry
         self._sqlite = registry.engine.dialect.name == "sqlite"
         self._known: set[str] = set()  # datasets whose state row exists
+        # SQLite: this process's writes of the buffer take turns here (see the docstring)
+        self._serial = _serial_lock(registry.url) if self._sqlite else None
+
+    def _turn(self) -> threading.Lock | nullcontext[None]:
+        """This process's turn to write (SQLite); PostgreSQL queues writers itself."""
+        return self._serial if self._serial is not None else nullcontext()
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
@@ -254,37 +310,57 @@ class BufferTables:
         process, not a power cut); an acknowledged append must survive both, so this
         transaction runs with ``FULL`` (set outside the transaction, as SQLite requires).
         """
-        if not self._sqlite:
-            with self.registry.write_session() as s:
-                yield s
-            return
-        with self.registry.engine.connect() as conn:
+        with (
+            self._durable_connection() as conn,
+            Session(bind=conn, expire_on_commit=False) as s,
+            s.begin(),
+        ):
+            yield s
+
+    @contextmanager
+    def _durable_connection(self) -> Iterator[Connection]:
+        """A connection whose transactions commit durably, in this process's turn."""
+        with self._turn(), self.registry.engine.connect() as conn:
+            if not self._sqlite:
+                yield conn
+                return
             raw: Any = conn.connection.dbapi_connection
             raw.execute("PRAGMA synchronous = FULL")
             try:
                 conn.execution_options(stream0d_begin="IMMEDIATE")
-                with Session(bind=conn, expire_on_commit=False) as s, s.begin():
-                    yield s
+                yield conn
             finally:
                 raw.execute("PRAGMA synchronous = NORMAL")
 
     @contextmanager
     def locked(self, dataset_id: str) -> Iterator[LockedBuffer]:
         """A durable write transaction holding the dataset's state row (made if missing)."""
-        self.ensure_state(dataset_id)
-        with self._durable() as s:
-            row = s.execute(
-                select(AppendStateRow.last_seq, AppendStateRow.fold_gen)
-                .where(AppendStateRow.dataset_id == dataset_id)
-                .with_for_update()
-            ).one_or_none()
-            last, gen = (0, 0) if row is None else (int(row[0]), int(row[1]))
-            if row is None:  # the dataset was deleted and made again since we knew it
-                s.add(AppendStateRow(dataset_id=dataset_id, last_seq=0, fold_gen=0))
-                s.flush()
-            locked = LockedBuffer(s, dataset_id, last, gen)
+        with self.transaction([dataset_id]) as lock:
+            locked = lock(dataset_id)
             yield locked
             locked.flush()
+
+    @contextmanager
+    def transaction(self, datasets: Iterable[str]) -> Iterator[Callable[[str], LockedBuffer]]:
+        """One durable write transaction for appends to ``datasets`` (a group commit: one
+        ``fsync`` for all of them); yields ``lock(dataset_id)``, which holds the dataset's
+        state row in it (made if missing). Flush a ``LockedBuffer`` before locking its
+        dataset again."""
+        for dataset_id in datasets:  # before the write transaction, which they would wait for
+            self.ensure_state(dataset_id)
+        with self._durable_connection() as conn, conn.begin():
+
+            def lock(dataset_id: str) -> LockedBuffer:
+                row = conn.execute(_STATE_LOCKED, {"b_dataset": dataset_id}).one_or_none()
+                if row is None:  # the dataset was deleted and made again since we knew it
+                    conn.execute(
+                        insert(AppendStateRow),
+                        {"dataset_id": dataset_id, "last_seq": 0, "fold_gen": 0},
+                    )
+                last, gen = (0, 0) if row is None else (int(row[0]), int(row[1]))
+                return LockedBuffer(conn, dataset_id, last, gen)
+
+            yield lock
 
     def ensure_state(self, dataset_id: str) -> None:
         """Make the dataset's state row if it has none (the lease lives there too)."""
@@ -416,7 +492,7 @@ class BufferTables:
         """Claim the dataset for folding/compaction for ``seconds`` unless another owner
         holds an unexpired lease (a crashed holder's lease simply runs out)."""
         now = utcnow()
-        with self.registry.write_session() as s:
+        with self._turn(), self.registry.write_session() as s:
             n = s.execute(
                 update(AppendStateRow)
                 .where(
@@ -431,7 +507,7 @@ class BufferTables:
 
     def release_lease(self, dataset_id: str, owner: str) -> None:
         """Give the lease back (no-op when another owner took it meanwhile)."""
-        with self.registry.write_session() as s:
+        with self._turn(), self.registry.write_session() as s:
             s.execute(
                 update(AppendStateRow)
                 .where(AppendStateRow.dataset_id == dataset_id, AppendStateRow.lease_owner == owner)
@@ -478,9 +554,12 @@ class BufferTables:
         """Compaction: swap segments ``seqs`` (one chunk, consecutive there) for one merged
         segment numbered like the newest of them; False when any of them is gone (a fold
         or another compaction came first). Readers' caches need no reload: applying the
-        merged segment over any prefix of the ones it replaces gives the same result."""
+        merged segment over any prefix of the ones it replaces gives the same result.
+
+        Not ``synchronous = FULL``: a compaction lost to a power cut leaves the segments it
+        merged, which hold the same values; one ``fsync`` less holding the write lock."""
         try:
-            with self._durable() as s:
+            with self._turn(), self.registry.write_session() as s:
                 s.scalars(
                     select(AppendStateRow)
                     .where(AppendStateRow.dataset_id == dataset_id)

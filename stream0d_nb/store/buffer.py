@@ -15,6 +15,12 @@ from the buffer, so whatever the buffer no longer holds, the head read after it 
 The copy of the buffer (``BufferView``) is immutable: values in blocks of ``BLOCK`` grid
 points per channel, replaced (copy on write) when segments arrive, so a read holds one
 consistent view for all its channels however many appends land meanwhile.
+
+Appends of one process commit in groups: the first to arrive stores every append that
+waits, its own included, in one durable transaction (one ``fsync``), while the ones
+arriving meanwhile queue for the next group. Each is acknowledged once its group is
+committed; a group that fails is stored again append by append, so that one bad append
+(its dataset deleted meanwhile) fails alone.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +40,7 @@ import numpy.typing as npt
 import pandas as pd
 from numcodecs import Zstd
 
-from stream0d_nb.db.buffer_tables import BufferTables, Segment
+from stream0d_nb.db.buffer_tables import BufferTables, LockedBuffer, Segment, actor_key
 from stream0d_nb.db.registry import Registry
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.specs import AppendReport, IngestOptions, parse_duration
@@ -167,16 +175,23 @@ class BufferView:
 
     def values(self, name: str, idx: I8) -> F8:
         """Buffered values of ``name`` at the grid indices ``idx`` (NaN where none)."""
-        out = np.full(idx.size, np.nan)
-        blocks = self.blocks.get(name)
-        if not blocks or idx.size == 0:
+        return self.take([name], idx)[0]
+
+    def take(self, names: list[str], idx: I8) -> F8:
+        """Buffered values of ``names`` (rows) at the grid indices ``idx`` (NaN where none)."""
+        out = np.full((len(names), idx.size), np.nan)
+        if idx.size == 0 or not any(n in self.blocks for n in names):
             return out
         bno = idx // BLOCK
-        for b in np.unique(bno).tolist():
-            block = blocks.get(b)
-            if block is not None:
-                at = bno == b
-                out[at] = block[idx[at] - b * BLOCK]
+        parts = [(b, bno == b) for b in np.unique(bno).tolist()]
+        for j, name in enumerate(names):
+            blocks = self.blocks.get(name)
+            if not blocks:
+                continue
+            for b, at in parts:
+                block = blocks.get(b)
+                if block is not None:
+                    out[j, at] = block[idx[at] - b * BLOCK]
         return out
 
     def with_segments(self, segments: Iterable[Segment], seq: int, fold_gen: int) -> BufferView:
@@ -280,11 +295,13 @@ TARGET_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class Target:
-    """A dataset as appends see it: its grid, its zone and its channels."""
+    """A dataset as appends see it: its grid, its zone and its channels (``created``: when
+    the dataset was made, which tells a dataset made again under the same id)."""
 
     grid: Grid
     tz: str
     channels: frozenset[str]
+    created: datetime | None = None
 
 
 @dataclass
@@ -401,6 +418,9 @@ class AppendBuffer:
         self._buffers: dict[str, _DatasetBuffer] = {}
         self._targets: dict[str, tuple[float, Target]] = {}
         self._lock = threading.Lock()
+        self._turn = threading.Condition()  # group commits: who waits, whether one runs
+        self._waiting: list[_Append] = []
+        self._leading = False
 
     def target(self, dataset_id: str, load: Callable[[], Target], fresh: bool = False) -> Target:
         """What an append needs of a dataset (grid, zone, channels), reused for
@@ -410,6 +430,13 @@ class AppendBuffer:
         if hit is None or fresh or now - hit[0] > TARGET_SECONDS:
             hit = self._targets[dataset_id] = (now, load())
         return hit[1]
+
+    def grid_of(self, dataset_id: str, created: datetime) -> Grid | None:
+        """The grid of the dataset made at ``created`` if known already: a dataset's grid
+        never changes, and reading it from the repository opens the head's arrays (slow
+        after every fold, which makes a new head)."""
+        hit = self._targets.get(dataset_id)
+        return hit[1].grid if hit is not None and hit[1].created == created else None
 
     def _buffer(self, dataset_id: str) -> _DatasetBuffer:
         with self._lock:
@@ -445,58 +472,142 @@ class AppendBuffer:
         return at_head
 
     def append(self, dataset_id: str, grid: Grid, rows: Prepared, actor: str) -> AppendReport:
-        """Store what ``rows`` change in the buffer, durably, in one transaction.
+        """Store what ``rows`` change in the buffer, durably (with the appends of other
+        threads waiting meanwhile: one transaction for the group).
 
         Values equal to the buffered ones are dropped (a re-sent row stores nothing); a
         different value for the same channel and time is stored and wins (last write wins,
         in acknowledgement order). Returns counts; the caller fills times and channels.
         """
-        t0 = time.perf_counter()
-        buf = self._buffer(dataset_id)
-        total = rows.n_values
-        new_rows = rows
-        seq: int | None = None
+        item = _Append(dataset_id, grid, rows, actor_key(actor), time.perf_counter())
+        group: list[_Append] = []
+        with self._turn:
+            self._waiting.append(item)
+            while not item.done:
+                if not self._leading:  # store the group that waits, this append's included
+                    self._leading = True
+                    group, self._waiting = self._waiting, []
+                    break
+                self._turn.wait()
+        if group:
+            try:
+                self._store(group)
+            finally:
+                with self._turn:
+                    self._leading = False
+                    self._turn.notify_all()
+        if item.error is not None:
+            raise item.error
+        assert item.report is not None
+        return item.report
+
+    def _store(self, group: list[_Append]) -> None:
+        """Commit ``group`` in one transaction; if that fails, each append on its own."""
+        try:
+            try:
+                self._commit(group)
+            except Exception:
+                if len(group) == 1:
+                    raise
+                for item in group:
+                    try:
+                        self._commit([item])
+                    except Exception as exc:
+                        item.error = exc
+        except BaseException as exc:
+            for item in group:
+                if item.report is None and item.error is None:
+                    item.error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for item in group:
+                item.done = True
+
+    def _commit(self, group: list[_Append]) -> None:
+        """One durable transaction storing ``group``; the views (whose locks it holds)
+        take the new segments once it is committed, and are read again if it fails."""
+        names = sorted({item.dataset_id for item in group})
+        bufs = {name: self._buffer(name) for name in names}
         now = pd.Timestamp.now(tz="UTC").to_pydatetime()
-        with buf.lock:
-            with self.tables.locked(dataset_id) as locked:
-                since = buf.view.seq if locked.fold_gen == buf.view.fold_gen else 0
-                view = buf.update(locked.last_seq, locked.fold_gen, locked.segments_after(since))
-                values = rows.values.copy()
-                for j, name in enumerate(rows.names):
-                    same = view.values(name, rows.idx) == values[j]
-                    values[j, same] = np.nan
-                keep_rows = ~np.isnan(values).all(axis=0)
-                keep_cols = ~np.isnan(values).all(axis=1)
-                names = [n for n, k in zip(rows.names, keep_cols, strict=True) if k]
-                new_rows = Prepared(rows.idx[keep_rows], names, values[keep_cols][:, keep_rows])
-                added: list[Segment] = []
-                if new_rows.idx.size:
-                    chunks = new_rows.idx // grid.chunk_len
-                    cuts = np.flatnonzero(np.diff(chunks)) + 1
-                    for a, b in zip(
-                        np.r_[0, cuts].tolist(), np.r_[cuts, chunks.size].tolist(), strict=True
-                    ):
-                        idx = new_rows.idx[a:b]
-                        part = new_rows.values[:, a:b]
-                        payload = encode(idx, names, part)
-                        n = int(np.count_nonzero(~np.isnan(part)))
-                        first, stop, chunk = int(idx[0]), int(idx[-1]) + 1, int(chunks[a])
-                        seq = locked.add(chunk, first, stop, n, payload, actor, now)
-                        added.append(
-                            Segment(seq, chunk, 0, first, stop, n, 1, now, now, {}, payload)
-                        )
-                last, gen = locked.last_seq, locked.fold_gen
-            # committed: this process's view takes the new segments without asking again
-            if added:
-                buf.view = buf.view.with_segments(added, last, gen)
-        fresh = new_rows.n_values
+        with ExitStack() as held:
+            for name in names:
+                held.enter_context(bufs[name].lock)
+            try:
+                with self.tables.transaction(names) as lock:
+                    for item in group:
+                        _stage(lock(item.dataset_id), bufs[item.dataset_id], item, now)
+            except BaseException:
+                for name in names:  # they may hold segments of the failed transaction
+                    bufs[name].view = BufferView()
+                raise
+            # committed: this process's views take the new segments without asking again
+            for item in group:
+                buf = bufs[item.dataset_id]
+                if item.added:
+                    buf.view = buf.view.with_segments(item.added, item.last, item.gen)
+                item.report = item.answer()
+
+
+@dataclass
+class _Append:
+    """One append waiting for its group's commit, then what it stored."""
+
+    dataset_id: str
+    grid: Grid
+    rows: Prepared
+    actor: str
+    t0: float
+    new_rows: Prepared | None = None
+    added: list[Segment] = field(default_factory=list)
+    last: int = 0
+    gen: int = 0
+    report: AppendReport | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+    def answer(self) -> AppendReport:
+        """The report of the stored append."""
+        rows = self.rows
+        total = rows.n_values
+        fresh = self.new_rows.n_values if self.new_rows is not None else total
         return AppendReport(
-            dataset=dataset_id,
+            dataset=self.dataset_id,
             rows=int(rows.idx.size),
             values=total,
             values_new=fresh,
             values_unchanged=total - fresh,
             values_snapped=rows.snapped,
-            sequence=seq,
-            seconds=round(time.perf_counter() - t0, 4),
+            sequence=self.added[-1].seq if self.added else None,
+            seconds=round(time.perf_counter() - self.t0, 4),
         )
+
+
+def _stage(locked: LockedBuffer, buf: _DatasetBuffer, item: _Append, now: datetime) -> None:
+    """Inside the group's transaction (the dataset's view lock held): bring the view up to
+    date with what other processes stored, drop the values it holds already, add a
+    segment per chunk touched."""
+    rows, grid = item.rows, item.grid
+    since = buf.view.seq if locked.fold_gen == buf.view.fold_gen else 0
+    view = buf.update(locked.last_seq, locked.fold_gen, locked.segments_after(since))
+    values = rows.values.copy()
+    values[view.take(rows.names, rows.idx) == values] = np.nan
+    keep_rows = ~np.isnan(values).all(axis=0)
+    keep_cols = ~np.isnan(values).all(axis=1)
+    names = [n for n, k in zip(rows.names, keep_cols, strict=True) if k]
+    new_rows = Prepared(rows.idx[keep_rows], names, values[keep_cols][:, keep_rows])
+    added: list[Segment] = []
+    if new_rows.idx.size:
+        chunks = new_rows.idx // grid.chunk_len
+        cuts = np.flatnonzero(np.diff(chunks)) + 1
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, chunks.size].tolist(), strict=True):
+            idx = new_rows.idx[a:b]
+            part = new_rows.values[:, a:b]
+            payload = encode(idx, names, part)
+            n = int(np.count_nonzero(~np.isnan(part)))
+            first, stop, chunk = int(idx[0]), int(idx[-1]) + 1, int(chunks[a])
+            seq = locked.add(chunk, first, stop, n, payload, item.actor, now)
+            added.append(Segment(seq, chunk, 0, first, stop, n, 1, now, now, {}, payload))
+    locked.flush()
+    item.new_rows, item.added = new_rows, added
+    item.last, item.gen = locked.last_seq, locked.fold_gen

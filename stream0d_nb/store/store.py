@@ -455,8 +455,11 @@ class Store:
 
         def load() -> Target:
             rec = self.registry.get_dataset(dataset_id)
-            grid = self.data(dataset_id).committed().grid
-            return Target(grid, rec.spec.tz, frozenset(c.name for c in rec.spec.channels))
+            grid = self.appends.grid_of(dataset_id, rec.created_at)
+            if grid is None:
+                grid = self.data(dataset_id).committed().grid
+            names = frozenset(c.name for c in rec.spec.channels)
+            return Target(grid, rec.spec.tz, names, rec.created_at)
 
         target = self.appends.target(dataset_id, load)
         if not target.channels.issuperset(map(str, frame_columns(frame))):
