@@ -247,6 +247,28 @@ def test_a_correct_formula_previews_with_its_units(alice: Client) -> None:
     assert ed.units == "A" and ed.preview["value"].sizes["time"] == 60
 
 
+def test_a_plain_text_box_for_keyboard_users(alice: Client) -> None:
+    """The code editor keeps Tab (it indents); the plain box lets Tab move on."""
+    ed, clock = editor(alice)
+    ed.plain_text = True
+    assert ed.plain.visible and not ed.editor.visible
+    ed.plain.value_input = "Voltage +"
+    clock.now += DEBOUNCE_S
+    assert ed.poll() and ed.formula == "Voltage +"
+    assert ed.editor.value == "Voltage +"  # the code editor follows, for switching back
+    assert ed.plain.value == ""  # nothing written back into the box typed in
+    assert ed.status.state == "error" and "unexpected end of formula" in ed.status.error
+    assert ed.problem.visible and ed.editor.annotations[0]["row"] == 0
+    ed.plain.value_input = "Voltage + 1"
+    clock.now += DEBOUNCE_S
+    assert ed.poll() and ed.status.state == "ready" and ed.units == "V"
+    ed.insert = "Current"
+    ed.insert_channel()
+    assert ed.plain.value == ed.editor.value == "Voltage + 1 {Current}"
+    ed.plain_text = False
+    assert ed.editor.visible and not ed.plain.visible
+
+
 def test_one_preview_in_flight_and_only_the_newest_text(alice: Client) -> None:
     ed, clock = editor(alice)
     runner = HeldRunner()

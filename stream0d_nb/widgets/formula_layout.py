@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def _button(
-    label: str, action: Callable[[], None], width: int = 90, **kw: Any
+    label: str, action: Callable[[], None], width: int = 76, **kw: Any
 ) -> pn.widgets.Button:
     button = pn.widgets.Button(label=label, width=width, **kw)
     button.on_click(lambda _: action())
@@ -77,7 +77,9 @@ def formula_layout(ed: FormulaEditor) -> pn.viewable.Viewable:
             "<label>Formula (channels by name or in {braces}; see docs/formulas.md)</label>",
             margin=(5, 10, 0, 10),
         ),
+        w.Checkbox.from_param(ed.param.plain_text),
         ed.editor,
+        ed.plain,
         ed.problem,
         pn.Row(
             w.TextInput.from_param(ed.param.channel_name, placeholder="e.g. power"),

@@ -42,6 +42,8 @@ WINDOWS = ("Last hour", "Last 8 h", "Last 24 h", "Current shift", "Custom")
 PREVIEW_WIDTH = 900
 PREVIEW_POINTS = PREVIEW_WIDTH
 """Values asked per preview: about one per pixel of the plot."""
+NONE = "(none chosen)"
+"""How the list of formulas shows its empty choice."""
 DEBOUNCE_S = 0.7
 """Quiet time after the last key press before a preview is asked for."""
 
@@ -106,6 +108,10 @@ class FormulaEditor(pn.viewable.Viewer):
     access_note = param.String(default="", doc="What the user may do here, in words.")
     confirming = param.String(default="", doc="The formula waiting for delete confirmation.")
     show_code = param.Boolean(default=False, label="Show code")
+    plain_text = param.Boolean(
+        default=False,
+        label="Plain text box instead of the code editor (Tab moves on instead of indenting)",
+    )
     previewing = param.Boolean(default=False, doc="A preview request is in flight.")
 
     def __init__(self, client: Any = None, **params: Any) -> None:
@@ -124,7 +130,7 @@ class FormulaEditor(pn.viewable.Viewer):
         self.preview: xr.Dataset | None = None
         self.shown: PreviewRequest | None = None
         self._generation = 0
-        self._from_editor = False
+        self._typing_in: Any = None  # the text widget of the key press being handled
         self._timer: asyncio.TimerHandle | None = None
         self.editor = pn.widgets.CodeEditor(
             label="Formula",
@@ -135,6 +141,12 @@ class FormulaEditor(pn.viewable.Viewer):
             soft_tabs=True,
             indent=2,
         )
+        self.plain = pn.widgets.TextAreaInput(
+            label="Formula (plain text box)",
+            height=140,
+            sizing_mode="stretch_width",
+            visible=False,
+        )
         self.problem = pn.pane.HTML("", sizing_mode="stretch_width", visible=False)
         self.figure = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=320)
         self.table = pn.pane.DataFrame(
@@ -143,6 +155,7 @@ class FormulaEditor(pn.viewable.Viewer):
         self.code = pn.pane.Markdown("", visible=False, sizing_mode="stretch_width")
         super().__init__(**params)
         self.editor.param.watch(self._typed, "value_input")
+        self.plain.param.watch(self._typed, "value_input")
         self._layout: pn.viewable.Viewable | None = None
         self.refresh()
 
@@ -168,7 +181,7 @@ class FormulaEditor(pn.viewable.Viewer):
         self.facts, self.confirming = None, ""
         self.insert = None
         self.param.insert.objects = []  # (after: None joined the objects)
-        self.param.saved.objects, self.saved = [""], ""
+        self.param.saved.objects, self.saved = {NONE: ""}, ""
         self.table.object = pd.DataFrame()
         self._clear_preview()
         self._update_access()
@@ -207,7 +220,7 @@ class FormulaEditor(pn.viewable.Viewer):
         if self.insert not in options.values():
             self.insert = next(iter(options.values()), None)
         names = [f.name for f in listed.derived]
-        self.param.saved.objects = ["", *names]
+        self.param.saved.objects = {NONE: "", **{n: n for n in names}}
         if self.saved not in names:
             self.saved = ""
         self.table.object = pd.DataFrame(
@@ -247,19 +260,27 @@ class FormulaEditor(pn.viewable.Viewer):
     # ------------------------------------------------------------------ typing and preview
 
     def _typed(self, event: param.parameterized.Event) -> None:
-        """The editor's text at each key press becomes the formula."""
-        self._from_editor = True
+        """The text at each key press (code editor or plain box) becomes the formula."""
+        outer, self._typing_in = self._typing_in, event.obj
         try:
             self.formula = event.new
         finally:
-            self._from_editor = False
+            self._typing_in = outer
 
     @param.depends("formula", watch=True)
     def _formula_changed(self) -> None:
-        if not self._from_editor and self.editor.value_input != self.formula:
-            self.editor.value = self.formula  # shown in the editor (open, insert, tests)
+        # shown in the other text widget, never written back into the one being typed in
+        # (that would overwrite keys pressed since); setting one re-enters ``_typed``
+        source = self._typing_in
+        for box in (self.editor, self.plain):
+            if box is not source and box.value != self.formula:
+                box.value = self.formula
         self.confirming = ""
         self._request_preview()
+
+    @param.depends("plain_text", watch=True)
+    def _toggle_plain(self) -> None:
+        self.editor.visible, self.plain.visible = not self.plain_text, self.plain_text
 
     @param.depends("window", "custom_range", watch=True)
     def _window_changed(self) -> None:
