@@ -1,8 +1,8 @@
-"""The ``stream0d`` command: datasets, ingest, read, export, history and the demo.
+"""The ``stream0d`` command: datasets, ingest, appends, read, export, history and the demo.
 
 Every subcommand has ``--help``. Errors print one line (plus the offending places) and
 exit 1; ``--debug`` shows the traceback instead. Each command group lives in its own
-module (``datasets``, ``channels``, ``ingest``, ``formulas``, ``alerts``, ``views``,
+module (``datasets``, ``channels``, ``ingest``, ``appends``, ``formulas``, ``alerts``, ``views``,
 ``recalibration``, ``data``, ``history``, ``demo``); this one wires them and runs them.
 """
 
@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from stream0d_nb.cli import (
     alerts,
+    appends,
     channels,
     data,
     datasets,
@@ -46,6 +47,9 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(views.app, name="views")
 app.add_typer(recalibration.app, name="recal")
 app.command("ingest")(ingest.ingest)
+app.command("append")(appends.append)
+app.command("fold")(appends.fold)
+app.command("retain")(appends.retain)
 app.command("read")(data.read)
 app.command("export")(data.export_cmd)
 app.command("history")(history.history)

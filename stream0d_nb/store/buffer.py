@@ -42,7 +42,7 @@ from numcodecs import Zstd
 
 from stream0d_nb.db.buffer_tables import BufferTables, LockedBuffer, Segment, actor_key
 from stream0d_nb.db.registry import Registry
-from stream0d_nb.errors import ValidationError
+from stream0d_nb.errors import Fix, ValidationError
 from stream0d_nb.specs import AppendReport, IngestOptions, parse_duration
 from stream0d_nb.store.grid import Grid
 from stream0d_nb.store.repo import Snapshot
@@ -359,9 +359,9 @@ def prepare(
             k = int(bad[0])
             raise ValidationError(
                 f"{bad.size} times are off the dataset's {grid.interval_ns / 1e9:g} s grid, "
-                f"e.g. {pd.Timestamp(times[k], tz='UTC').isoformat()}: send grid times, or "
-                "off_grid='nearest' (snap), or an off_grid_tolerance"
-            )
+                f"e.g. {pd.Timestamp(times[k], tz='UTC').isoformat()}: send grid times, snap "
+                "them to the nearest grid point, or accept small offsets"
+            ).with_fixes([Fix("off_grid", "nearest"), Fix("off_grid_tolerance", example="100ms")])
     snapped = int(np.count_nonzero(off)) * len(names)
     order = np.argsort(idx, kind="stable")
     idx, values = idx[order], values[:, order]

@@ -332,6 +332,7 @@ class Folder:
         self.policy = policy or FoldPolicy()
         self.after_pass = after_pass
         self.owner = f"folder-{uuid.uuid4().hex[:12]}"
+        self._grids: dict[str, Grid] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -344,19 +345,22 @@ class Folder:
         for dataset_id in tables.datasets():
             if self._stop.is_set():
                 break
-            try:
-                if not self._work_for(dataset_id, now):  # read-only: no lease to take
-                    continue
+            try:  # read-only: no lease to take when there is nothing to do
+                to_compact, to_fold = self._work_for(dataset_id, now)
             except Exception:
                 log.exception("planning the fold of %s failed; retrying next pass", dataset_id)
                 continue
-            if not tables.take_lease(dataset_id, self.owner, lease):
+            if not (to_compact or to_fold) or not tables.take_lease(dataset_id, self.owner, lease):
                 continue
             try:
-                compact(self.store, dataset_id, self.policy)
-                res = fold(self.store, dataset_id, policy=self.policy, now=now, owner=self.owner)
-                if res.chunks:
-                    out.append(res)
+                if to_compact:
+                    compact(self.store, dataset_id, self.policy)
+                if to_fold:
+                    res = fold(
+                        self.store, dataset_id, policy=self.policy, now=now, owner=self.owner
+                    )
+                    if res.chunks:
+                        out.append(res)
             except Exception:  # a pass must not die with one dataset; the rows stay buffered
                 log.exception("folding %s failed; retrying next pass", dataset_id)
             finally:
@@ -368,13 +372,18 @@ class Folder:
                 log.exception("after-fold step failed")
         return out
 
-    def _work_for(self, dataset_id: str, now: datetime | None) -> bool:
-        """Whether the dataset has chunks to compact or to fold now."""
+    def _work_for(self, dataset_id: str, now: datetime | None) -> tuple[bool, bool]:
+        """Whether the dataset has chunks to compact, and chunks to fold now (its grid,
+        which never changes, is looked up once: opening a new head costs more than a pass
+        of appends)."""
         _, _, plan = self.store.appends.tables.plan(dataset_id)
-        if any(n >= self.policy.compact_at for c in plan for n in c.levels.values()):
-            return True
-        grid = self.store.data(dataset_id).committed().grid
-        return bool(due_chunks(plan, grid, self.policy, now or datetime.now(UTC)))
+        to_compact = any(n >= self.policy.compact_at for c in plan for n in c.levels.values())
+        if not plan:
+            return to_compact, False
+        grid = self._grids.get(dataset_id)
+        if grid is None:
+            grid = self._grids[dataset_id] = self.store.data(dataset_id).committed().grid
+        return to_compact, bool(due_chunks(plan, grid, self.policy, now or datetime.now(UTC)))
 
     def start(self) -> Folder:
         """Run passes in a daemon thread until ``stop``."""

@@ -8,6 +8,11 @@ tag's snapshot). Then ``Repository.garbage_collect`` deletes the chunks, manifes
 snapshots no kept snapshot refers to, if they are older than ``gc_margin`` (a write in
 progress has written chunks no commit refers to yet: the margin keeps them).
 
+``apply_retention(..., dry_run=True)`` (``stream0d retain DATASET --dry-run``) says which
+days it would tag, which tags it would drop and which commits it would expire, changing
+nothing; the objects those commits alone refer to are what garbage collection would then
+delete.
+
 Time travel after retention: ``as_of`` a time within ``keep_all`` finds the commit it
 always did; an older time finds the newest kept commit at or before it, the last commit
 of an earlier day, as long as ``keep_daily`` keeps that day (``DatasetData.snapshot``
@@ -55,25 +60,33 @@ class RetentionResult:
     expired: int = 0
     deleted_objects: int = 0
     deleted_bytes: int = 0
+    dry_run: bool = False
+    """Nothing was changed: the lists and ``expired`` say what would be."""
+    kept: int = 0
+    """Commits of the history that stay (the tagged days' included)."""
 
 
 def apply_retention(
-    data: DatasetData, policy: RetentionPolicy | None = None, now: datetime | None = None
+    data: DatasetData,
+    policy: RetentionPolicy | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
 ) -> RetentionResult:
-    """Tag each old day's last commit, expire the other old commits, collect garbage."""
+    """Tag each old day's last commit, expire the other old commits, collect garbage
+    (``dry_run``: only say what would be tagged, untagged and expired)."""
     policy = policy or RetentionPolicy()
     now = now or datetime.now(UTC)
     repo = data.repo
-    result = RetentionResult(data.dataset_id)
+    result = RetentionResult(data.dataset_id, dry_run=dry_run)
     cutoff = now - policy.keep_all
     last_of_day: dict[str, tuple[datetime, str]] = {}
-    for info in repo.ancestry(branch=BRANCH):
-        if info.parent_id is None:  # Icechunk's own first snapshot: never expired anyway
-            continue
+    history = [info for info in repo.ancestry(branch=BRANCH) if info.parent_id is not None]
+    for info in history:  # Icechunk's own first snapshot is never expired anyway
         day = info.written_at.astimezone(UTC).date().isoformat()
         if day not in last_of_day or info.written_at > last_of_day[day][0]:
             last_of_day[day] = (info.written_at, info.id)
-    tags = {t for t in repo.list_tags() if t.startswith(DAILY_TAG)}
+    names = [t for t in repo.list_tags() if t.startswith(DAILY_TAG)]
+    tags = {t: repo.lookup_tag(t) if dry_run else "" for t in names}  # targets: dry runs only
     oldest_daily = None if policy.keep_daily is None else (now - policy.keep_daily).date()
     for day, (written, snap) in sorted(last_of_day.items()):
         if written >= cutoff:  # the day still has commits kept as they are
@@ -82,14 +95,24 @@ def apply_retention(
             continue
         name = DAILY_TAG + day
         if name not in tags:
-            repo.create_tag(name, snap)
-            tags.add(name)
+            if not dry_run:
+                repo.create_tag(name, snap)
+            tags[name] = snap
             result.tagged.append(name)
     if oldest_daily is not None:
         for name in sorted(tags):
             if datetime.fromisoformat(name.removeprefix(DAILY_TAG)).date() < oldest_daily:
-                repo.delete_tag(name)
+                if not dry_run:
+                    repo.delete_tag(name)
+                del tags[name]
                 result.untagged.append(name)
+    if dry_run:  # what expire_snapshots spares: the head, tagged commits, young ones
+        head = data.head()
+        spared = set(tags.values()) | {head}
+        gone = [c for c in history if c.written_at < cutoff and c.id not in spared]
+        result.expired = len(gone)
+        result.kept = len(history) - len(gone)
+        return result
     result.expired = len(repo.expire_snapshots(cutoff))
     gc = repo.garbage_collect(now - policy.gc_margin)
     result.deleted_bytes = int(gc.bytes_deleted)
@@ -100,6 +123,7 @@ def apply_retention(
         + gc.attributes_deleted
         + gc.transaction_logs_deleted
     )
+    result.kept = sum(1 for info in repo.ancestry(branch=BRANCH) if info.parent_id is not None)
     data.forget_snapshots()
     return result
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -93,22 +94,28 @@ def frame_from_json(body: AppendRows) -> pd.DataFrame:
         rows = body.rows
         times = _times([r.get("time") for r in rows])
         names = list(dict.fromkeys(k for r in rows for k in r if k != "time"))
-        cols: dict[str, Any] = {}
-        for name in names:
-            cells = [r.get(name) for r in rows]
-            if any(isinstance(c, str) for c in cells):
+        cells = [[r.get(name) for r in rows] for name in names]
+        for name, col in zip(names, cells, strict=True):
+            if any(isinstance(c, str) for c in col):
                 raise ValidationError(f"values of {name!r} must be numbers or null")
-            cols[name] = np.array([np.nan if c is None else c for c in cells], dtype=np.float64)
-        return pd.DataFrame(cols, index=times)
+        return _frame(times, names, cells)
     times = _times(list(body.time or []))
-    cols = {}
-    for name, values in (body.channels or {}).items():
+    columns = body.channels or {}
+    for name, values in columns.items():
         if len(values) != len(times):
             raise ValidationError(
                 f"channel {name!r} has {len(values)} values for {len(times)} times"
             )
-        cols[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    return pd.DataFrame(cols, index=times)
+    return _frame(times, list(columns), list(columns.values()))
+
+
+def _frame(
+    times: pd.DatetimeIndex, names: list[str], cells: Sequence[Sequence[Any]]
+) -> pd.DataFrame:
+    """One float64 block (channels as columns; None is NaN): a frame of one block is built
+    several times faster than one of a column per channel."""
+    values = np.array(cells, dtype=np.float64).reshape(len(names), len(times))
+    return pd.DataFrame(values.T, index=times, columns=names, copy=False)
 
 
 def frame_from_arrow(data: bytes) -> pd.DataFrame:
