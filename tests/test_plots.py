@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from bokeh.document import Document
 from bokeh.models import GridPlot
 from bokeh.models.renderers import GlyphRenderer
 from bokeh.resources import CDN
@@ -37,7 +38,8 @@ from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import AuthenticationError, Client, NotFoundError
 from stream0d_nb.errors import ChannelNotFoundError, ValidationError
-from stream0d_nb.plots import offline, remote
+from stream0d_nb.plots import dynamic, offline, remote, series
+from stream0d_nb.plots.source import RangeReader
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec
 from stream0d_nb.store import Store
@@ -262,6 +264,70 @@ def test_zoom_reads_the_visible_range_again_at_screen_resolution(
     stream.event(x_range=(zoom[0], np.datetime64("2020-02-08T14:30:00")))
     assert len(read.calls) == len(seen) == 3 and read.calls[2]["points"] == WIDTH
     assert len(curves(live[()])["Current"]) <= 4 * 2 * WIDTH
+
+
+class Builder:
+    """A lane builder (``series.lane``) that records the range of each frame it builds."""
+
+    def __init__(self, names: list[str], tz: str) -> None:
+        self.names, self.tz = names, tz
+        self.built: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+
+    def __call__(
+        self, ds: xr.Dataset, t0: pd.Timestamp, t1: pd.Timestamp, message: str | None
+    ) -> hv.Overlay:
+        self.built.append((t0, t1))
+        return series.lane(ds, self.names, self.tz, t0, t1, width=WIDTH, message=message)
+
+
+def test_a_live_plot_reads_and_builds_each_range_once(srv: Server, alice: Client) -> None:
+    """Shown as the Explorer shows it (a panel pane in a document), a live plot reads its
+    range once and builds its frame once, although HoloViews fires the range stream again
+    after the first draw; each new range is read and built once, the same range again
+    neither. A user of another partner is refused before any read."""
+    import panel as pn
+
+    names = ["Current", "Pressure"]
+    start, end = pd.Timestamp("2020-02-08T10:30:47Z"), pd.Timestamp("2020-02-08T13:16:48Z")
+    read = Counter(alice)
+    build = Builder(names, PUMP_TZ)
+    live = dynamic.live(RangeReader(alice, PUMP, names, read), [build], PUMP_TZ, start, end, WIDTH)
+    assert isinstance(live, hv.DynamicMap)
+    pane = pn.pane.HoloViews(None, linked_axes=False)
+    doc = Document()  # (kept: the shown document)
+    pane.get_root(doc)
+    pane.object = live  # what Explorer.plot does: the plot is drawn in the shown document
+    assert len(read.calls) == 1 and build.built == [(start, end)]
+    frame = live[()]
+    assert live[()] is frame  # the same range: the same frame
+    ((plot, _),) = pane._plots.values()
+    (line,) = [r for r in renderers(plot.state, "Line") if r.name == "Current"]
+    assert len(line.data_source.data["time"]) == len(curves(frame)["Current"])
+    stream = live.streams[0]
+    zoom = (np.datetime64("2020-02-08T14:00:00"), np.datetime64("2020-02-08T14:05:00"))
+    stream.event(x_range=zoom)
+    stream.event(x_range=zoom)  # (the browser sends the range it shows again)
+    five = (pd.Timestamp("2020-02-08T11:00Z"), pd.Timestamp("2020-02-08T11:05Z"))
+    assert len(read.calls) == 2 and build.built == [(start, end), five]
+    assert len(line.data_source.data["time"]) == 300 and live[()] is not frame
+    stream.event(
+        x_range=(np.datetime64("2020-02-08T13:30:47"), np.datetime64("2020-02-08T16:16:48"))
+    )
+    assert len(read.calls) == 3 and build.built[-1] == (start, end)  # back out: read again
+    # a plain render (no panel) draws once too
+    build2 = Builder(names, PUMP_TZ)
+    read2 = Counter(alice)
+    live2 = dynamic.live(
+        RangeReader(alice, PUMP, names, read2), [build2], PUMP_TZ, start, end, WIDTH
+    )
+    hv.render(live2, backend="bokeh")
+    assert len(read2.calls) == 1 and build2.built == [(start, end)]
+    bob = srv.client("bob")  # zf's token: fersa's dataset does not exist for him
+    read3 = Counter(bob)
+    with pytest.raises(NotFoundError, match=PUMP):
+        plots.live_timeseries(bob, PUMP, names, start, end, width=WIDTH, read=read3)
+    assert read3.calls == []  # refused when asking for the dataset, before any read
+    bob.close()
 
 
 def test_a_range_without_data_says_so(alice: Client) -> None:

@@ -12,6 +12,7 @@ the reader's ``errors``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,18 @@ def visible(
     return (start, end) if same else (t0, t1)
 
 
+@dataclass
+class LastFrame:
+    """A lane's builder and the frame it built for the last range shown. The same range
+    again gives the same frame, not a new one: HoloViews' renderer fires the range stream
+    once more after the first draw (as the axis's initial range), and a redraw with the
+    same element leaves the plot's data sources as they are."""
+
+    build: LaneFn
+    range: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    frame: hv.Overlay | None = None
+
+
 def live(
     reader: RangeReader,
     builders: Sequence[LaneFn],
@@ -62,15 +75,20 @@ def live(
     ``reader(range, points=width)``."""
     stream = hv.streams.RangeX()
 
-    def frame(build: LaneFn, x_range: tuple[Any, Any] | None = None) -> hv.Overlay:
-        t0, t1 = visible(x_range, tz, start, end)
+    def draw(build: LaneFn, t0: pd.Timestamp, t1: pd.Timestamp) -> hv.Overlay:
         try:
             return build(reader(t0, t1, width), t0, t1, None)
         except Stream0dError as exc:
             note = f"Could not read {range_text(t0, t1, tz)}: {exc}"
             return build(reader.empty(), t0, t1, note)
 
-    maps = [hv.DynamicMap(partial(frame, b), streams=[stream]) for b in builders]
+    def frame(last: LastFrame, x_range: tuple[Any, Any] | None = None) -> hv.Overlay:
+        t0, t1 = visible(x_range, tz, start, end)
+        if last.frame is None or last.range != (t0, t1):
+            last.range, last.frame = (t0, t1), draw(last.build, t0, t1)
+        return last.frame
+
+    maps = [hv.DynamicMap(partial(frame, LastFrame(b)), streams=[stream]) for b in builders]
     out = stack(maps)
     assert isinstance(out, hv.DynamicMap | hv.Layout)
     return out
