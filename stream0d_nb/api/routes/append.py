@@ -18,6 +18,12 @@ in the thread pool), each a hand-over of the GIL that waits for a busy thread to
 of it; under load that made most of an append's latency. The steps are the API's own
 (``get_identity``, ``require``); only the group resolver is taken as a dependency, so
 that tests and the hub can override it as for every route.
+
+Those steps reuse verified tokens, dataset records and grants for a couple of seconds
+(the app's ``TtlCache``, cleared by changes made through this app). A gateway appends
+more often than that, so an append first reads the dataset's configuration version (one
+indexed query, ``db.versions``): when a grant, the dataset or a token revocation changed
+it, from any process, the cache is dropped and the append is checked against the change.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from stream0d_nb.api.deps import (
     get_store,
     require,
 )
+from stream0d_nb.db.versions import config_version
 from stream0d_nb.errors import ValidationError
 from stream0d_nb.specs import AppendReport, IngestReport
 from stream0d_nb.store import Store
@@ -55,6 +62,7 @@ log = logging.getLogger(__name__)
 
 ARROW = "application/vnd.apache.arrow.stream"
 MAX_ROWS = 100_000
+MAX_VERSIONS = 10_000
 OffGrid = Literal["error", "nearest"]
 
 
@@ -203,6 +211,34 @@ def _merge(a: IngestReport, b: IngestReport) -> IngestReport:
 _RUNNERS_LOCK = threading.Lock()
 
 
+class _Versions:
+    """The configuration version each dataset had at this app's last append to it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: dict[str, tuple[int, ...]] = {}
+
+
+def _revalidate(request: Request, store: Store, dataset_id: str) -> bool:
+    """Drop the app's cached tokens, records and grants when the dataset's configuration
+    version changed since this app's last append to it (a grant or token revoked by
+    another process is then seen by this append, not seconds later); whether it did."""
+    version = config_version(store.registry, dataset_id)
+    with _RUNNERS_LOCK:
+        versions: _Versions | None = getattr(request.app.state, "append_versions", None)
+        if versions is None:
+            versions = request.app.state.append_versions = _Versions()
+    with versions.lock:
+        before = versions.seen.get(dataset_id)
+        if before is None and len(versions.seen) >= MAX_VERSIONS:
+            versions.seen.clear()  # ids that were probed, not appended to, do not pile up
+        versions.seen[dataset_id] = version
+    if before is None or before == version:  # first seen: the cache's own two seconds
+        return False
+    get_cache(request).clear()
+    return True
+
+
 def _runner(request: Request, store: Store) -> HookRunner:
     with _RUNNERS_LOCK:
         runner: HookRunner | None = getattr(request.app.state, "append_hooks", None)
@@ -226,7 +262,9 @@ def _append(
     """What an append does in a worker thread: the caller (401), their right to ingest
     into the dataset (404 when hidden, 403), the rows (422), the durable buffer."""
     store, access = get_store(request), get_access(request)
-    identity = get_identity(request, access, resolver)
+    identity = get_identity(request, access, resolver)  # 401 before anything else
+    if _revalidate(request, store, dataset_id):
+        identity = get_identity(request, access, resolver)  # the token again
     ctx = _MAY_INGEST(dataset_id, identity, store, access, get_cache(request))
     if kind == ARROW:
         frame = frame_from_arrow(data)
