@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from bokeh.document import Document
-from bokeh.models import GridPlot
+from bokeh.models import GridPlot, HoverTool
 from bokeh.models.renderers import GlyphRenderer
 from bokeh.resources import CDN
 
@@ -38,7 +38,8 @@ from stream0d_nb.alerts.service import AlertService
 from stream0d_nb.api.deps import UserInfo
 from stream0d_nb.client import AuthenticationError, Client, NotFoundError
 from stream0d_nb.errors import ChannelNotFoundError, ValidationError
-from stream0d_nb.plots import dynamic, offline, remote, series
+from stream0d_nb.plots import common, dynamic, offline, remote, series
+from stream0d_nb.plots.curves import NumericCurvePlot
 from stream0d_nb.plots.source import RangeReader
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec
@@ -328,6 +329,65 @@ def test_a_live_plot_reads_and_builds_each_range_once(srv: Server, alice: Client
         plots.live_timeseries(bob, PUMP, names, start, end, width=WIDTH, read=read3)
     assert read3.calls == []  # refused when asking for the dataset, before any read
     bob.close()
+
+
+def test_each_column_goes_to_the_browser_once_and_hover_names_the_channel(
+    alice: Client,
+) -> None:
+    """A curve's data source holds its time and its values, nothing twice (a value column
+    whose name is not an identifier would be copied for the hover tool); the hover tool
+    shows the channel, the wall-clock time of the zone and the value with its units."""
+    names = ["Current", "Volume Flow RateRMS", "Accelerometer1RMS"]
+    live = plots.live_timeseries(alice, PUMP, names, width=WIDTH)
+    fig = hv.render(live, backend="bokeh")
+    lines = renderers(fig, "Line")
+    assert sorted(r.name for r in lines) == sorted(names)
+    want = {"Current": "value_A", "Volume Flow RateRMS": "value_L_2f_min"}
+    want["Accelerometer1RMS"] = "value_g"
+    hovers = {h.renderers[0].name: h for h in fig.select({"type": HoverTool})}
+    for r in lines:
+        column, units = want[r.name], SKAB_UNITS[r.name]
+        assert set(r.data_source.data) == {"time", column}, r.name
+        assert hovers[r.name].tooltips == [
+            ("channel", r.name),
+            (f"time ({PUMP_TZ})", "@{time}{%F %T}"),
+            (units, f"@{{{column}}}"),
+        ]
+        assert hovers[r.name].formatters == {"@{time}": "datetime"}
+    assert [a.axis_label for a in fig.yaxis] == ["A", "L/min", "g"]
+    live.streams[0].event(
+        x_range=(np.datetime64("2020-02-08T14:00"), np.datetime64("2020-02-08T14:10"))
+    )
+    rows = alice.read(PUMP, names, "2020-02-08T11:00Z", "2020-02-08T11:10Z", points=WIDTH)
+    for r in lines:
+        assert set(r.data_source.data) == {"time", want[r.name]}
+        assert len(r.data_source.data["time"]) == rows.sizes["time"] > 500
+    # one name per unit, an identifier HoloViews keeps as it is
+    units = ["L/min", "L_2f_min", "m/s", "m.s", "m_s", "°C", "1", "g"]
+    columns = [common.value_name(u) for u in units]
+    assert len(set(columns)) == len(units)
+    assert all(c.isidentifier() and hv.core.util.dimension_sanitizer(c) == c for c in columns)
+
+
+def test_lane_curves_take_curve_options_and_keep_them_to_their_frame(alice: Client) -> None:
+    """The lanes' curves are Curves to HoloViews' options (``opts.Curve`` applies) drawn by
+    a plot class without implicit categorical axes; options set on one frame (curves,
+    the empty episode layers) do not reach the next frame."""
+    live = plots.live_timeseries(alice, PUMP, SERIES, width=WIDTH)
+    plot = hv.renderer("bokeh").get_plot(live)
+    drawn = [sp for sp in plot.subplots.values() if isinstance(sp.current_frame, hv.Curve)]
+    assert len(drawn) == len(SERIES) and all(isinstance(sp, NumericCurvePlot) for sp in drawn)
+    frame = live[()]
+    frame.opts({"Curve": {"line_width": 4}, "VSpans": {"alpha": 0.9}})  # as a user may
+    fig = hv.render(frame, backend="bokeh")
+    assert {r.glyph.line_width for r in renderers(fig, "Line")} == {4}
+    assert renderers(fig, "VStrip")[0].glyph.fill_alpha == 0.9
+    live.streams[0].event(
+        x_range=(np.datetime64("2020-02-08T14:00"), np.datetime64("2020-02-08T14:10"))
+    )
+    fig = hv.render(live[()], backend="bokeh")
+    assert {r.glyph.line_width for r in renderers(fig, "Line")} == {1.5}
+    assert renderers(fig, "VStrip")[0].glyph.fill_alpha == 0.25
 
 
 def test_a_range_without_data_says_so(alice: Client) -> None:

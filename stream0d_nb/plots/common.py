@@ -61,9 +61,20 @@ def by_units(ds: xr.Dataset, names: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
+def value_name(units: str) -> str:
+    """A column name for the values of a unit, one per unit and a plain identifier: ``value_``
+    then the units with each character other than an ASCII letter or digit written as
+    ``_<hex>_`` (``L/min``: ``value_L_2f_min``). HoloViews copies a column whose name is
+    not an identifier under a cleaned-up name for the hover tool: the data would go to the
+    browser twice."""
+    code = "".join(c if c.isascii() and c.isalnum() else f"_{ord(c):x}_" for c in units)
+    return f"value_{code}"
+
+
 def value_dim(units: str) -> hv.Dimension:
-    """The y dimension of a unit: plots overlaid with ``multi_y`` get one axis per unit."""
-    return hv.Dimension(f"value [{units}]", label=units)
+    """The y dimension of a unit, labelled with the units: plots overlaid with ``multi_y``
+    get one axis per unit."""
+    return hv.Dimension(value_name(units), label=units)
 
 
 def channel_dim(name: str, units: str) -> hv.Dimension:
