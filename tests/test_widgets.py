@@ -19,7 +19,15 @@ from stream0d_nb.client import Client
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec, FormulaSpec, IngestOptions
 from stream0d_nb.store import Store
-from stream0d_nb.widgets import Explorer, Studio
+from stream0d_nb.widgets import (
+    AccessManager,
+    AlertEditor,
+    DatasetSetup,
+    Explorer,
+    FormulaEditor,
+    Recalibration,
+    Studio,
+)
 from stream0d_nb.widgets.code import explorer_code
 from stream0d_nb.widgets.timerange import preset_range, shift_start
 from tests.api_servers import ApiOverHttp
@@ -183,9 +191,21 @@ def test_code_and_downloads_match_the_window(alice: Client) -> None:
     np.testing.assert_allclose(parquet["power"].to_numpy(), want["power"].to_numpy())
 
 
-def test_the_studio_holds_the_explorer(alice: Client) -> None:
+def test_the_studio_holds_every_screen_and_builds_each_on_first_view(alice: Client) -> None:
     studio = Studio(alice)
     layout = studio.__panel__()
+    assert list(studio.screens) == ["Explore"]  # opening the Studio builds one screen
     assert isinstance(studio.screens["Explore"], Explorer)
     assert "Tabs" in str(layout) and "Signed in as **alice**" in layout[0].object
     assert isinstance(studio.screens["Explore"].__panel__(), pn.Row)
+    titles = ["Explore", "Datasets", "Formulas", "Alerts", "Access", "Recalibration"]
+    assert [t.name for t in studio.tabs] == titles
+    kinds = [DatasetSetup, FormulaEditor, AlertEditor, AccessManager, Recalibration]
+    for index, (title, kind) in enumerate(zip(titles[1:], kinds, strict=True), start=1):
+        studio.tabs.active = index  # as a click on the tab does
+        screen = studio.screens[title]
+        assert isinstance(screen, kind) and screen.client is alice
+        assert len(studio.tabs[index].objects) == 1  # the screen, in its tab
+        assert screen.dataset == "pump", title  # alice's one dataset, never zf's rig
+    studio.tabs.active = 1
+    assert studio.screens["Datasets"] is studio.screen("Datasets")  # built once

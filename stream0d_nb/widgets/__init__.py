@@ -1,7 +1,9 @@
 """The GUI: panel screens over the client, acting as the person using them.
 
 ``Studio()`` opens every screen in one place; each screen also works alone
-(``Explorer()``). Screens reach the platform only through ``stream0d_nb.client``.
+(``Explorer()``, ``DatasetSetup()``, ``FormulaEditor()``, ``AlertEditor()``,
+``AccessManager()``, ``Recalibration()``). Screens reach the platform only through
+``stream0d_nb.client``.
 Names are imported on first use (panel and HoloViews take a second or two).
 """
 
@@ -9,11 +11,32 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from stream0d_nb.widgets.access import AccessManager
+    from stream0d_nb.widgets.alerts import AlertEditor
     from stream0d_nb.widgets.explorer import Explorer
+    from stream0d_nb.widgets.formulas import FormulaEditor
+    from stream0d_nb.widgets.recalibration import Recalibration
+    from stream0d_nb.widgets.setup import DatasetSetup
     from stream0d_nb.widgets.studio import Studio
 
-__all__ = ["Explorer", "Studio"]
-_LAZY = {"Explorer": "explorer", "Studio": "studio"}
+_LAZY = {
+    "AccessManager": "access",
+    "AlertEditor": "alerts",
+    "DatasetSetup": "setup",
+    "Explorer": "explorer",
+    "FormulaEditor": "formulas",
+    "Recalibration": "recalibration",
+    "Studio": "studio",
+}
+__all__ = [
+    "AccessManager",
+    "AlertEditor",
+    "DatasetSetup",
+    "Explorer",
+    "FormulaEditor",
+    "Recalibration",
+    "Studio",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -46,7 +46,9 @@ from stream0d_nb.widgets.setup_code import setup_code
 from stream0d_nb.widgets.setup_worker import Background, in_ui
 from stream0d_nb.widgets.state import EXPECTED, Status, prepare_notebook
 
-SOURCES = {"A file dropped here": "drop", "A file in my home folder": "home"}
+SOURCES = {"A file in my home folder": "home", "A file dropped here": "drop"}
+"""Home first: JupyterLab's upload works offline; the dropper's assets come from a CDN
+in a notebook on the hub (Panel 1.10), so on an offline hub it cannot upload."""
 PHASES = ("idle", "uploading", "storing", "done", "failed")
 HISTORY = 20
 MAPPING_PARAMS = [n for n in IngestMapping.param if n != "name"]
@@ -102,7 +104,7 @@ class DatasetSetup(pn.viewable.Viewer):
         default="lz4", objects=list(get_args(Compression)), label="Compression (fixed later)"
     )
     source: param.Selector[Any] = param.Selector(
-        default="drop", objects=list(SOURCES.values()), label="Data from"
+        default="home", objects=list(SOURCES.values()), label="Data from"
     )
     home_dir = param.String(default="", precedence=-1, doc="Home folder ('': the kernel's).")
     home_file: param.Selector[Any] = param.Selector(

@@ -18,17 +18,29 @@ import pydantic
 
 from stream0d_nb.errors import Stream0dError
 
-_PREPARED = False
+_PREPARED_AT: int | None = None
 
 
 def prepare_notebook() -> None:
-    """Panel and HoloViews with inline resources, once per kernel (before any display)."""
-    global _PREPARED
-    if not _PREPARED:
+    """Panel and HoloViews with inline resources, once per notebook cell run.
+
+    Once per kernel is not enough: a page reloaded onto a running kernel has lost the
+    JavaScript, and a screen shown without it is an empty output. Screens built later
+    in the same run (a Studio tab opened) need nothing more.
+    """
+    global _PREPARED_AT
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    run = getattr(shell, "execution_count", 0) if shell is not None else 0
+    if run != _PREPARED_AT:
         from stream0d_nb.plots import use_inline_resources
 
         use_inline_resources()
-        _PREPARED = True
+        _PREPARED_AT = run
 
 
 COLOURS = {"ready": "#1a7f37", "busy": "#9a6700", "error": "#cf222e"}
