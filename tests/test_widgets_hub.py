@@ -15,9 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from stream0d_nb.demo import OVEN, oven_frame
 from stream0d_nb.hub.accounts import can_switch_users
+from stream0d_nb.recalibration.models import FirstOrderThermalModel
+from stream0d_nb.recalibration.service import Recalibration
 from stream0d_nb.settings import Settings
 from stream0d_nb.specs import DatasetSpec, IngestOptions
 from stream0d_nb.store import Store
@@ -30,7 +34,8 @@ pytestmark = [
     pytest.mark.hub,
     pytest.mark.skipif(not SKAB.is_file(), reason="SKAB recording missing"),
 ]
-STUDIO = ".jp-OutputArea-output"  # where the cell's output (the Studio) is
+STUDIO = ".jp-OutputArea-output"
+OVEN_END = pd.Timestamp("2026-11-20", tz="UTC")  # where the cell's output (the Studio) is
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +49,13 @@ def studio_hub(hub_workdir: Path) -> Iterator[tuple[str, str]]:
         for ds, partner in (("fersa-pump", "fersa"), ("zf-pump", "zf")):
             store.create_dataset(DatasetSpec(id=ds, interval="1s", tz=TZ, partner=partner))
             store.ingest(ds, SKAB, IngestOptions(units=SKAB_UNITS))
+        # fersa's oven and its thermal model, for the recalibration screen
+        store.create_dataset(OVEN.model_copy(update={"id": "fersa-oven", "partner": "fersa"}))
+        store.write("fersa-oven", oven_frame(OVEN_END))
+        model = FirstOrderThermalModel(
+            ["heater_power", "ambient_temp"], "zone_temp", initial={"gain": 3.0, "tau": 600.0}
+        )
+        Recalibration(store).define_model("fersa-oven", "zone", model, actor="test")
     (home / "secret.key").write_text("k" * 44)
     url = f"http://localhost:{free_port()}"
     proc, banner = start_run_hub(home, url)
@@ -99,7 +111,7 @@ def test_a_new_user_explores_a_dataset_in_the_studio(
         assert page.get_by_text("could not load resources").count() == 0  # no red warning
         dataset = page.get_by_label("Dataset", exact=True)
         options = dataset.locator("option").all_text_contents()
-        assert options == ["fersa-pump"], options  # only what ana may read
+        assert options == ["fersa-oven", "fersa-pump"], options  # only what ana may read
         dataset.select_option("fersa-pump")
 
         page.get_by_label("Time range", exact=True).select_option("All data")
@@ -181,6 +193,111 @@ def test_a_user_of_another_partner_sees_only_their_line(
         _no_serious_axe(page, "zoe's time series")
     except Exception:
         page.screenshot(path=str(shots / "studio-zoe-failed.png"))
+        raise
+    finally:
+        ctx.close()
+
+
+VALVE = SKAB.with_name("valve1_1.csv")
+FIRST_PART = 700
+"""Lines of the valve file the plant sends first (the fault's low flow starts at line 633)."""
+
+
+def _tab(page: Any, title: str) -> None:
+    page.locator(f"{STUDIO} .bk-tab", has_text=re.compile(f"^{title}$")).click()
+    page.wait_for_timeout(500)
+
+
+def _type(page: Any, label: str, text: str) -> None:
+    """Type into a text input as a person does; Enter sends it to the kernel."""
+    box = page.get_by_label(label, exact=True)
+    box.click()
+    box.fill("")
+    page.keyboard.type(text, delay=10)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1500)
+
+
+def _button(page: Any, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+
+
+def test_a_new_user_sets_up_a_line_in_the_studio(
+    browser: Any, studio_hub: tuple[str, str], tmp_path: Path
+) -> None:
+    """marco (fersa) creates a dataset, uploads the first part of the real valve recording
+    into his home, previews it, fixes the mapping and ingests (the report); the formula,
+    alert, access and recalibration screens open on fersa's datasets only. Every screen
+    passes axe-core."""
+    url, password = studio_hub
+    shots = _shots(tmp_path)
+    first = tmp_path / "valve1_1-first-part.csv"
+    first.write_bytes(b"".join(VALVE.read_bytes().splitlines(keepends=True)[:FIRST_PART]))
+    ctx, page = _login_and_spawn(browser, url, "marco", password)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+
+    def shot(name: str, axe: bool = True) -> None:
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / f"setup-{name}.png"), full_page=True)
+        if axe:
+            _no_serious_axe(page, name)
+
+    def upload(path: Path) -> None:
+        """Upload with JupyterLab's own button into the home folder, then choose it."""
+        with page.expect_file_chooser() as chooser:
+            page.locator(".jp-FileBrowser-toolbar [title^='Upload']").first.click()
+        chooser.value.set_files(str(path))
+        page.locator(".jp-DirListing-item", has_text=path.name).wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)  # JupyterLab may open the new file in a tab: go back
+        page.locator(".lm-TabBar-tab", has_text="Studio.ipynb").click()
+        _button(page, "Rescan my home")
+        page.wait_for_timeout(2000)
+        page.get_by_label("File in your home folder", exact=True).select_option(path.name)
+        _status(page, f"Preview of {path.name}")
+
+    try:
+        page.set_viewport_size({"width": 1500, "height": 1100})
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        page.locator(".jp-CodeCell .jp-Editor").first.click()
+        page.keyboard.press("Shift+Enter")
+        page.get_by_text("Signed in as").wait_for(timeout=120_000)
+        _status(page, "newest data")
+
+        # -- a dataset and its first data
+        _tab(page, "Datasets")
+        page.get_by_text("Create a dataset").click()
+        _type(page, "Id of the new dataset", "fersa-valve")
+        page.get_by_label("Time zone of the new dataset", exact=True).select_option(TZ)
+        _type(page, "Title of the new dataset", "Valve test rig")
+        _button(page, "Create dataset")
+        _status(page, "Created fersa-valve")
+        upload(first)
+        shot("1-preview")
+        page.get_by_role("button", name=re.compile("^Fix .*allow_missing_units")).first.click()
+        _status(page, "no problem found: ready to ingest")
+        page.get_by_label("Columns to skip", exact=True).select_option(["anomaly", "changepoint"])
+        page.get_by_text("skipped (skip_columns)").first.wait_for(timeout=60_000)
+        shot("2-mapping-fixed")
+        _button(page, "Ingest")
+        _status(page, "Ingested", timeout=180_000)
+        shot("3-ingested")
+        page.get_by_text("rows read: 699").wait_for(timeout=10_000)
+
+        # -- the other setup screens open on the new dataset, with its channels
+        for title in ("Formulas", "Alerts", "Access", "Recalibration"):
+            _tab(page, title)
+            dataset = page.get_by_label("Dataset", exact=True)
+            dataset.wait_for(timeout=60_000)
+            options = dataset.locator("option").all_text_contents()
+            assert "fersa-valve" in options and "zf-pump" not in options, (title, options)
+            if title != "Recalibration":  # (models: the oven's)
+                dataset.select_option("fersa-valve")
+                _status(page, "fersa-valve|Ready")
+            shot(f"4-{title.lower()}")
+    except Exception:
+        page.screenshot(path=str(shots / "setup-failed.png"), full_page=True)
+        (shots / "setup-console.txt").write_text("\n".join(console))
         raise
     finally:
         ctx.close()

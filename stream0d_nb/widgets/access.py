@@ -21,7 +21,7 @@ import param
 from stream0d_nb.access import Role
 from stream0d_nb.records import AuditEntry, DatasetInfo, GrantRecord
 from stream0d_nb.widgets.htmltable import html_table
-from stream0d_nb.widgets.state import Status, prepare_notebook
+from stream0d_nb.widgets.state import NUMBER_INPUT_CSS, Status, prepare_notebook
 
 KINDS = {"A user": "user", "A partner (all its members)": "group"}
 ROLES = {
@@ -341,7 +341,9 @@ class AccessManager(pn.viewable.Viewer):
         )
         action = w.TextInput.from_param(self.param.audit_action, width=260)
         since = w.DatetimePicker.from_param(self.param.audit_since, width=260)
-        limit = w.IntInput.from_param(self.param.audit_limit, width=260)
+        limit = w.IntInput.from_param(
+            self.param.audit_limit, width=260, stylesheets=NUMBER_INPUT_CSS
+        )
         read = w.Button(label="Read the audit log", width=160)
         read.on_click(lambda _: self.load_audit())
         code = w.Toggle.from_param(self.param.show_code, width=120)

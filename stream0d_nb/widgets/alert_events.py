@@ -21,7 +21,7 @@ from stream0d_nb.alerts.machine import STATES
 from stream0d_nb.alerts.sinks import SEVERITIES
 from stream0d_nb.records import EventRecord, SilenceRecord
 from stream0d_nb.widgets.model_form import INPUT_WIDTH
-from stream0d_nb.widgets.state import Status
+from stream0d_nb.widgets.state import NUMBER_INPUT_CSS, Status
 
 ANY = ""
 MAX_PAGES = 20
@@ -154,7 +154,7 @@ class AlertEvents(pn.viewable.Viewer):
                 w.Select.from_param(self.param.rule, width=170),
                 w.Select.from_param(self.param.channel, width=200),
                 w.Select.from_param(self.param.state, width=170),
-                w.IntInput.from_param(self.param.limit, width=140),
+                w.IntInput.from_param(self.param.limit, width=140, stylesheets=NUMBER_INPUT_CSS),
                 refresh,
             )
             self._layout = pn.Column(filters, self.summary, self.table, name="Events")
@@ -284,7 +284,7 @@ class Silences(pn.viewable.Viewer):
             once = weekly.rx.not_()
             form = pn.Column(
                 w.Select.from_param(self.param.rule, width=INPUT_WIDTH),
-                w.Checkbox.from_param(self.param.weekly, width=INPUT_WIDTH),
+                w.Toggle.from_param(self.param.weekly, width=INPUT_WIDTH),
                 w.DatetimePicker.from_param(self.param.start, width=INPUT_WIDTH, visible=once),
                 w.DatetimePicker.from_param(self.param.end, width=INPUT_WIDTH, visible=once),
                 w.MultiSelect.from_param(

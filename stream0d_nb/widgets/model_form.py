@@ -19,6 +19,8 @@ import panel as pn
 from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
 
+from stream0d_nb.widgets.state import NUMBER_INPUT_CSS
+
 EMPTY_CHOICE = "(none)"
 INPUT_WIDTH = 260
 
@@ -140,12 +142,12 @@ def _widget(shape: str, label: str, help_: str | None, default: Any, optional: b
         value = "" if default is None else default
         return w.Select(options=options, value=value, **common)
     if shape == "number":
-        return w.FloatInput(value=default, **common)
+        return w.FloatInput(value=default, stylesheets=NUMBER_INPUT_CSS, **common)
     if shape == "integer":
-        return w.IntInput(value=default, **common)
+        return w.IntInput(value=default, stylesheets=NUMBER_INPUT_CSS, **common)
     if shape == "flag":
         common.pop("description", None)  # (a checkbox has no tooltip in panel 1.10)
-        return w.Checkbox(value=bool(default), **common)
+        return w.Toggle(value=bool(default), **common)
     if shape == "secret":
         return w.PasswordInput(value="", **common)
     if shape == "pick":

@@ -32,7 +32,7 @@ from stream0d_nb.widgets.recal_views import (
     versions_html,
 )
 from stream0d_nb.widgets.run_follower import Follower
-from stream0d_nb.widgets.state import Status, prepare_notebook
+from stream0d_nb.widgets.state import NUMBER_INPUT_CSS, Status, prepare_notebook
 
 RECALIBRATE = "recalibrate"
 DEFAULTS = {"train": "2d", "holdout": "1d", "cv_rmse_threshold": 30.0, "nmbe_threshold": 10.0}
@@ -507,10 +507,10 @@ class Recalibration(pn.viewable.Viewer):
             field(self.param.holdout, placeholder="e.g. 1d"),
             field(self.param.end, placeholder="e.g. 2026-11-18"),
             field(self.param.every, placeholder="e.g. 1min"),
-            field(self.param.cv_rmse_threshold, w.FloatInput),
-            field(self.param.nmbe_threshold, w.FloatInput),
+            field(self.param.cv_rmse_threshold, w.FloatInput, stylesheets=NUMBER_INPUT_CSS),
+            field(self.param.nmbe_threshold, w.FloatInput, stylesheets=NUMBER_INPUT_CSS),
             field(self.param.extra, w.TextAreaInput, height=70, placeholder='{"as_of": "..."}'),
-            field(self.param.timeout_s, w.IntInput),
+            field(self.param.timeout_s, w.IntInput, stylesheets=NUMBER_INPUT_CSS),
             button("Start run", self.start_run, color="primary"),
             visible=edit,
         )

@@ -43,7 +43,7 @@ from stream0d_nb.widgets.files import (
 )
 from stream0d_nb.widgets.mapping import ZONES, IngestMapping, sentinel_text, supports
 from stream0d_nb.widgets.setup_code import setup_code
-from stream0d_nb.widgets.setup_worker import Background, in_ui
+from stream0d_nb.widgets.setup_worker import Background
 from stream0d_nb.widgets.state import EXPECTED, Status, prepare_notebook
 
 SOURCES = {"A file in my home folder": "home", "A file dropped here": "drop"}
@@ -386,11 +386,11 @@ class DatasetSetup(pn.viewable.Viewer):
             report = self.client.ingest(ds, data, opts, name=name, progress=self._progress)
             commits = self.client.history(ds, limit=HISTORY)
         except BaseException as exc:
-            in_ui(partial(self._ingest_failed, ds, name, exc))
+            self.worker.ui(partial(self._ingest_failed, ds, name, exc))
             if not isinstance(exc, EXPECTED):
                 raise
         else:
-            in_ui(partial(self._ingest_done, ds, name, report, commits))
+            self.worker.ui(partial(self._ingest_done, ds, name, report, commits))
 
     def _progress(self, sent: int, total: int) -> None:
         """Bytes sent (from the worker): shown at each whole percent."""
@@ -398,7 +398,7 @@ class DatasetSetup(pn.viewable.Viewer):
         if percent != self._percent:
             self._percent = percent
             phase = "storing" if sent >= total else "uploading"
-            in_ui(partial(self._show_progress, sent, total, phase))
+            self.worker.ui(partial(self._show_progress, sent, total, phase))
 
     def _show_progress(self, sent: int, total: int, phase: str) -> None:
         self.param.update(sent=sent, total=total, phase=phase)

@@ -2,15 +2,17 @@
 can send them.
 
 The job runs in a thread started in a copy of the caller's context, so Panel's current
-document (a served session's) is known there. ``in_ui`` hands a screen update to
-``pn.state.execute``: in a served app it is queued on the session's event loop (next tick,
-the document lock held); in a Jupyter kernel (no served session) it runs at once, and
-Panel sends the changed models over the kernel's comm, which ipykernel lets any thread do.
-Param changes made in the thread, such as progress, go the same way through Panel itself.
+document (a served session's) is known there. ``Background.ui`` hands a screen update
+over: in a served app to ``pn.state.execute`` (queued on the session's event loop, the
+document lock held); in a Jupyter kernel to the kernel's own event loop, where comm
+messages keep their order (sent from the worker thread, some were seen lost or out of
+order in Chromium: a report shown under a stale "Uploading" line); with no loop running
+(screens driven from plain Python) at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
@@ -18,9 +20,9 @@ from collections.abc import Callable
 import panel as pn
 
 
-def in_ui(update: Callable[[], None]) -> None:
-    """Run ``update`` of the screen where Panel may change its models (see the module)."""
-    pn.state.execute(update)
+def _served() -> bool:
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
 
 
 class Background:
@@ -29,6 +31,7 @@ class Background:
     def __init__(self, what: str) -> None:
         self.what = what
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def running(self) -> bool:
@@ -39,6 +42,10 @@ class Background:
         """Start ``job`` in a thread (ValueError while the previous one runs)."""
         if self.running:
             raise ValueError(f"{self.what} is still running: wait for its report")
+        try:
+            self._loop = asyncio.get_running_loop()  # a kernel's (or server's) loop
+        except RuntimeError:
+            self._loop = None
         ctx = contextvars.copy_context()
         thread = threading.Thread(target=ctx.run, args=(job,), name=self.what, daemon=True)
         self._thread = thread
@@ -50,3 +57,12 @@ class Background:
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
+
+    def ui(self, update: Callable[[], None]) -> None:
+        """Run ``update`` of the screen where Panel may change its models (see the module)."""
+        if _served():
+            pn.state.execute(update)
+        elif self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(update)
+        else:
+            update()

@@ -43,6 +43,10 @@ def prepare_notebook() -> None:
         _PREPARED_AT = run
 
 
+NUMBER_INPUT_CSS = [".bk-spin-btn-group, .bk-spin-btn { display: none !important; }"]
+"""For Panel's IntInput/FloatInput: their spin buttons have no accessible name (axe
+"button-name", critical); the arrow keys still step the number."""
+
 COLOURS = {"ready": "#1a7f37", "busy": "#9a6700", "error": "#cf222e"}
 SYMBOLS = {"ready": "●", "busy": "…", "error": "✖"}
 EXPECTED = (Stream0dError, ValueError, LookupError, PermissionError, ConnectionError)
