@@ -9,11 +9,12 @@ sending loses nothing, and a restart sends nothing twice). ``after_write`` is a 
 write hook; ``tick`` runs the rules that must fire without new data (no_data).
 
 Evaluation runs after every append (several a second per dataset), so what it needs of
-the registry (rules, silences, derived channels) is cached per dataset and checked with
-one indexed query per run (``db.versions.config_version``: the dataset's audit entries,
-which every change of configuration writes, from any process); the outbox is looked at
-when a run stored events, after a change, after a failed delivery, and at least every
-``OUTBOX_SWEEP_SECONDS``.
+the registry (rules, silences, derived channels, sinks and routes) is cached per dataset
+and checked with one indexed query per run (``db.versions.config_version``: the
+dataset's audit entries, which every change of configuration writes, from any process).
+A run sends the events it stored; the whole outbox (the newest ``OUTBOX_EVENTS``) is
+looked at by a process's first run, after a change of configuration, after a failed
+delivery, and at least every ``OUTBOX_SWEEP_SECONDS``.
 """
 
 from __future__ import annotations
@@ -60,11 +61,13 @@ OUTBOX_SWEEP_SECONDS = 60.0  # the outbox is checked at least this often by a da
 
 @dataclass(frozen=True)
 class _Config:
-    """A dataset's rules and derived channels as read at ``version`` (``config_version``)."""
+    """A dataset's rules, derived channels and silences as read at ``version``
+    (``config_version``)."""
 
     version: tuple[int, ...]
     rules: list[AlertRule]
     formulas: list[FormulaSpec]
+    silences: list[tuple[str | None, Silence]]
 
 
 @dataclass
@@ -81,8 +84,8 @@ class _Compiled:
 
 @dataclass
 class _Outbox:
-    """When a dataset's outbox was last looked at, at which version, and whether a
-    delivery failed then (to be retried)."""
+    """When a dataset's outbox was last looked at whole, at which version, and whether a
+    delivery failed since (to be retried)."""
 
     at: float
     version: tuple[int, ...]
@@ -118,6 +121,7 @@ class AlertService:
         self._configs: dict[str, _Config] = {}
         self._compiled: dict[str, _Compiled] = {}
         self._outbox: dict[str, _Outbox] = {}
+        self._dispatch: dict[str, tuple[tuple[int, ...], list[Any], RoutingTable]] = {}
 
     # ---- rules -------------------------------------------------------------------
     def _units(self, dataset_id: str) -> tuple[dict[str, str], int, str]:
@@ -170,6 +174,7 @@ class AlertService:
             version,
             [AlertRule.model_validate(spec) for spec in self.table.rules(dataset_id)],
             self.store.registry.list_formulas(dataset_id),
+            self.silences(dataset_id),
         )
         with self._lock:
             self._configs[dataset_id] = cfg
@@ -348,34 +353,51 @@ class AlertService:
                 )
             new_state = {s: (st, end) for s, st in res.state.get(rule.name, {}).items()}
             new_ids += self.table.commit_evaluation(dataset_id, rule.name, new_state, events)
-        if notify and self._outbox_due(dataset_id, cfg.version, bool(new_ids)):
-            self._deliver(dataset_id, cfg.version)
+        if notify:
+            if self._outbox_due(dataset_id, cfg.version):
+                self._deliver(dataset_id, cfg)
+            elif new_ids:  # the outbox was clean: only what this run stored is to send
+                self._deliver(dataset_id, cfg, new_ids)
         return (
             self.table.events(dataset_id, ids=new_ids, limit=max(len(new_ids), 1))
             if new_ids
             else []
         )
 
-    def _outbox_due(self, dataset_id: str, version: tuple[int, ...], stored: bool) -> bool:
-        """Whether a run must look at the outbox: it stored events, or this process has
-        not looked yet (a crash may have left some), or the configuration changed (a
-        route, a sink, a silence removed), or a delivery failed, or it is time to."""
+    def _outbox_due(self, dataset_id: str, version: tuple[int, ...]) -> bool:
+        """Whether a run must look at the whole outbox: this process has not yet (a crash
+        may have left events unsent), the configuration changed (a route, a sink, a
+        silence removed), a delivery failed, or it is time to (events another process
+        stored and could not send)."""
         with self._lock:
             last = self._outbox.get(dataset_id)
         return (
-            stored
-            or last is None
+            last is None
             or last.failed
             or last.version != version
             or time.monotonic() - last.at >= OUTBOX_SWEEP_SECONDS
         )
 
-    def _deliver(self, dataset_id: str, version: tuple[int, ...]) -> list[DeliveryResult]:
-        """``deliver``, remembering when and whether everything went out."""
+    def _deliver(
+        self, dataset_id: str, cfg: _Config, ids: list[int] | None = None
+    ) -> list[DeliveryResult]:
+        """Send the outbox (``ids``: only those events) with the cached configuration,
+        remembering when it was looked at whole and whether a delivery failed."""
         at = time.monotonic()
-        out = self.deliver(dataset_id)
+        events = (
+            self.table.events(dataset_id, limit=OUTBOX_EVENTS)
+            if ids is None
+            else self.table.events(dataset_id, ids=ids, limit=len(ids))
+        )
+        rules = {r.name: r for r in cfg.rules}
+        out = self._send(dataset_id, events, rules, cfg.silences, cfg.version)
+        failed = any(not r.ok for r in out)
         with self._lock:
-            self._outbox[dataset_id] = _Outbox(at, version, any(not r.ok for r in out))
+            last = self._outbox.get(dataset_id)
+            if ids is None or last is None:
+                self._outbox[dataset_id] = _Outbox(at, cfg.version, failed)
+            else:
+                last.failed = last.failed or failed
         return out
 
     def raise_event(
@@ -476,21 +498,33 @@ class AlertService:
         return any((r is None or r == rule) and sil.covers(at) for r, sil in found)
 
     def dispatcher(
-        self, dataset_id: str, already_delivered: Callable[[str, str], bool] | None = None
+        self,
+        dataset_id: str,
+        already_delivered: Callable[[str, str], bool] | None = None,
+        version: tuple[int, ...] | None = None,
     ) -> Dispatcher:
-        """Sinks and routes of a dataset, with the delivery log as de-duplication store."""
-        sinks = [self.in_app] + [
-            sink_from_config({"name": name, "kind": kind, **cfg})
-            for name, (kind, cfg) in self.table.sinks().items()
-            if name != IN_APP
-        ]
-        names = [s.name for s in sinks]
-        stored = self.table.routes(dataset_id)
-        routes = (
-            RoutingTable.parse(stored, sink_names=names)
-            if stored
-            else RoutingTable.everything_to([IN_APP])
-        )
+        """Sinks and routes of a dataset, with the delivery log as de-duplication store
+        (``version``: the dataset's configuration version, to reuse them while it holds)."""
+        with self._lock:
+            hit = self._dispatch.get(dataset_id)
+        if version is not None and hit is not None and hit[0] == version:
+            sinks, routes = hit[1], hit[2]
+        else:
+            sinks = [self.in_app] + [
+                sink_from_config({"name": name, "kind": kind, **cfg})
+                for name, (kind, cfg) in self.table.sinks().items()
+                if name != IN_APP
+            ]
+            names = [s.name for s in sinks]
+            stored = self.table.routes(dataset_id)
+            routes = (
+                RoutingTable.parse(stored, sink_names=names)
+                if stored
+                else RoutingTable.everything_to([IN_APP])
+            )
+            if version is not None:
+                with self._lock:
+                    self._dispatch[dataset_id] = (version, sinks, routes)
 
         def record(r: DeliveryResult) -> None:
             self.table.record_delivery(r.key, r.sink, r.dataset, r.ok, r.attempts, r.error, r.at)
@@ -505,15 +539,23 @@ class AlertService:
 
     def deliver(self, dataset_id: str) -> list[DeliveryResult]:
         """Send notifications of recent events not yet delivered (the outbox)."""
-        pending = [
-            e
-            for e in self.table.events(dataset_id, limit=OUTBOX_EVENTS)
-            if e.to_state in NOTIFY_STATES
-        ]
+        events = self.table.events(dataset_id, limit=OUTBOX_EVENTS)
+        rules = {r.name: r for r in self.rules(dataset_id)}
+        return self._send(dataset_id, events, rules, self.silences(dataset_id), None)
+
+    def _send(
+        self,
+        dataset_id: str,
+        events: list[EventRecord],
+        rules: dict[str, AlertRule],
+        silences: list[tuple[str | None, Silence]],
+        version: tuple[int, ...] | None,
+    ) -> list[DeliveryResult]:
+        """Notify the ``events`` not delivered yet, in order, but those of deleted rules
+        and those silenced."""
+        pending = [e for e in events if e.to_state in NOTIFY_STATES]
         if not pending:
             return []
-        rules = {r.name: r for r in self.rules(dataset_id)}
-        silences = self.silences(dataset_id)
         notes: list[Notification] = []
         for ev in sorted(pending, key=lambda e: (e.at, e.id)):
             external = bool(ev.detail.get("external"))
@@ -538,10 +580,12 @@ class AlertService:
                     episode_end=ev.at if ev.to_state == "resolved" else None,
                 )
             )
+        if not notes:
+            return []
         # One query for what was delivered already, instead of one per event and sink on
         # every run (events have unique keys, so this run sends each at most once).
         done = self.table.delivered_pairs([n.key for n in notes])
-        disp = self.dispatcher(dataset_id, already_delivered=lambda key, sink: (key, sink) in done)
+        disp = self.dispatcher(dataset_id, lambda key, sink: (key, sink) in done, version)
         out: list[DeliveryResult] = []
         for n in notes:
             out += disp.dispatch(n)

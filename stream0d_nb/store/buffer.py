@@ -201,21 +201,29 @@ class BufferView:
         copied: set[tuple[str, int]] = set()
         for seg in segments:
             idx, names, values = decode(seg.payload)
-            for j, name in enumerate(names):
-                v = values[j]
-                ok = ~np.isnan(v)
-                if not ok.any():
-                    continue
-                pos, val = idx[ok], v[ok]
+            if idx.size == 0:
+                continue
+            bno = idx // BLOCK  # the segment's blocks, found once for all its channels
+            first, last = int(bno[0]), int(bno[-1])
+            parts: list[tuple[int, Any]] = (
+                [(first, slice(None))]
+                if first == last
+                else [(b, bno == b) for b in np.unique(bno).tolist()]
+            )
+            ok = ~np.isnan(values)
+            for j in np.flatnonzero(ok.any(axis=1)).tolist():
+                name = names[j]
                 chan = blocks[name] = dict(blocks.get(name, {}))
-                bno = pos // BLOCK
-                for b in np.unique(bno).tolist():
+                for b, sel in parts:
+                    okj = ok[j, sel]
+                    if not okj.any():
+                        continue
                     if (name, b) not in copied:
                         old = chan.get(b)
                         chan[b] = np.full(BLOCK, np.nan) if old is None else old.copy()
                         copied.add((name, b))
-                    at = bno == b
-                    chan[b][pos[at] - b * BLOCK] = val[at]
+                    chan[b][idx[sel][okj] - b * BLOCK] = values[j, sel][okj]
+                pos = idx[ok[j]]  # sorted: its ends are the extent
                 lo, hi = int(pos[0]), int(pos[-1]) + 1
                 prev = extent.get(name)
                 extent[name] = (lo, hi) if prev is None else (min(prev[0], lo), max(prev[1], hi))
