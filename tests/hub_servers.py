@@ -221,7 +221,7 @@ def hub_workdir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium driven by Playwright (skips when Chromium is missing)."""
     if not CHROMIUM.exists():
