@@ -157,6 +157,8 @@ class Run:
     values: int = 0
     server_cpu: float = float("nan")
     client_cpu: float = float("nan")
+    loadavg: tuple[float, float] = (float("nan"), float("nan"))
+    """The machine's 1-minute load average when the load started and when it ended."""
 
     @property
     def rate(self) -> float:
@@ -263,11 +265,13 @@ async def load(
                                   acked, run)  # fmt: skip
 
         s0, c0 = tree_cpu_seconds(server_pid), time.process_time()
+        load0 = os.getloadavg()[0]
         started = time.perf_counter()
         await asyncio.gather(*(push(i, ds) for i, ds in enumerate(names)))
         run.seconds = time.perf_counter() - started - 1.0
         run.server_cpu = tree_cpu_seconds(server_pid) - s0
         run.client_cpu = time.process_time() - c0
+        run.loadavg = (load0, os.getloadavg()[0])
     return run
 
 
@@ -445,7 +449,8 @@ def report(label: str, run: Run, base: Run, before: float, after: float, once: f
         f"  {label}: {len(run.latencies):,} appends in {run.seconds:.1f} s, errors {run.errors} "
         f"{run.statuses}; visible samples {len(run.visible)}, alert samples {len(run.alerts)}; "
         f"server CPU {run.server_cpu:.1f} s, load generator CPU {run.client_cpu:.1f} s; "
-        f"bytes/value: {before:.2f} folded, {after:.2f} after retention, {once:.2f} one-shot",
+        f"bytes/value: {before:.2f} folded, {after:.2f} after retention, {once:.2f} one-shot; "
+        f"machine load average {run.loadavg[0]:.1f} at the start, {run.loadavg[1]:.1f} at the end",
         flush=True,
     )
     print(

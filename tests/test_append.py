@@ -224,3 +224,39 @@ def test_store_append_file_goes_through_the_buffer(store: Store, tmp_path: Path)
     assert store.append_file("line", csv).values_unchanged == 3
     with pytest.raises(ValidationError, match="not for appends"):
         store.append_file("line", csv, IngestOptions(off_grid="mean"))
+
+
+def test_appends_at_once_all_commit_and_a_bad_one_fails_alone(store: Store) -> None:
+    """Appends of many threads at once (group commits): each is stored and acknowledged;
+    in one group, an append to a dataset another process deleted fails alone."""
+    from stream0d_nb.errors import DatasetNotFoundError
+    from stream0d_nb.store.buffer import _Append, prepare
+    from tests.races import at_once
+
+    t0 = pd.Timestamp("2024-05-01", tz="UTC")
+
+    def push(i: int) -> int:
+        rows = pd.DataFrame({"a": [float(i)]}, index=[t0 + pd.Timedelta(seconds=i)])
+        rep = store.append("line", rows)
+        assert rep.values_new == 1 and rep.sequence is not None
+        return rep.sequence
+
+    seqs = at_once(16, push)
+    assert sorted(seqs) == sorted(set(seqs))  # one segment each, numbered apart
+    got = store.read("line", ["a"], start=t0, end=t0 + pd.Timedelta(seconds=16)).a.values
+    assert got.tolist() == [float(i) for i in range(16)]
+    # a group holding an append to a dataset deleted by another process
+    spec = DatasetSpec(id="gone", interval="1s", partner="p", channels=[ChannelSpec(name="a")])
+    store.create_dataset(spec)
+    store.append("gone", pd.DataFrame({"a": [1.0]}, index=[t0]))  # known to this process
+    with Store(store.settings) as other:
+        other.delete_dataset("gone", confirm="gone")
+    grid = store.data("line").committed().grid
+    rows = pd.DataFrame({"a": [99.0]}, index=[t0 + pd.Timedelta(seconds=20)])
+    group = [_Append(ds, grid, prepare(grid, rows, ["a"]), "ana", 0.0) for ds in ("gone", "line")]
+    store.appends._store(group)
+    assert isinstance(group[0].error, DatasetNotFoundError) and group[0].report is None
+    assert group[1].error is None and group[1].report is not None
+    assert group[1].report.values_new == 1 and all(item.done for item in group)
+    end = t0 + pd.Timedelta(seconds=21)
+    assert store.read("line", ["a"], start=t0, end=end).a.values[-1] == 99.0

@@ -19,7 +19,11 @@ by default. On SQLite, this module's write transactions in one process take turn
 lock of the process first: SQLite's own wait for its write lock sleeps in growing steps
 (1, 2, 5, 10, 15, 20, 25 ms...), which made an append that arrived during another one's
 ``fsync`` wait up to 80 ms; threads queued on a lock are woken when it is released.
-Appends run prebuilt Core statements, not the ORM: they are the platform's hot path. Appends are not audited one by one (at 20 appends a second that would be
+``transaction`` holds the appends of a group commit (``store.buffer``) in one durable
+transaction. Appends run prebuilt Core statements, not the ORM: they are the platform's
+hot path.
+
+Appends are not audited one by one (at 20 appends a second that would be
 1.7 M audit rows a day): each segment keeps who appended (``actors``: actor and channel
 -> number of appends) and each fold writes one ``append.fold`` audit entry with those
 counts, next to the commit that holds the rows.
@@ -49,9 +53,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stream0d_nb.db.base import Base, JSONType, UTCDateTime, retry_on_unique, utcnow
+from stream0d_nb.db.dataset_tables import not_found
 
 if TYPE_CHECKING:
     from stream0d_nb.db.registry import Registry
@@ -352,11 +358,14 @@ class BufferTables:
 
             def lock(dataset_id: str) -> LockedBuffer:
                 row = conn.execute(_STATE_LOCKED, {"b_dataset": dataset_id}).one_or_none()
-                if row is None:  # the dataset was deleted and made again since we knew it
-                    conn.execute(
-                        insert(AppendStateRow),
-                        {"dataset_id": dataset_id, "last_seq": 0, "fold_gen": 0},
-                    )
+                if row is None:  # deleted since we knew it: made again, or gone
+                    try:
+                        conn.execute(
+                            insert(AppendStateRow),
+                            {"dataset_id": dataset_id, "last_seq": 0, "fold_gen": 0},
+                        )
+                    except IntegrityError:  # no dataset row to refer to
+                        raise not_found(dataset_id) from None
                 last, gen = (0, 0) if row is None else (int(row[0]), int(row[1]))
                 return LockedBuffer(conn, dataset_id, last, gen)
 

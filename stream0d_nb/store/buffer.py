@@ -543,7 +543,9 @@ class AppendBuffer:
                 held.enter_context(bufs[name].lock)
             try:
                 with self.tables.transaction(names) as lock:
-                    for item in group:
+                    # by dataset (stable: each dataset's appends keep their order), so that
+                    # two processes' groups lock state rows in one order (PostgreSQL)
+                    for item in sorted(group, key=lambda it: it.dataset_id):
                         _stage(lock(item.dataset_id), bufs[item.dataset_id], item, now)
             except BaseException:
                 for name in names:  # they may hold segments of the failed transaction
