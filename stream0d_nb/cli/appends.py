@@ -82,6 +82,9 @@ def append(
     time_column: Annotated[
         str | None, typer.Option(help="Time column (detected when unambiguous).")
     ] = None,
+    date_column: Annotated[
+        str | None, typer.Option(help="Separate date column (time column = time of day).")
+    ] = None,
     time_format: Annotated[str | None, typer.Option(help="strptime format of times.")] = None,
     epoch_unit: Annotated[
         str | None, typer.Option(help="Times are epoch numbers in s, ms, us or ns.")
@@ -92,6 +95,15 @@ def append(
     utc_offset: Annotated[
         str | None, typer.Option(help="Fixed offset of naive times, e.g. +02:00.")
     ] = None,
+    date_order: Annotated[
+        str, typer.Option(help="Dates such as 03/07/2024: auto, day_first or month_first.")
+    ] = "auto",
+    ambiguous: Annotated[
+        str, typer.Option(help="DST repeated hour: error, earliest, latest, infer.")
+    ] = "error",
+    nonexistent: Annotated[
+        str, typer.Option(help="DST skipped hour: error, shift_forward, shift_backward, drop.")
+    ] = "error",
     missing: Annotated[
         list[str] | None, typer.Option(help="Missing-value sentinel, e.g. -9999 (repeatable).")
     ] = None,
@@ -101,6 +113,10 @@ def append(
     skip_column: Annotated[
         list[str] | None, typer.Option(help="Column to ignore (repeatable).")
     ] = None,
+    text_columns: Annotated[
+        str,
+        typer.Option(help="Value columns holding text: error, or skip them."),
+    ] = "error",
     rename: Annotated[list[str] | None, typer.Option(help="COLUMN=CHANNEL (repeatable).")] = None,
     unit: Annotated[
         list[str] | None,
@@ -126,13 +142,18 @@ def append(
             "units_row": units_row,
             "sheet": sheet,
             "time_column": time_column,
+            "date_column": date_column,
             "time_format": time_format,
             "epoch_unit": epoch_unit,
             "tz": tz,
             "utc_offset": utc_offset,
+            "date_order": date_order,
+            "ambiguous": ambiguous,
+            "nonexistent": nonexistent,
             "missing_values": missing or [],
             "columns": column,
             "skip_columns": skip_column or [],
+            "text_columns": text_columns,
             "rename": pairs(rename, "--rename"),
             "units": pairs(unit, "--unit"),
             "bad_values": bad_values,
